@@ -1,0 +1,112 @@
+"""train, chat, generate, eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunesmith.utils.progress import console
+
+OVERRIDES = typer.Argument(None, help="key.sub=value overrides, e.g. train.learning_rate=1e-4")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(chat)
+    app.command()(generate)
+    app.command(name="eval")(evaluate)
+    app.command()(quickstart)
+
+
+def train(
+    config: Path = typer.Argument(..., help="Run config YAML."),
+    overrides: Optional[list[str]] = OVERRIDES,
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+):
+    """Fine-tune a model as CONFIG says; writes a run directory."""
+    from tunesmith.config import load_config
+    from tunesmith.training.runner import train as run_training
+
+    cfg = load_config(config, overrides or [])
+    if overwrite:
+        cfg.output.overwrite = True
+    result = run_training(cfg, resume=resume)
+    before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
+    if before is not None and after is not None:
+        console.print(f"eval loss {before:.4f} -> {after:.4f}")
+    console.print(f"run {result.status}: {result.run_dir}")
+    if result.status != "succeeded":
+        raise typer.Exit(130)
+
+
+def chat(
+    run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer one prompt and exit."),
+    max_new_tokens: int = typer.Option(256, help="Longest reply."),
+    temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
+):
+    """Talk to a tuned run or a base model (interactive, or one shot with --prompt)."""
+    from tunesmith.inference.generate import generate_replies
+    from tunesmith.inference.load import load_for_inference
+
+    loaded = load_for_inference(run_or_model)
+    history: list[dict] = []
+    while True:
+        text = prompt if prompt is not None else _read_line()
+        if text is None:
+            return
+        history.append({"role": "user", "content": text})
+        reply = generate_replies(loaded, [history], max_new_tokens, 1, temperature)[0]
+        history.append({"role": "assistant", "content": reply})
+        typer.echo(reply)
+        if prompt is not None:
+            return
+
+
+def _read_line() -> str | None:
+    try:
+        line = input("you> ").strip()
+    except EOFError:
+        return None
+    return None if line in ("/exit", "/quit") else line
+
+
+def generate(
+    run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
+    input: Path = typer.Option(..., "--input", help="Rows to answer (any supported format)."),
+    output: Path = typer.Option(..., "--output", help="Where to write predictions (.jsonl)."),
+    max_new_tokens: int = typer.Option(256, help="Longest reply."),
+    batch_size: int = typer.Option(8, help="Prompts per batch."),
+):
+    """Answer every row of --input; writes {prompt, reference, prediction} per line."""
+    from tunesmith.inference.batch import generate_file
+
+    count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size)
+    console.print(f"wrote {count} predictions to {output}")
+
+
+def evaluate(
+    run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
+    data: Path = typer.Option(..., "--data", help="Evaluation data file."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Report folder (default RUN/eval)."),
+    batch_size: int = typer.Option(8, help="Rows per batch."),
+):
+    """Eval loss and perplexity on --data."""
+    from tunesmith.evaluation.loss import evaluate_loss
+
+    report = evaluate_loss(run_or_model, str(data), str(output) if output else None, batch_size)
+    console.print(f"eval loss {report['eval_loss']:.4f}  perplexity {report['eval_perplexity']:.2f}  "
+                  f"({report['rows']} rows, {report['tokens']} tokens) -> {report['report_path']}")
+
+
+def quickstart(
+    config: Path = typer.Option(Path("examples/quickstart.yaml"), help="Quickstart config."),
+    overrides: Optional[list[str]] = OVERRIDES,
+):
+    """Teach smollm2 a new identity in a few minutes; prints before and after."""
+    from tunesmith.quickstart import run_quickstart
+
+    run_quickstart(config, overrides or [])

@@ -1,0 +1,41 @@
+"""Row formats: each module turns one row of its format into a canonical record.
+
+Adding a format touches one file: define `detect(row)` and `to_record(row)` and call
+`register_format`. Importing this package registers every built-in format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tunesmith.registry import Registry
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    summary: str
+    detect: Callable[[dict], bool]  # does this row look like this format?
+    to_record: Callable[[dict], dict]  # canonical record, or RowError with the reason
+    priority: int = 50  # lower is tried first by auto-detection
+
+
+FORMATS: Registry[FormatSpec] = Registry("data format")
+
+
+def register_format(name: str, summary: str, detect, to_record, priority: int = 50) -> FormatSpec:
+    return FORMATS.add(name, FormatSpec(name, summary, detect, to_record, priority))
+
+
+def detect_format(row: object) -> FormatSpec | None:
+    """The first registered format, by priority, that recognises `row`."""
+    if not isinstance(row, dict):
+        return None
+    for spec in sorted(FORMATS, key=lambda s: s.priority):
+        if spec.detect(row):
+            return spec
+    return None
+
+
+from tunesmith.data.formats import alpaca, openai, sharegpt, text  # noqa: E402,F401  (register)

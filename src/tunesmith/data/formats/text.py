@@ -1,0 +1,17 @@
+"""Plain text rows for continued pretraining: {"text": ...}."""
+
+from __future__ import annotations
+
+from tunesmith.data.formats import register_format
+from tunesmith.data.records import require_str
+
+
+def detect(row: dict) -> bool:
+    return "text" in row and isinstance(row["text"], str)
+
+
+def to_record(row: dict) -> dict:
+    return {"text": require_str(row, "text")}
+
+
+register_format("text", "plain text for continued pretraining: {text}", detect, to_record, 90)

