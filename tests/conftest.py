@@ -6,13 +6,24 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def _find_shared() -> Path:
+    """../shared beside the checkout (or beside any parent folder, for git worktrees)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "datasets").is_dir():
+            return parent / "shared" / "datasets"
+    return here.parents[1].parent / "shared" / "datasets"
+
+
+SHARED = _find_shared()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Keep tunesmith's cache per session unless a real one is needed (slow tests)."""
-    if "TUNESMITH_HOME" not in os.environ:
+def _isolated_home(request, tmp_path_factory, monkeypatch):
+    """Fast tests get a throwaway cache; slow tests share the real one (zoo conversions are kept)."""
+    if "TUNESMITH_HOME" not in os.environ and not request.node.get_closest_marker("slow"):
         monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path_factory.getbasetemp() / "home"))
 
 
