@@ -1,0 +1,46 @@
+"""Metrics: one file each, registered here by `register_metric`.
+
+A metric's `compute(predictions, references, **options)` returns a dict of named floats
+(e.g. {"rouge1": .., "rouge2": ..}). Metrics are components: tasks, evaluation and training
+callbacks all look them up in METRICS. Importing this package registers every built-in metric.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+from tunesmith.registry import Registry
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    summary: str
+    compute: Callable[..., dict[str, float]]  # (predictions, references, **options) -> scores
+    greater_is_better: bool = True
+    inputs: str = "text"  # what predictions are: "text" (generated), "labels" (class ids), ...
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+
+def register_metric(name: str, summary: str, *, greater_is_better: bool = True, inputs: str = "text"):
+    """Decorator for a metric's compute function."""
+
+    def wrap(compute: Callable) -> Callable:
+        METRICS.add(name, MetricSpec(name, summary, compute, greater_is_better, inputs))
+        return compute
+
+    return wrap
+
+
+def _register_builtin() -> None:
+    """Import every module in this package: each file registers its metrics."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_builtin()
