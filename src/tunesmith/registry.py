@@ -7,6 +7,8 @@ method, task or format shows up everywhere without a central if/elif chain.
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from typing import Generic, Iterator, TypeVar
 
 from tunesmith.errors import TunesmithError
@@ -48,3 +50,9 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_submodules(package: str, path) -> None:
+    """Import every module of a package; each registers itself, so adding one is adding a file."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tunesmith.config.components import METHOD_CONFIGS, MethodConfig
-from tunesmith.registry import Registry
+from tunesmith.registry import Registry, import_submodules
 
 
 @dataclass(frozen=True)
@@ -47,4 +47,4 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-from tunesmith.methods import freeze, full, lora  # noqa: E402,F401  (register)
+import_submodules(__name__, __path__)  # every module in this package registers itself

@@ -7,12 +7,10 @@ callbacks all look them up in METRICS. Importing this package registers every bu
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from tunesmith.registry import Registry
+from tunesmith.registry import Registry, import_submodules
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,4 @@ def register_metric(name: str, summary: str, *, greater_is_better: bool = True, 
     return wrap
 
 
-def _register_builtin() -> None:
-    """Import every module in this package: each file registers its metrics."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-_register_builtin()
+import_submodules(__name__, __path__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tunesmith.config.components import TASK_CONFIGS, TaskConfig
-from tunesmith.registry import Registry
+from tunesmith.registry import Registry, import_submodules
 
 
 @dataclass(frozen=True)
@@ -38,4 +38,4 @@ def register_task(config_class: type[TaskConfig], summary: str, *, model_class, 
     return wrap
 
 
-from tunesmith.tasks import pretrain, sft  # noqa: E402,F401  (register)
+import_submodules(__name__, __path__)  # every module in this package registers itself

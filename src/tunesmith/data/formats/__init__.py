@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from tunesmith.registry import Registry
+from tunesmith.registry import Registry, import_submodules
 
 
 @dataclass(frozen=True)
@@ -38,4 +38,4 @@ def detect_format(row: object) -> FormatSpec | None:
     return None
 
 
-from tunesmith.data.formats import alpaca, openai, sharegpt, text  # noqa: E402,F401  (register)
+import_submodules(__name__, __path__)  # every module in this package registers itself
