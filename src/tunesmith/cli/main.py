@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 import typer
@@ -28,8 +29,9 @@ def run(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except click.exceptions.UsageError as err:
         console.print(f"[red]error:[/] {err.format_message()}", highlight=False)
         sys.exit(2)
@@ -43,6 +45,7 @@ def run(argv: list[str] | None = None) -> None:
             raise
         console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ def train(
 ):
     """Fine-tune a model as CONFIG says; writes a run directory."""
     from tunesmith.config import load_config
+
+    cfg = load_config(config, overrides or [])  # validate before the heavy imports below
     from tunesmith.training.runner import train as run_training
 
-    cfg = load_config(config, overrides or [])
     if overwrite:
         cfg.output.overwrite = True
     result = run_training(cfg, resume=resume)

@@ -85,8 +85,10 @@ def _skip_space(text: str, pos: int) -> int:
 def _delimited(path: Path, delimiter: str) -> Iterator[RawRow]:
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
+        start = 2  # the line a row starts on; quoted fields may span several lines
         for row in reader:
-            yield RawRow(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None})
+            yield RawRow(f"{path}:{start}", {k: v for k, v in row.items() if k is not None})
+            start = reader.line_num + 1
 
 
 def _csv(path: Path) -> Iterator[RawRow]:
