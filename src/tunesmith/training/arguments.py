@@ -12,6 +12,9 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
 
     t, e = config.train, config.eval
     eval_strategy = ("steps" if e.steps else "epoch") if has_eval else "no"
+    warmup = t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio
+    # transformers' "constant" ignores warmup; its warmup variant is a separate name
+    scheduler = "constant_with_warmup" if t.scheduler == "constant" and warmup else t.scheduler
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
@@ -22,8 +25,8 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
         optim=OPTIMIZERS[t.optimizer],
-        lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup,
         max_grad_norm=t.max_grad_norm if t.max_grad_norm > 0 else 0.0,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
