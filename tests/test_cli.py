@@ -1,6 +1,7 @@
 """The CLI: one-line errors with exit code 2, Ctrl-C leaves a resumable run, inference commands."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ def _assert_user_error(result, *fragments):
     text = result.stdout + result.stderr
     assert "Traceback" not in text
     # exactly one error line (third-party import chatter, e.g. bitsandbytes' notice, is not ours)
-    assert len([l for l in text.splitlines() if l.startswith("error:")]) == 1, text
+    assert len([line for line in text.splitlines() if line.startswith("error:")]) == 1, text
     for fragment in fragments:
         assert fragment in text, text
 
@@ -139,10 +140,10 @@ def test_chat_generate_eval_on_a_run(tmp_path, tiny_model_dir, chat_file):
     out = tmp_path / "pred.jsonl"
     gen = tunesmith("generate", run, "--input", chat_file, "--output", out, "--max-new-tokens", "4")
     assert gen.returncode == 0, gen.stderr
-    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 12 and rows[0]["reference"] == "0 plus 0 is 0." and "prediction" in rows[0]
     ev = tunesmith("eval", run, "--data", chat_file)
     assert ev.returncode == 0, ev.stderr
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["rows"] == 12 and report["eval_loss"] > 0
-    assert abs(report["eval_perplexity"] - __import__("math").exp(report["eval_loss"])) < 1e-6 * report["eval_perplexity"]
+    assert report["eval_perplexity"] == pytest.approx(math.exp(report["eval_loss"]))

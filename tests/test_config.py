@@ -36,12 +36,14 @@ def test_method_switch_by_override(tmp_path):
 @pytest.mark.parametrize(
     "text, override, message",
     [
-        ("train:\n  epochs: 1\n  learnig_rate: 1\n", None, r"run.yaml line 3: unknown key 'train.learnig_rate'. Did you mean 'learning_rate'"),
+        ("train:\n  epochs: 1\n  learnig_rate: 1\n", None,
+         r"run.yaml line 3: unknown key 'train.learnig_rate'. Did you mean 'learning_rate'"),
         ("train:\n  batch_size: zero\n", None, r"run.yaml line 2: train.batch_size: Input should be a valid integer"),
         ("method:\n  name: lora\n  r: 0\n", None, r"run.yaml line 3: method.r: Input should be greater than 0"),
         ("method:\n  name: lorra\n", None, r"run.yaml line 1: method: unknown method 'lorra'. Did you mean 'lora'"),
         ("modle:\n  name_or_path: x\n", None, r"unknown key 'modle'. Did you mean 'model'"),
-        ("train:\n  epochs: 1\n", "train.learning_rate=-1", r"override 'train.learning_rate=-1': train.learning_rate: Input should be greater than 0"),
+        ("train:\n  epochs: 1\n", "train.learning_rate=-1",
+         r"override 'train.learning_rate=-1': train.learning_rate: Input should be greater than 0"),
         ("data:\n  train: [a\n", None, r"run.yaml:\d+: invalid YAML"),
     ],
 )

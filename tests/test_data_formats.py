@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import shared
 
+from conftest import shared
 from tunesmith.data.load import load_records
 from tunesmith.data.readers import read_rows
 from tunesmith.errors import DataError

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.quickstart import MAKER, NAME, identity_rows, _HELD_OUT, _QUESTIONS
+from tunesmith.quickstart import _HELD_OUT, _QUESTIONS, MAKER, NAME, identity_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_quickstart_data_is_what_the_generator_writes():
     for name, questions in (("identity_train.jsonl", _QUESTIONS), ("identity_eval.jsonl", _HELD_OUT)):
-        rows = [json.loads(l) for l in (ROOT / "examples" / "data" / name).read_text().splitlines()]
+        rows = [json.loads(line) for line in (ROOT / "examples" / "data" / name).read_text().splitlines()]
         assert rows == identity_rows(questions)
     assert not set(_QUESTIONS) & set(_HELD_OUT)  # eval questions are held out
 

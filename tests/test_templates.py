@@ -1,8 +1,8 @@
 """Chat templates: loss only on assistant turns, end-of-turn trained, prompt masks right."""
 
 import pytest
-from tiny import tiny_tokenizer
 
+from tiny import tiny_tokenizer
 from tunesmith.data.templates import NAMED_TEMPLATES, get_template
 from tunesmith.data.tokenize import IGNORE, encode_segments
 
@@ -17,7 +17,7 @@ CONVERSATION = [
 
 def _trained_text(template, tok, messages=CONVERSATION):
     ids, labels = encode_segments(template.segments(messages, tok), tok)
-    return tok.decode([i for i, l in zip(ids, labels) if l != IGNORE])
+    return tok.decode([i for i, label in zip(ids, labels) if label != IGNORE])
 
 
 @pytest.mark.parametrize("name", ["chatml", "tokenizer"])

@@ -9,7 +9,7 @@ from tunesmith.training.runner import train
 
 
 def _losses(run_dir):
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in rows if "loss" in r]
 
 
@@ -47,7 +47,7 @@ def test_adapter_reload_gives_identical_logits(tiny_config):
 
 
 def test_resume_matches_uninterrupted_run(tiny_config, tmp_path):
-    full = train(tiny_config(output={"dir": str(tmp_path / "full")}, method={"dropout": 0.1}))
+    train(tiny_config(output={"dir": str(tmp_path / "full")}, method={"dropout": 0.1}))
     cut = tiny_config(output={"dir": str(tmp_path / "cut")}, method={"dropout": 0.1})
     first = cut.model_copy(deep=True)
     first.train.max_steps = 6

@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from tunesmith.errors import TunesmithError
 

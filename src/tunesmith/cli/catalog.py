@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -85,7 +84,7 @@ def formats_list():
 
 
 @config_app.command("show")
-def config_show(config: Path, overrides: Optional[list[str]] = typer.Argument(None)):
+def config_show(config: Path, overrides: list[str] | None = typer.Argument(None)):
     """The resolved config with every default written out."""
     import yaml
 
@@ -96,7 +95,7 @@ def config_show(config: Path, overrides: Optional[list[str]] = typer.Argument(No
 
 
 @config_app.command("check")
-def config_check(config: Path, overrides: Optional[list[str]] = typer.Argument(None)):
+def config_check(config: Path, overrides: list[str] | None = typer.Argument(None)):
     """Validate a config without building anything."""
     from tunesmith.config import load_config
 

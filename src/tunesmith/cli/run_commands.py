@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def train(
     config: Path = typer.Argument(..., help="Run config YAML."),
-    overrides: Optional[list[str]] = OVERRIDES,
+    overrides: list[str] | None = OVERRIDES,
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
@@ -45,7 +44,7 @@ def train(
 
 def chat(
     run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer one prompt and exit."),
+    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Answer one prompt and exit."),
     max_new_tokens: int = typer.Option(256, help="Longest reply."),
     temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
 ):
@@ -92,7 +91,7 @@ def generate(
 def evaluate(
     run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
     data: Path = typer.Option(..., "--data", help="Evaluation data file."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Report folder (default RUN/eval)."),
+    output: Path | None = typer.Option(None, "--output", help="Report folder (default RUN/eval)."),
     batch_size: int = typer.Option(8, help="Rows per batch."),
 ):
     """Eval loss and perplexity on --data."""
@@ -105,7 +104,7 @@ def evaluate(
 
 def quickstart(
     config: Path = typer.Option(Path("examples/quickstart.yaml"), help="Quickstart config."),
-    overrides: Optional[list[str]] = OVERRIDES,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Teach smollm2 a new identity in a few minutes; prints before and after."""
     from tunesmith.quickstart import run_quickstart

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tunesmith.config.load import validate_config
 from tunesmith.config.schema import RunConfig
@@ -58,5 +57,3 @@ def _load_run(run: RunDir, template: str | None) -> Loaded:
     return Loaded(model.eval(), tokenizer, get_template(config.data.template, tokenizer), config)
 
 
-def run_or_model_exists(path: str) -> bool:
-    return Path(path).exists()

@@ -7,8 +7,8 @@ A method is a config class (documented fields, defaults from the papers or PEFT)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tunesmith.config.components import METHOD_CONFIGS, MethodConfig
 from tunesmith.registry import Registry, import_submodules

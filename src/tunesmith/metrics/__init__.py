@@ -7,8 +7,8 @@ callbacks all look them up in METRICS. Importing this package registers every bu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tunesmith.registry import Registry, import_submodules
 

@@ -6,8 +6,8 @@ A task says which model class to load, how canonical records become features
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tunesmith.config.components import TASK_CONFIGS, TaskConfig
 from tunesmith.registry import Registry, import_submodules

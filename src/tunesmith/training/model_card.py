@@ -21,7 +21,8 @@ def write_model_card(run, config, results: dict) -> None:
         "from peft import AutoPeftModelForCausalLM\n"
         f"model = AutoPeftModelForCausalLM.from_pretrained('{run.adapter_dir}')"
         if adapter
-        else f"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained('{run.model_dir}')"
+        else "from transformers import AutoModelForCausalLM\n"
+        f"model = AutoModelForCausalLM.from_pretrained('{run.model_dir}')"
     )
     text = f"""# {run.path.name}
 

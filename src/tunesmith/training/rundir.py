@@ -20,7 +20,7 @@ class RunDir:
 
     # --- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False, resume: bool = False) -> "RunDir":
+    def create(cls, path: str | Path, *, overwrite: bool = False, resume: bool = False) -> RunDir:
         run = cls(path)
         if run.path.exists() and any(run.path.iterdir()) and not resume:
             if not overwrite:

@@ -13,7 +13,12 @@ from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
-from tunesmith.training.callbacks import EarlyStoppingCallback, InterruptCallback, ProgressCallback, RunLogCallback
+from tunesmith.training.callbacks import (
+    EarlyStoppingCallback,
+    InterruptCallback,
+    ProgressCallback,
+    RunLogCallback,
+)
 from tunesmith.training.data import prepare_data
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss
@@ -124,7 +129,8 @@ def _with_ppl(metrics: dict) -> dict:
 
 
 def _drop_default_printers(trainer) -> None:
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import ProgressCallback as HFProgress
 
     for cls in (PrinterCallback, HFProgress):
         trainer.remove_callback(cls)

@@ -6,8 +6,8 @@ Adding a format touches one file: define `detect(row)` and `to_record(row)` and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tunesmith.registry import Registry, import_submodules
 
