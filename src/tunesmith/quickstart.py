@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunesmith.errors import RunDirError
 from tunesmith.utils.io import write_jsonl
 from tunesmith.utils.progress import console
 
@@ -63,6 +64,8 @@ def run_quickstart(config_path: Path, overrides: list[str]) -> dict:
     console.print(f"[bold]before[/] {PROBE} -> {before}")
     del base
     result = train(config)
+    if result.status != "succeeded":
+        raise RunDirError(f"the quickstart run was {result.status}; run `make quickstart` again")
     tuned = load_for_inference(str(result.run_dir))
     after = ask(tuned, PROBE, max_new_tokens=48)
     loss_before, loss_after = result.eval_before["eval_loss"], result.eval_after["eval_loss"]
