@@ -54,7 +54,8 @@ def list_runs(
     key = {"eval_loss": lambda s: (s.eval_after is None, s.eval_after or 0), "name": lambda s: str(s.path)}
     summaries.sort(key=key.get(sort, lambda s: s.started or ""))
     table = Table(title=f"runs in {directory}")
-    for column in ("run", "status", "model", "method", "data (rows)", "lr", "batch", "steps",
+    table.add_column("run", no_wrap=True)
+    for column in ("status", "model", "method", "data (rows)", "lr", "batch", "steps",
                    "train loss", "eval loss", "time", "started"):
         table.add_column(column, overflow="fold")
     for s in summaries:
@@ -113,7 +114,8 @@ def compare(
     differing = config_differences([s.config for s in summaries])
     extra = sorted({k for s in summaries for k in s.final_metrics if k != "eval_loss"})
     table = Table(title="runs compared")
-    for column in ["run", "status", *differing, "steps", "train loss", "eval loss", *extra, "time"]:
+    table.add_column("run", no_wrap=True)
+    for column in ["status", *differing, "steps", "train loss", "eval loss", *extra, "time"]:
         table.add_column(column, overflow="fold")
     best = min((s.eval_after for s in summaries if s.eval_after is not None), default=None)
     for s in summaries:

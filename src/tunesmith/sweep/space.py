@@ -116,6 +116,13 @@ def load_space(path: str | Path) -> SweepSpace:
         raise ConfigError(format_validation_error(err, str(path), _line_index(node) if node else {})) from None
 
 
+def param_lines(path: str | Path) -> dict[str, int]:
+    """{param key: line in the sweep file}, so config errors point at the param's line."""
+    node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    return {key[1]: line for key, line in (_line_index(node) if node else {}).items()
+            if len(key) == 2 and key[0] == "params"}
+
+
 def suggest(trial, space: SweepSpace) -> dict[str, Any]:
     """Ask the trial for a value of every param that applies to the chosen method/task."""
     chosen: dict[str, Any] = {}

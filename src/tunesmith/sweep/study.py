@@ -19,7 +19,7 @@ from pathlib import Path
 from tunesmith.config import load_config, validate_config
 from tunesmith.errors import ConfigError
 from tunesmith.sweep.pruning import PruningCallback
-from tunesmith.sweep.space import SweepSpace, apply_params, load_space, sample_points, suggest
+from tunesmith.sweep.space import SweepSpace, apply_params, load_space, param_lines, sample_points, suggest
 from tunesmith.training.rundir import RunDir
 from tunesmith.utils.io import read_jsonl, write_json, write_yaml
 from tunesmith.utils.progress import console
@@ -58,8 +58,10 @@ def open_sweep(config_path: str | Path, space_path: str | Path, trials: int, *, 
 
 
 def _check(base: dict, space: SweepSpace, source: str) -> None:
+    """Every param, at both ends of its range, must make a valid config."""
+    lines = {tuple(key.split(".")): f"{source} line {line}" for key, line in param_lines(source).items()}
     for point in sample_points(space):
-        validate_config(apply_params(base, point), f"{source} (params {', '.join(point)})")
+        validate_config(apply_params(base, point), source, lines)
     data = base["data"]
     if space.objective.startswith("eval_") and not data["eval"] and not data["eval_ratio"]:
         raise ConfigError(f"{source}: objective {space.objective!r} needs evaluation data; "
@@ -87,10 +89,28 @@ def make_sampler(space: SweepSpace):
 
     if space.sampler == "grid":
         grid = {key: p.grid_values(key) for key, p in space.params.items()}
-        return optuna.samplers.GridSampler(grid, seed=space.seed)
+        return _RetrySafeGridSampler(grid, seed=space.seed)
     if space.sampler == "random":
         return optuna.samplers.RandomSampler(seed=space.seed)
     return optuna.samplers.TPESampler(seed=space.seed, n_startup_trials=space.startup_trials)
+
+
+def _grid_sampler_class():
+    import optuna
+
+    class RetrySafeGridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler; a retried trial (enqueued with its params) has no grid id, on
+        which GridSampler.after_trial fails, so it is skipped there (our trial count stops)."""
+
+        def after_trial(self, study, trial, state, values):
+            if "grid_id" in trial.system_attrs:
+                super().after_trial(study, trial, state, values)
+
+    return RetrySafeGridSampler
+
+
+def _RetrySafeGridSampler(grid, seed):
+    return _grid_sampler_class()(grid, seed=seed)
 
 
 def make_pruner(space: SweepSpace):
