@@ -43,7 +43,7 @@ def test_auto_values_are_resolved_from_the_data_and_recorded(tiny_config):
     assert max(r["learning_rate"] for r in _metrics(result.run_dir) if "learning_rate" in r) <= 1e-4
 
 
-def test_tensorboard_and_mlflow_runs_are_written_and_read_back(tiny_config, tmp_path):
+def test_tensorboard_and_mlflow_runs_are_written_and_read_back(tiny_config, tmp_path, capsys):
     from tunesmith.training.tracking import read_mlflow_run, read_tensorboard_scalars
 
     config = tiny_config(train={"max_steps": 4, "threads": 1, "report_to": ["tensorboard", "mlflow"]},
@@ -64,3 +64,10 @@ def test_tensorboard_and_mlflow_runs_are_written_and_read_back(tiny_config, tmp_
     assert mlrun["params"]["train.learning_rate"] == "0.005" and mlrun["params"]["method.name"] == "lora"
     assert mlrun["history"]["loss"] == [pytest.approx(x, rel=1e-6) for x in losses]
     assert mlrun["metrics"]["eval_loss"] == pytest.approx(result.eval_after["eval_loss"], rel=1e-6)
+
+    from tunesmith.cli.main import run
+
+    capsys.readouterr()
+    run(["runs", "show", str(result.run_dir)])
+    shown = capsys.readouterr().err
+    assert "tensorboard" in shown and "mlflow.json" in shown and "succeeded" in shown

@@ -20,6 +20,15 @@ def _num(value, fmt: str = ".4g") -> str:
     return "" if value is None else format(value, fmt)
 
 
+def _cell(value: str) -> str:
+    """A config value for a table: long floats shortened."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return format(number, ".4g") if any(c in value for c in ".e") else value
+
+
 def _time(seconds) -> str:
     if seconds is None:
         return ""
@@ -115,13 +124,14 @@ def compare(
     extra = sorted({k for s in summaries for k in s.final_metrics if k != "eval_loss"})
     table = Table(title="runs compared")
     table.add_column("run", no_wrap=True)
-    for column in ["status", *differing, "steps", "train loss", "eval loss", *extra, "time"]:
+    table.add_column("status", no_wrap=True)
+    for column in [*differing, "steps", "train loss", "eval loss", *extra, "time"]:
         table.add_column(column, overflow="fold")
     best = min((s.eval_after for s in summaries if s.eval_after is not None), default=None)
     for s in summaries:
         flat = flatten(s.config)
         evals = _num(s.eval_after) + (" ★" if best is not None and s.eval_after == best else "")
-        table.add_row(s.name, s.status, *[flat.get(k, "") for k in differing], _num(s.steps, "d") if s.steps else "",
+        table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing], _num(s.steps, "d") if s.steps else "",
                       _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra], _time(s.seconds))
     console.print(table)
     if not differing:

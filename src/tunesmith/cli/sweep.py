@@ -49,15 +49,20 @@ def print_trials(rows: list[dict], objective: str) -> None:
 
     params = list(dict.fromkeys(k for r in rows for k in r if k.startswith("param:")))
     table = Table(title="trials")
-    for column in ["#", "state", objective, *[p.split(".")[-1] for p in params], "stopped at", "time", "run"]:
+    table.add_column("#", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for column in [objective, *[p.split(".")[-1] for p in params], "note", "time"]:
         table.add_column(column)
     for r in rows:
         value = "" if r["value"] is None else f"{r['value']:.5g}"
         shown = [_fmt(r.get(p)) for p in params]
-        stop = f"step {r['pruned_at_step']}" if r["pruned_at_step"] is not None else ""
+        note = f"step {r['pruned_at_step']}" if r["pruned_at_step"] is not None else ""
+        if r["retry_of"] is not None:
+            note = f"resumed {Path(r['run_dir'] or '').name} {note}".strip()
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.0f}s"
-        table.add_row(str(r["trial"]), r["state"], value, *shown, stop, seconds, Path(r["run_dir"] or "").name)
+        table.add_row(str(r["trial"]), r["state"], value, *shown, note, seconds)
     console.print(table)
+    console.print("runs: <sweep>/trial-NNNN (tunesmith runs compare <sweep> to compare them)")
 
 
 def _fmt(value) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from tunesmith.utils.io import atomic_path, write_json, write_text
+from tunesmith.utils.progress import console
 
 
 def trial_rows(study) -> list[dict]:
@@ -89,15 +90,22 @@ def write_plots(study, out: Path) -> list[Path]:
         wanted["slice.png"] = vis.plot_slice
     written = []
     for name, plot in wanted.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            result = plot(study)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)  # matplotlib layout notes on one-point axes
+                result = plot(study)
+        except (ImportError, ValueError, RuntimeError) as err:  # e.g. importance without scikit-learn
+            console.print(f"[yellow]skipped {name}:[/] {err}")
+            continue
         panels = list(result.flat) if hasattr(result, "flat") else [result]
         if name in ("history.png", "intermediate.png") and _spans_decades(study):
             panels[0].set_yscale("log")  # diverged trials would flatten the rest
         figure = panels[0].figure
-        figure.set_size_inches(max(7, 4 * len(panels)), 4.5)
-        figure.tight_layout()
+        if len(panels) == 1:  # optuna sizes multi-panel figures (and their colour bars) itself
+            figure.set_size_inches(7.5, 4.5)
+        if len(panels) == 1:
+            figure.tight_layout()
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / name) as tmp:
             figure.savefig(tmp, format="png", dpi=110)

@@ -8,7 +8,6 @@ same parameters, resuming its run directory from the last checkpoint.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 import time
@@ -84,15 +83,18 @@ def make_storage(url: str):
         )
 
 
-def make_sampler(space: SweepSpace):
+def make_sampler(space: SweepSpace, seed_offset: int = 0):
+    """`seed_offset` differs per worker and per resumption, or they would propose the same
+    random points again; a fresh one-process sweep is reproducible from `seed`."""
     import optuna
 
+    seed = space.seed + seed_offset
     if space.sampler == "grid":
         grid = {key: p.grid_values(key) for key, p in space.params.items()}
-        return _RetrySafeGridSampler(grid, seed=space.seed)
+        return _RetrySafeGridSampler(grid, seed=seed)
     if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=space.seed)
-    return optuna.samplers.TPESampler(seed=space.seed, n_startup_trials=space.startup_trials)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials)
 
 
 def _grid_sampler_class():
@@ -125,7 +127,7 @@ def make_pruner(space: SweepSpace):
     return optuna.pruners.NopPruner()
 
 
-def load_study(sweep: Sweep):
+def load_study(sweep: Sweep, worker: int = 0):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,6 +136,7 @@ def load_study(sweep: Sweep):
         study_name=sweep.study_name, storage=make_storage(sweep.storage), load_if_exists=True,
         direction=sweep.space.direction, sampler=make_sampler(sweep.space), pruner=make_pruner(sweep.space),
     )
+    study.sampler = make_sampler(sweep.space, len(study.trials) + 1000 * worker)
     if study.direction.name.lower() != sweep.space.direction:
         raise ConfigError(f"study {sweep.study_name!r} in {sweep.storage} was started to "
                           f"{study.direction.name.lower()}; give another --out or --study-name")
@@ -239,9 +242,9 @@ def metric_value(result, metric: str) -> float:
 
 
 # --- running ----------------------------------------------------------------------------------
-def run_worker(sweep: Sweep) -> None:
+def run_worker(sweep: Sweep, worker: int = 0) -> None:
     """Run trials until the study holds `sweep.trials` of them (shared with other workers)."""
-    study = load_study(sweep)
+    study = load_study(sweep, worker)
     recover_interrupted(study)
     if counted_trials(study) >= sweep.trials:
         return
@@ -262,11 +265,28 @@ def run_worker(sweep: Sweep) -> None:
     study.optimize(lambda t: objective(t, sweep), callbacks=[after_trial], catch=(RuntimeError,))
 
 
-def _worker_process(sweep: Sweep) -> None:
-    try:
-        run_worker(sweep)
-    except KeyboardInterrupt:
-        pass
+def to_json(sweep: Sweep) -> dict:
+    return {**{k: getattr(sweep, k) for k in ("base", "trials", "storage", "study_name", "jobs", "threads",
+                                              "sources")},
+            "space": sweep.space.model_dump(mode="json"), "directory": str(sweep.directory)}
+
+
+def from_json(data: dict) -> Sweep:
+    return Sweep(**{**data, "space": SweepSpace.model_validate(data["space"]), "directory": Path(data["directory"])})
+
+
+def _start_workers(sweep: Sweep) -> list:
+    """jobs - 1 more worker processes (`python -m tunesmith.sweep.worker SPEC`), sharing the study
+    through its database exactly as workers on other machines would."""
+    import subprocess
+    import sys
+
+    if sweep.jobs < 2:
+        return []
+    spec = sweep.directory / "worker.json"
+    write_json(spec, to_json(sweep))
+    return [subprocess.Popen([sys.executable, "-m", "tunesmith.sweep.worker", str(spec), str(index)])
+            for index in range(1, sweep.jobs)]
 
 
 def run_sweep(sweep: Sweep):
@@ -278,15 +298,12 @@ def run_sweep(sweep: Sweep):
     recover_interrupted(study)
     console.print(f"sweep {sweep.study_name}: {counted_trials(study)}/{sweep.trials} trials so far "
                   f"· {sweep.space.sampler} sampler · {sweep.space.pruner.name} pruner · {sweep.storage}")
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker_process, args=(sweep,)) for _ in range(sweep.jobs - 1)]
-    for w in workers:
-        w.start()
+    workers = _start_workers(sweep)
     try:
         run_worker(sweep)
     finally:
         for w in workers:
-            w.join()
+            w.wait()
     return load_study(sweep)
 
 
