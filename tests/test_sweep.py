@@ -6,6 +6,7 @@ this model and data: 1e-4 barely moves the loss (5.97 -> 5.97), 0.2 lowers it mo
 (-> 4.1), and 3.0 or 30 diverge (> 1e4 or NaN). The sweep must find 0.2.
 """
 
+import json
 import os
 import signal
 
@@ -49,7 +50,7 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
     import optuna
 
     from tunesmith.config import load_config
-    from tunesmith.sweep import open_sweep, run_sweep, study as study_module, write_report
+    from tunesmith.sweep import open_sweep, run_sweep, study as study_module
 
     base, space = _base(tmp_path, tiny_model_dir, chat_file), _space(tmp_path)
     out = tmp_path / "sweep"
@@ -74,9 +75,17 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
     assert (cut_dir / "checkpoints" / "checkpoint-4").is_dir()
 
     # run the same command again: the interrupted trial resumes from its checkpoint, the rest run
-    plan = open_sweep(base, space, trials=4, out=out)
-    study = run_sweep(plan)
-    summary = write_report(study, plan.directory, "eval_loss")
+    from tunesmith.cli.main import run
+    from tunesmith.utils.progress import console
+
+    monkeypatch.setattr(console, "width", 200)
+    capsys.readouterr()
+    run(["sweep", str(base), "--space", str(space), "--trials", "4", "--out", str(out)])
+    printed = capsys.readouterr().err
+    assert f"best: trial" in printed and "'train.learning_rate': 0.2}" in printed
+    assert "resumed trial-" in printed  # the trial table notes the resumed trial
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{out / 'study.db'}")
+    summary = json.loads((out / "summary.json").read_text())
 
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") + states.count("PRUNED") == 4 and states.count("FAIL") == 1
@@ -97,11 +106,6 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
     assert len((out / "trials.csv").read_text().splitlines()) == 1 + len(study.trials)
 
     # the trials are ordinary runs: list and compare them
-    from tunesmith.cli.main import run
-    from tunesmith.utils.progress import console
-
-    monkeypatch.setattr(console, "width", 200)
-    capsys.readouterr()
     run(["runs", "list", str(out)])
     listed = capsys.readouterr().err
     assert listed.count("trial-") == 4 and "pruned" in listed
@@ -143,3 +147,24 @@ def test_method_choice_drops_options_the_new_method_lacks():
     assert apply_params(base, first)["method"] == {"name": "full"}
     assert apply_params(base, last)["method"] == {"name": "lora", "r": 8, "alpha": 32}
     assert base["method"]["r"] == 16  # the base is not modified
+
+
+def test_trial_of_a_dead_process_is_failed_and_queued_again(tmp_path):
+    import optuna
+
+    from tunesmith.sweep.study import WORKER, counted_trials, recover_interrupted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    rates = []
+    for pid in (2**22 + 7, os.getpid()):  # a dead worker on this machine, and a live one (us)
+        trial = study.ask()
+        rates.append(trial.suggest_float("train.learning_rate", 1e-3, 1.0, log=True))
+        trial.set_user_attr("worker", f"{WORKER.rsplit(':', 1)[0]}:{pid}")
+        trial.set_user_attr("run_dir", str(tmp_path / f"trial-{trial.number:04d}"))
+    recover_interrupted(study)
+    recover_interrupted(study)  # a second look queues nothing more
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "WAITING"]
+    retry = study.trials[2]
+    assert retry.user_attrs == {"retry_of": 0, "run_dir": str(tmp_path / "trial-0000")}
+    assert retry.system_attrs["fixed_params"] == {"train.learning_rate": rates[0]}
+    assert counted_trials(study) == 1  # the running one; the dead one counts through its retry
