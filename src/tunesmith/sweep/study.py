@@ -15,6 +15,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import optuna
+
 from tunesmith.config import load_config, validate_config
 from tunesmith.errors import ConfigError
 from tunesmith.sweep.pruning import PruningCallback
@@ -69,8 +71,6 @@ def _check(base: dict, space: SweepSpace, source: str) -> None:
 
 # --- the study ------------------------------------------------------------------------------
 def make_storage(url: str):
-    import optuna
-
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise ConfigError(f"--storage {url!r}: give a database URL (sqlite:///path.db, "
                           "postgresql://..., mysql://...)")
@@ -86,50 +86,35 @@ def make_storage(url: str):
 def make_sampler(space: SweepSpace, seed_offset: int = 0):
     """`seed_offset` differs per worker and per resumption, or they would propose the same
     random points again; a fresh one-process sweep is reproducible from `seed`."""
-    import optuna
-
     seed = space.seed + seed_offset
     if space.sampler == "grid":
         grid = {key: p.grid_values(key) for key, p in space.params.items()}
-        return _RetrySafeGridSampler(grid, seed=seed)
+        return RetrySafeGridSampler(grid, seed=seed)
     if space.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.startup_trials)
 
 
-def _grid_sampler_class():
-    import optuna
+class RetrySafeGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler; a retried trial (enqueued with its params) has no grid id, on
+    which GridSampler.after_trial fails, so it is skipped there (our trial count stops)."""
 
-    class RetrySafeGridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler; a retried trial (enqueued with its params) has no grid id, on
-        which GridSampler.after_trial fails, so it is skipped there (our trial count stops)."""
-
-        def after_trial(self, study, trial, state, values):
-            if "grid_id" in trial.system_attrs:
-                super().after_trial(study, trial, state, values)
-
-    return RetrySafeGridSampler
-
-
-def _RetrySafeGridSampler(grid, seed):
-    return _grid_sampler_class()(grid, seed=seed)
+    def after_trial(self, study, trial, state, values):
+        if "grid_id" in trial.system_attrs:
+            super().after_trial(study, trial, state, values)
 
 
 def make_pruner(space: SweepSpace):
-    import optuna
-
     p = space.pruner
     if p.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_steps)
     if p.name == "halving":
-        # the first report of a trial is its first evaluation: rungs are counted from there
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, p.warmup_steps), reduction_factor=3)
+        # resources are steps; by default optuna takes the first rung from the first finished trial
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.warmup_steps or "auto", reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
 def load_study(sweep: Sweep, worker: int = 0):
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep.directory.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -192,8 +177,6 @@ def counted_trials(study) -> int:
 
 # --- one trial --------------------------------------------------------------------------------
 def objective(trial, sweep: Sweep) -> float:
-    import optuna
-
     from tunesmith.training.runner import train
 
     params = suggest(trial, sweep.space)

@@ -114,17 +114,18 @@ def _event_span(events: list[dict]) -> float | None:
 
 
 def curves(path: str | Path, x: str = "step") -> dict[str, list[tuple[float, float]]]:
-    """{metric: [(x, value), ...]} for every numeric metric in metrics.jsonl."""
+    """{metric: [(x, value), ...]} for every numeric metric in metrics.jsonl. A run resumed
+    (or restarted) logs some steps twice; the later line wins, as it is the run that went on."""
     file = RunDir(path).metrics_file
     rows = read_jsonl(file) if file.is_file() else []
-    out: dict[str, list[tuple[float, float]]] = {}
+    points: dict[str, dict[tuple, tuple[float, float]]] = {}
     for row in rows:
         for key, value in row.items():
             if key in NOT_CURVES or key in _RUNTIME or key.startswith("train_") or x not in row:
                 continue
             if isinstance(value, (int, float)):
-                out.setdefault(key, []).append((row[x], value))
-    return out
+                points.setdefault(key, {})[(row.get("step"), row[x])] = (row[x], value)
+    return {key: sorted(by_step.values()) for key, by_step in points.items()}
 
 
 def config_differences(configs: list[dict]) -> list[str]:
