@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -116,5 +117,5 @@ def write_plots(study, out: Path) -> list[Path]:
 
 def _spans_decades(study) -> bool:
     values = [v for t in study.get_trials(deepcopy=False) for v in [t.value, *t.intermediate_values.values()]
-              if v is not None and v == v]
+              if v is not None and not math.isnan(v)]
     return bool(values) and min(values) > 0 and max(values) / min(values) > 100

@@ -20,7 +20,14 @@ import optuna
 from tunesmith.config import load_config, validate_config
 from tunesmith.errors import ConfigError
 from tunesmith.sweep.pruning import PruningCallback
-from tunesmith.sweep.space import SweepSpace, apply_params, load_space, param_lines, sample_points, suggest
+from tunesmith.sweep.space import (
+    SweepSpace,
+    apply_params,
+    load_space,
+    param_lines,
+    sample_points,
+    suggest,
+)
 from tunesmith.training.rundir import RunDir
 from tunesmith.utils.io import read_jsonl, write_json, write_yaml
 from tunesmith.utils.progress import console

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from tunesmith.training.runs import curves
@@ -54,5 +55,5 @@ def plot_compare(runs: list[Path], out_png: Path, metrics: list[str] | None = No
 
 
 def _spans_decades(values: list[float]) -> bool:
-    finite = [v for v in values if v == v and abs(v) != float("inf")]
+    finite = [v for v in values if math.isfinite(v)]
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100

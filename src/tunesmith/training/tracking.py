@@ -27,7 +27,10 @@ def tracking_callbacks(config, run: RunDir) -> list[TrainerCallback]:
     trackers = [t for t in config.train.report_to if t != "none"]
     callbacks: list[TrainerCallback] = []
     if "tensorboard" in trackers:
-        from transformers.integrations import TensorBoardCallback
+        from transformers.integrations import TensorBoardCallback, is_tensorboard_available
+
+        if not is_tensorboard_available():
+            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: pip install tensorboard")
 
         tensorboard = TensorBoardCallback()
         tensorboard.logging_dir = str(run.path / "tensorboard")
