@@ -9,6 +9,7 @@ import click
 import typer
 
 from tunesmith.cli import catalog, run_commands
+from tunesmith.cli import runs, sweep
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 run_commands.register(app)
 catalog.register(app)
+sweep.register(app)
+runs.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

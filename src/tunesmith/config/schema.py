@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, WithJsonSchema, field_validator
 
 from tunesmith.config.components import (
     METHOD_CONFIGS,
@@ -13,6 +13,33 @@ from tunesmith.config.components import (
     TaskConfig,
     parse_component,
 )
+
+
+def _auto_or_positive(kind: type):
+    """A number > 0 or the word auto (resolved from the data by training/auto.py)."""
+
+    wanted = f"must be {'a whole number' if kind is int else 'a number'} > 0 or 'auto'"
+
+    def check(value):
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(wanted)
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(wanted) from None
+        if number <= 0 or (kind is int and number != float(value)):
+            raise ValueError(wanted)
+        return number
+
+    schema = {"anyOf": [{"type": "number" if kind is float else "integer", "exclusiveMinimum": 0},
+                        {"const": "auto"}]}
+    return Annotated[kind | Literal["auto"], PlainValidator(check), WithJsonSchema(schema)]
+
+
+PositiveFloatOrAuto = _auto_or_positive(float)
+PositiveIntOrAuto = _auto_or_positive(int)
 
 
 class Section(BaseModel):
@@ -60,11 +87,17 @@ class DataSection(Section):
 
 
 class TrainSection(Section):
-    epochs: float = Field(3.0, gt=0, description="Passes over the training data.")
+    epochs: PositiveFloatOrAuto = Field(
+        3.0, description="Passes over the training data; auto: from the row count (docs/sweeps.md)."
+    )
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
-    batch_size: int = Field(4, gt=0, description="Rows per device per step.")
+    batch_size: PositiveIntOrAuto = Field(
+        4, description="Rows per device per step; auto: about 0.2% of the rows, capped (docs/sweeps.md)."
+    )
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
-    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    learning_rate: PositiveFloatOrAuto = Field(
+        2e-4, description="Peak learning rate; auto: from the method and batch size (docs/sweeps.md)."
+    )
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
     optimizer: Literal["adamw", "sgd", "adafactor"] = Field("adamw", description="Optimizer.")
     scheduler: Literal["linear", "cosine", "constant"] = Field(
@@ -84,6 +117,21 @@ class TrainSection(Section):
     save_steps: int = Field(50, gt=0, description="Checkpoint every N steps.")
     save_total_limit: int = Field(2, gt=0, description="Keep at most N checkpoints.")
     threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
+    report_to: list[Literal["none", "tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["none"],
+        description="Experiment trackers: none, tensorboard (RUN/tensorboard), mlflow, or a list.",
+    )
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (default: a local file store, mlruns/ beside the run)."
+    )
+    experiment: str | None = Field(
+        None, description="MLflow experiment name (default: the name of the folder holding the run)."
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many_trackers(cls, v):
+        return [v] if isinstance(v, str) else v
 
 
 class EvalSection(Section):

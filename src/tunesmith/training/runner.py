@@ -13,17 +13,14 @@ from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
-from tunesmith.training.callbacks import (
-    EarlyStoppingCallback,
-    InterruptCallback,
-    ProgressCallback,
-    RunLogCallback,
-)
+from tunesmith.training.auto import resolve_auto
+from tunesmith.training.callbacks import EarlyStoppingCallback, InterruptCallback, ProgressCallback, RunLogCallback
 from tunesmith.training.data import prepare_data
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss
 from tunesmith.training.precision import resolve_precision
 from tunesmith.training.rundir import RunDir
+from tunesmith.training.tracking import tracking_callbacks
 from tunesmith.training.trainer import TunesmithTrainer
 from tunesmith.utils.io import write_json
 from tunesmith.utils.progress import console
@@ -38,12 +35,13 @@ class RunResult:
     train_metrics: dict = field(default_factory=dict)
 
 
-def train(config: RunConfig, *, resume: bool = False) -> RunResult:
-    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C."""
+def train(config: RunConfig, *, resume: bool = False, callbacks: list = ()) -> RunResult:
+    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C.
+    `callbacks`: extra TrainerCallbacks (a sweep's pruning callback, for instance)."""
     run = _open_run(config, resume)
     run.set_status("running")
     try:
-        result = _train(config, run, resume)
+        result = _train(config, run, resume, list(callbacks))
     except BaseException as err:
         cancelled = isinstance(err, KeyboardInterrupt)
         reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
@@ -62,7 +60,7 @@ def _open_run(config: RunConfig, resume: bool) -> RunDir:
     return run
 
 
-def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
+def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) -> RunResult:
     import torch
     from transformers import set_seed
 
@@ -74,6 +72,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     write_json(run.path / "data_report.json", data.report)
+    _resolve_auto(config, run, len(data.train))
     model = load_model(model_dir, task.model_class(), config.model.trust_remote_code)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
@@ -86,15 +85,24 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
 
     args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
     interrupt = InterruptCallback()
-    callbacks = [RunLogCallback(run), ProgressCallback(), interrupt]
+    callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
     if config.eval.early_stopping_patience and data.eval:
         callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
+    callbacks += extra_callbacks
     trainer = TunesmithTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
         data_collator=task.collator(tokenizer), callbacks=callbacks,
     )
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
+
+
+def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
+    """Settle `auto` training values from the data; config.yaml keeps the numbers used."""
+    notes = resolve_auto(config.train, rows, config.method.name, METHODS.get(config.method.name).saves_adapter)
+    if notes:
+        run.write_config(config.model_dump(mode="json"))
+        run.event("auto", "; ".join(f"{k} auto -> {v}" for k, v in notes.items()), **notes)
 
 
 def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -> RunResult:

@@ -1,0 +1,140 @@
+"""`tunesmith runs list|show|compare`: tables and overlaid curves of run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunesmith.utils.progress import console
+
+runs_app = typer.Typer(help="List, inspect and compare run directories.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+
+
+def _num(value, fmt: str = ".4g") -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _cell(value: str) -> str:
+    """A config value for a table: long floats shortened."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return format(number, ".4g") if any(c in value for c in ".e") else value
+
+
+def _time(seconds) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds / 60:.1f}m" if seconds >= 60 else f"{seconds:.0f}s"
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Run directories named, or found inside folders named (a sweep, a runs/ folder)."""
+    from tunesmith.training.runs import find_runs
+
+    found: list[Path] = []
+    for path in paths:
+        found += find_runs(path)
+    if not found:
+        from tunesmith.errors import RunDirError
+
+        raise RunDirError(f"no run directories in {', '.join(map(str, paths))} (a run has config.yaml and STATUS)")
+    return found
+
+
+@runs_app.command("list")
+def list_runs(
+    directory: Path = typer.Argument(Path("runs"), help="Folder to search (default runs/)."),
+    sort: str = typer.Option("started", help="Sort by: started, eval_loss, name."),
+):
+    """A table of every run below DIRECTORY: method, data, key metrics, time."""
+    from rich.table import Table
+
+    from tunesmith.training.runs import summarize
+
+    summaries = [summarize(p) for p in _expand([directory])]
+    key = {"eval_loss": lambda s: (s.eval_after is None, s.eval_after or 0), "name": lambda s: str(s.path)}
+    summaries.sort(key=key.get(sort, lambda s: s.started or ""))
+    table = Table(title=f"runs in {directory}")
+    table.add_column("run", no_wrap=True)
+    for column in ("status", "model", "method", "data (rows)", "lr", "batch", "steps",
+                   "train loss", "eval loss", "time", "started"):
+        table.add_column(column, overflow="fold")
+    for s in summaries:
+        evals = f"{_num(s.eval_before)} → {_num(s.eval_after)}" if s.eval_before is not None else _num(s.eval_after)
+        table.add_row(str(s.path.relative_to(directory) if s.path != directory else s.path.name), s.status,
+                      s.model, s.method, s.data + (f" ({s.rows})" if s.rows is not None else ""),
+                      _num(s.learning_rate, ".3g"), s.batch, _num(s.steps, "d") if s.steps is not None else "",
+                      _num(s.train_loss), evals, _time(s.seconds), (s.started or "")[5:16].replace("T", " "))
+    console.print(table)
+
+
+@runs_app.command("show")
+def show(run: Path = typer.Argument(..., help="Run directory.")):
+    """Everything about one run: settings, data, results, files and its last events."""
+    from tunesmith.training.runs import summarize
+    from tunesmith.utils.io import read_jsonl
+
+    s = summarize(run)
+    t = s.config.get("train", {})
+    console.print(f"[bold]{s.path}[/]  {s.status}")
+    console.print(f"model {s.config['model']['name_or_path']} · method {s.method} · task "
+                  f"{s.config.get('task', {}).get('name', '?')}")
+    console.print(f"data {s.data} · {s.rows if s.rows is not None else '?'} training rows")
+    console.print(f"train epochs {t.get('epochs')} · max_steps {t.get('max_steps')} · batch {s.batch} · "
+                  f"lr {t.get('learning_rate')} ({t.get('scheduler')}) · precision {t.get('precision')}")
+    evals = f"{_num(s.eval_before)} → {_num(s.eval_after)}" if s.eval_before is not None else _num(s.eval_after)
+    console.print(f"steps {s.steps} · time {_time(s.seconds)} · last train loss {_num(s.train_loss)} · "
+                  f"eval loss {evals or 'none'}")
+    for key, value in s.final_metrics.items():
+        if key != "eval_loss":
+            console.print(f"  {key} {_num(value)}")
+    artifacts = [p.name for p in (s.path / "adapter", s.path / "model", s.path / "tensorboard",
+                                  s.path / "plots", s.path / "mlflow.json") if p.exists()]
+    console.print(f"files {', '.join(artifacts) or 'none yet'}")
+    events = read_jsonl(s.path / "events.jsonl") if (s.path / "events.jsonl").is_file() else []
+    for e in events[-6:]:
+        console.print(f"  {e['time'].replace('T', ' ')} {e['event']}: {e['message']}", highlight=False)
+
+
+@runs_app.command("compare")
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run directories, or folders holding runs (a sweep)."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Curves to draw (default: loss, eval_*)."),
+    x: str = typer.Option("step", "--x", help="Horizontal axis: step or epoch."),
+    output: Path = typer.Option(Path("compare.png"), "--output", "-o", help="PNG to write."),
+):
+    """Runs side by side: the config keys that differ, key metrics, and overlaid curves (PNG)."""
+    from rich.table import Table
+
+    from tunesmith.training.compare_plot import plot_compare
+    from tunesmith.training.runs import config_differences, summarize
+    from tunesmith.training.tracking import flatten
+
+    paths = _expand(runs)
+    summaries = [summarize(p) for p in paths]
+    differing = config_differences([s.config for s in summaries])
+    extra = sorted({k for s in summaries for k in s.final_metrics if k != "eval_loss"})
+    table = Table(title="runs compared")
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in [*differing, "steps", "train loss", "eval loss", *extra, "time"]:
+        table.add_column(column, overflow="fold")
+    best = min((s.eval_after for s in summaries if s.eval_after is not None), default=None)
+    for s in summaries:
+        flat = flatten(s.config)
+        evals = _num(s.eval_after) + (" ★" if best is not None and s.eval_after == best else "")
+        table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing], _num(s.steps, "d") if s.steps else "",
+                      _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra], _time(s.seconds))
+    console.print(table)
+    if not differing:
+        console.print("the runs' configs are identical (apart from output)")
+    png, drawn = plot_compare(paths, output, metric or None, x)
+    console.print(f"curves ({', '.join(drawn)}) -> {png}")
