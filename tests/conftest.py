@@ -27,6 +27,20 @@ def _isolated_home(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path_factory.getbasetemp() / "home"))
 
 
+@pytest.fixture(autouse=True)
+def _threads(request, monkeypatch):
+    """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores."""
+    import torch
+
+    slow = request.node.get_closest_marker("slow") is not None
+    threads = os.cpu_count() or 1 if slow else 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from tiny import save_tiny_llama

@@ -8,8 +8,7 @@ import warnings
 import click
 import typer
 
-from tunesmith.cli import catalog, run_commands
-from tunesmith.cli import runs, sweep
+from tunesmith.cli import catalog, run_commands, runs, sweep
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
