@@ -7,7 +7,7 @@ import sys
 import click
 import typer
 
-from tunesmith.cli import catalog, run_commands
+from tunesmith.cli import catalog, evaluate, run_commands
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 run_commands.register(app)
 catalog.register(app)
+evaluate.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:
