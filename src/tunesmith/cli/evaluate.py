@@ -151,3 +151,43 @@ def list_metrics():
         table.add_row(spec.name, "higher" if spec.greater_is_better else "lower",
                       "yes" if spec.needs_references else "no", spec.summary)
     console.print(table)
+
+
+@eval_app.command("export-rating")
+def export_rating(
+    sources: list[str] = typer.Argument(..., help="predictions.jsonl files or eval/compare report folders."),
+    output: Path = typer.Option(Path("rating"), "--output", help="Kit folder: rating_form.csv, rating_form.html, key."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Rate only the first N rows of each model."),
+    seed: int = typer.Option(0, "--seed", help="Shuffle seed."),
+    no_reference: bool = typer.Option(False, "--no-reference", help="Hide the reference answers from raters."),
+):
+    """A blind, shuffled human rating kit (CSV + static HTML form; relevance, fluency, domain correctness 1-5)."""
+    from tunesmith.evaluation.rating import export_rating as export
+
+    kit = export(sources, output, seed, max_rows, not no_reference)
+    console.print(f"{kit['items']} items from {', '.join(kit['systems'])} -> {output}/rating_form.csv and "
+                  f"rating_form.html (keep {output}/rating_key.json away from raters)")
+
+
+@eval_app.command("import-rating")
+def import_rating(
+    kit: Path = typer.Argument(..., help="The folder export-rating wrote (holds rating_key.json)."),
+    sheets: list[Path] = typer.Argument(..., help="Filled CSVs, one per rater."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Eval/compare folder whose report gains the ratings."),
+):
+    """Aggregate filled rating sheets: mean per model and criterion, agreement between raters."""
+    from tunesmith.evaluation.rating_import import import_rating as aggregate
+
+    result = aggregate(kit, sheets, report)
+    from rich.table import Table
+
+    table = Table("model", *result["criteria"])
+    for system, means in result["means"].items():
+        table.add_row(system, *[f"{means[c]:.2f}" if c in means else "-" for c in result["criteria"]])
+    console.print(table)
+    for c, a in result["agreement"].items():
+        alpha, kappa = a["krippendorff_alpha"], a["cohen_kappa"]
+        console.print(f"{c}: Krippendorff alpha {alpha if alpha is None else round(alpha, 3)}, "
+                      f"Cohen kappa {kappa if kappa is None else round(kappa, 3)}")
+    if "report_path" in result:
+        console.print(f"report: {result['report_path']}")

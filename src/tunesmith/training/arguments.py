@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from tunesmith.training.metric_callback import best_model_arguments
+
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
@@ -12,7 +14,7 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
 
     t, e = config.train, config.eval
     eval_strategy = ("steps" if e.steps else "epoch") if has_eval else "no"
-    return TrainingArguments(
+    arguments = dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -43,3 +45,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
+    return TrainingArguments(**{**arguments, **best_model_arguments(config, has_eval)})
