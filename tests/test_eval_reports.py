@@ -7,6 +7,17 @@ import pytest
 
 from tunesmith.cli.main import run as cli
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and far faster than many on a shared, loaded CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 
 def _report(folder):
     return json.loads((folder / "report.json").read_text())
