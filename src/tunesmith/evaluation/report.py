@@ -145,7 +145,9 @@ def _charts(out: Path, scores, runs, keys, dirs) -> list[dict]:
 
 def _examples(examples, runs: dict[str, ModelRun], keys, dirs) -> tuple[list[dict], str, str]:
     """Single model: worst rows first. Several: rows where the outputs disagree, largest gap first."""
-    primary = next((k for k in keys if k != "loss" and any(k in r for run in runs.values() for r in run.scored.rows)), None)
+    per_row = [k for k in keys if k != "loss" and any(k in r for run in runs.values() for r in run.scored.rows)]
+    # Outputs differ in what was generated, so a generation score ranks rows before perplexity does.
+    primary = next((k for k in per_row if k != "perplexity"), per_row[0] if per_row else None)
     rows = []
     for i, example in enumerate(examples):
         preds = {m: (run.predictions[i] if run.predictions else "") for m, run in runs.items()}

@@ -38,7 +38,7 @@ def scores_table(scores: dict[str, dict[str, float]], directions: dict[str, str]
         values = {m: scores[m].get(key) for m in models}
         present = [v for v in values.values() if v is not None]
         direction = directions.get(key, "higher")
-        best = (max if direction == "higher" else min)(present) if len(present) > 1 else None
+        best = (max if direction == "higher" else min)(present) if len(set(present)) > 1 else None
         cells = "".join(
             f'<td class="num{" best" if best is not None and v == best else ""}">{fmt(v) if v is not None else "–"}</td>'
             for v in values.values()
