@@ -54,7 +54,11 @@ def charts_html(charts: list[dict]) -> str:
     )
 
 
+ROW_KEYS_SHOWN = 5  # per-row score lines stay short; predictions.jsonl has them all
+
+
 def examples_table(examples: list[dict], models: list[str], keys: list[str]) -> str:
+    keys = [k for k in keys if k not in ("loss", "bleu_brevity_penalty")][:ROW_KEYS_SHOWN]
     if not examples:
         return '<p class="muted">No rows to show.</p>'
     head = "".join(f"<th>{esc(m)}</th>" for m in models)
