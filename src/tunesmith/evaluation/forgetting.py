@@ -9,6 +9,7 @@ from tunesmith.evaluation import charts
 from tunesmith.evaluation.examples import load_examples
 from tunesmith.evaluation.metric_runner import directions, greater_is_better
 from tunesmith.evaluation.model_run import run_model
+from tunesmith.evaluation.report_html import esc
 from tunesmith.metrics import METRICS
 from tunesmith.training.rundir import RunDir
 
@@ -51,8 +52,8 @@ def forgetting_section(target: str, tuned, request, label: str) -> dict:
     dirs = directions(result["after"], result["metrics"])
     drawn = charts.score_panels(series, list(result["after"]), png, f"general set {request.forgetting}", dirs)
     lost = ", ".join(result["worse"]) or "nothing measured"
-    intro = (f"<p>The general set <code>{result['data']}</code> ({result['rows']} rows) scored by the base "
-             f"model before tuning and by {label} after. Got worse: <b>{lost}</b>.</p>")
+    intro = (f"<p>The general set <code>{esc(result['data'])}</code> ({result['rows']} rows) scored by the base "
+             f"model before tuning and by {esc(label)} after. Got worse: <b>{esc(lost)}</b>.</p>")
     return {"id": f"forgetting:{label}", "title": f"Forgetting: {label}", "intro_html": intro,
             "scores": series, "charts": [{"title": "Before vs after on the general set",
                                           "path": "charts/forgetting.png"}] if drawn else [], "data": result}

@@ -94,7 +94,8 @@ def greater_is_better(key: str, names: list[str] | None = None) -> bool:
     bare = key.removeprefix("eval_")
     if bare in LOWER_IS_BETTER_KEYS or bare.endswith("_failed_rows"):
         return False
-    candidates = [n for n in (names or METRICS.names()) if bare.startswith(n) and n in METRICS]
+    candidates = [n for n in (names or []) if bare.startswith(n) and n in METRICS]
+    candidates = candidates or [n for n in METRICS.names() if bare.startswith(n)]
     if not candidates:
         return True
     return METRICS.get(max(candidates, key=len)).greater_is_better

@@ -23,13 +23,14 @@ def resolve_best_metric(config) -> tuple[str, bool]:
     e = config.eval
     bare = (e.best_metric or "eval_loss").removeprefix("eval_")
     names = parse_metric_names(e.metrics)
-    if bare not in ("loss", "perplexity"):
-        producers = [n for n in names if bare.startswith(n)]
-        if not producers:
-            known = ", ".join(names) or "none"
+    if bare not in ("loss", "perplexity") and not any(bare.startswith(n) for n in names):
+        registered = [s for s in METRICS if bare.startswith(s.name)]
+        # Scores of generated text exist only if eval.metrics asks for them; others (labels,
+        # logits) may come from the task's own evaluation, so they are trusted.
+        if (registered and registered[0].inputs == "text") or (not registered and e.greater_is_better is None):
             raise ConfigError(
-                f"eval.best_metric {e.best_metric!r} is not a score of eval.metrics ({known}); add the metric "
-                "that produces it to eval.metrics, e.g. eval.metrics=[rouge] for rougeL"
+                f"eval.best_metric {e.best_metric!r} is not a score of eval.metrics ({', '.join(names) or 'none'}); "
+                "add the metric that produces it, e.g. eval.metrics=[rouge] for rougeL"
             )
     greater = e.greater_is_better if e.greater_is_better is not None else greater_is_better(bare, names)
     return f"eval_{bare}", greater
@@ -47,6 +48,21 @@ def best_model_arguments(config, has_eval: bool) -> dict:
     return out
 
 
+def _generation_metrics(config) -> list[str]:
+    """The eval.metrics this callback computes: those scoring generated text, when the task's
+    model generates (label metrics of a classification head are the task's own business)."""
+    from tunesmith.tasks import TASKS
+
+    names = [n for n in parse_metric_names(config.eval.metrics) if METRICS.get(n).inputs in ("text", "labels")]
+    if TASKS.get(config.task.name).model_class().__name__ == "AutoModelForCausalLM":
+        return names
+    text = [n for n in names if METRICS.get(n).inputs == "text"]
+    if text:
+        raise ConfigError(f"eval.metrics {', '.join(text)} score generated text, but task {config.task.name} "
+                          "does not generate; use the task's own metrics")
+    return []
+
+
 class GenerationMetricsCallback(TrainerCallback):
     """At each evaluation: generate replies for a fixed sample of eval rows, score them with the
     configured metrics, and add eval_<score> to the evaluation's metrics (which early stopping and
@@ -54,7 +70,7 @@ class GenerationMetricsCallback(TrainerCallback):
 
     def __init__(self, run: RunDir, config, tokenizer, eval_records: list[dict]):
         self.run, self.config, self.tokenizer = run, config, tokenizer
-        self.metrics = [n for n in parse_metric_names(config.eval.metrics) if METRICS.get(n).inputs != "nll"]
+        self.metrics = _generation_metrics(config)
         chats = [to_example(r) for r in eval_records if "messages" in r]
         rng = random.Random(config.train.seed + SEED_OFFSET)
         self.examples = rng.sample(chats, min(config.eval.metric_rows, len(chats)))
