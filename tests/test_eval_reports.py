@@ -7,6 +7,7 @@ import pytest
 
 from tunesmith.cli.main import run as cli
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny models run fastest on one thread, and far faster than many on a shared, loaded CPU."""

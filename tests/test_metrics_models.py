@@ -10,6 +10,7 @@ import pytest
 from tunesmith.metrics import METRICS
 from tunesmith.metrics.text_utils import MetricInputError
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny models run fastest on one thread, and far faster than many on a shared, loaded CPU."""
@@ -28,7 +29,7 @@ def tiny_bert(tmp_path_factory):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-bert")
-    words = "the cat sat on a mat dog ran in park today weather is nice".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park", "today", "weather", "is", "nice"]
     (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
     BertTokenizerFast(str(path / "vocab.txt")).save_pretrained(path)
     torch.manual_seed(0)

@@ -7,7 +7,11 @@ import pytest
 
 from tunesmith.cli.main import run as cli
 from tunesmith.errors import DataError
-from tunesmith.evaluation.rating_import import import_rating, krippendorff_alpha_interval, pairwise_kappa
+from tunesmith.evaluation.rating_import import (
+    import_rating,
+    krippendorff_alpha_interval,
+    pairwise_kappa,
+)
 
 
 @pytest.fixture
@@ -91,7 +95,7 @@ def test_agreement_by_hand():
 def test_bad_sheet_names_file_line_and_column(kit, tmp_path):
     item = _items(kit)[1]["item"]
     bad = tmp_path / "bad.csv"
-    bad.write_text(f"item,relevance,fluency,domain_correctness\nR0,1,1,1\n")
+    bad.write_text("item,relevance,fluency,domain_correctness\nR0,1,1,1\n")
     with pytest.raises(DataError, match="bad.csv:2: item 'R0' is not in"):
         import_rating(kit, [bad])
     bad.write_text(f"item,relevance,fluency,domain_correctness\n{_items(kit)[0]['item']},1,1,1\n{item},7,1,1\n")

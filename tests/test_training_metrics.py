@@ -7,6 +7,7 @@ import pytest
 from tunesmith.errors import ConfigError
 from tunesmith.training.runner import train
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny models run fastest on one thread, and far faster than many on a shared, loaded CPU."""

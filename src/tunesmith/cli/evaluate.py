@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 import yaml
@@ -76,13 +75,13 @@ def _default_output(target: str) -> Path:
 @eval_app.command("run")
 def evaluate(
     run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
-    data: Path = DATA, metrics: Optional[str] = METRICS_OPT, metric_option: Optional[list[str]] = METRIC_OPTION,
-    output: Optional[Path] = OUTPUT, batch_size: int = BATCH, max_new_tokens: int = MAX_NEW,
-    limit: Optional[int] = LIMIT, template: Optional[str] = TEMPLATE,
+    data: Path = DATA, metrics: str | None = METRICS_OPT, metric_option: list[str] | None = METRIC_OPTION,
+    output: Path | None = OUTPUT, batch_size: int = BATCH, max_new_tokens: int = MAX_NEW,
+    limit: int | None = LIMIT, template: str | None = TEMPLATE,
     robustness: bool = typer.Option(False, "--robustness", help="Also score perturbed prompts (typos, casing, "
                                     "punctuation, whitespace, synonyms) and report the drop."),
-    synonyms: Optional[Path] = typer.Option(None, "--synonyms", help='JSON {"word": ["synonym", ...]} for --robustness.'),
-    forgetting: Optional[Path] = typer.Option(None, "--forgetting", help="General set scored by the base model and "
+    synonyms: Path | None = typer.Option(None, "--synonyms", help='JSON {"word": ["synonym", ...]} for --robustness.'),
+    forgetting: Path | None = typer.Option(None, "--forgetting", help="General set scored by the base model and "
                                               "the run, to show what tuning cost."),
 ):
     """Score a run or model on --data: metrics, predictions.jsonl, report.json and report.html."""
@@ -106,12 +105,12 @@ def evaluate(
 
 def compare(
     models: list[str] = typer.Argument(..., help="Two or more run directories or model names/paths."),
-    data: Path = DATA, metrics: Optional[str] = typer.Option("perplexity,rouge,bleu", "--metrics", help="Comma-separated metrics."),
-    metric_option: Optional[list[str]] = METRIC_OPTION,
-    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated display names, one per model."),
-    output: Optional[Path] = typer.Option(Path("eval/compare"), "--output", help="Report folder."),
-    batch_size: int = BATCH, max_new_tokens: int = MAX_NEW, limit: Optional[int] = LIMIT,
-    template: Optional[str] = TEMPLATE,
+    data: Path = DATA, metrics: str | None = typer.Option("perplexity,rouge,bleu", "--metrics", help="Comma-separated metrics."),
+    metric_option: list[str] | None = METRIC_OPTION,
+    labels: str | None = typer.Option(None, "--labels", help="Comma-separated display names, one per model."),
+    output: Path | None = typer.Option(Path("eval/compare"), "--output", help="Report folder."),
+    batch_size: int = BATCH, max_new_tokens: int = MAX_NEW, limit: int | None = LIMIT,
+    template: str | None = TEMPLATE,
 ):
     """The same eval set through several models: side-by-side scores, charts, rows where they differ."""
     from tunesmith.evaluation.model_run import GenerationSettings
@@ -157,7 +156,7 @@ def list_metrics():
 def export_rating(
     sources: list[str] = typer.Argument(..., help="predictions.jsonl files or eval/compare report folders."),
     output: Path = typer.Option(Path("rating"), "--output", help="Kit folder: rating_form.csv, rating_form.html, key."),
-    max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Rate only the first N rows of each model."),
+    max_rows: int | None = typer.Option(None, "--max-rows", help="Rate only the first N rows of each model."),
     seed: int = typer.Option(0, "--seed", help="Shuffle seed."),
     no_reference: bool = typer.Option(False, "--no-reference", help="Hide the reference answers from raters."),
 ):
@@ -173,7 +172,7 @@ def export_rating(
 def import_rating(
     kit: Path = typer.Argument(..., help="The folder export-rating wrote (holds rating_key.json)."),
     sheets: list[Path] = typer.Argument(..., help="Filled CSVs, one per rater."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Eval/compare folder whose report gains the ratings."),
+    report: Path | None = typer.Option(None, "--report", help="Eval/compare folder whose report gains the ratings."),
 ):
     """Aggregate filled rating sheets: mean per model and criterion, agreement between raters."""
     from tunesmith.evaluation.rating_import import import_rating as aggregate

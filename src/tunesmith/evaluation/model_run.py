@@ -6,7 +6,12 @@ import time
 from dataclasses import dataclass, field
 
 from tunesmith.evaluation.examples import Example
-from tunesmith.evaluation.metric_runner import Scored, compute_metrics, needs_generation, needs_scoring
+from tunesmith.evaluation.metric_runner import (
+    Scored,
+    compute_metrics,
+    needs_generation,
+    needs_scoring,
+)
 from tunesmith.inference.generate import generate_replies
 
 

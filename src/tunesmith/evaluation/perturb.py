@@ -64,7 +64,7 @@ def synonyms(text: str, rng: random.Random, table: dict[str, list[str]] | None =
         if CJK_CHAR.match(word):
             text = text.replace(word, rng.choice(options))
         else:
-            text = re.sub(rf"\b{re.escape(word)}\b", lambda m: _keep_case(m.group(0), rng.choice(options)),
+            text = re.sub(rf"\b{re.escape(word)}\b", lambda m, o=options: _keep_case(m.group(0), rng.choice(o)),
                           text, flags=re.IGNORECASE)
     return text
 

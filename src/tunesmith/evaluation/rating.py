@@ -74,7 +74,7 @@ def _write_csv(path: Path, items: list[dict]) -> None:
 def _form_html(items: list[dict]) -> str:
     from tunesmith.evaluation.report_html import esc
 
-    radios = lambda item, c: "".join(  # noqa: E731
+    radios = lambda item, c: "".join(
         f'<label><input type="radio" name="{esc(item["item"])}.{c}" value="{v}">{v}</label> ' for v in range(1, 6))
     blocks = "".join(
         f'<section data-item="{esc(i["item"])}"><h3>{esc(i["item"])}</h3>'

@@ -10,7 +10,11 @@ from transformers import TrainerCallback
 
 from tunesmith.errors import ConfigError
 from tunesmith.evaluation.examples import to_example
-from tunesmith.evaluation.metric_runner import compute_metrics, greater_is_better, parse_metric_names
+from tunesmith.evaluation.metric_runner import (
+    compute_metrics,
+    greater_is_better,
+    parse_metric_names,
+)
 from tunesmith.metrics import METRICS
 from tunesmith.training.callbacks import EarlyStoppingCallback
 from tunesmith.training.rundir import RunDir
