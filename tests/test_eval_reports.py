@@ -104,6 +104,8 @@ def test_robustness_and_forgetting_sections(tiny_config, chat_file, tmp_path):
     assert forgetting["after"]["perplexity"] < forgetting["before"]["perplexity"]
     assert forgetting["change"]["perplexity"] < 0 and "perplexity" not in forgetting["worse"]
     assert _is_png(out / "charts" / "forgetting.png")
+    html = (out / "report.html").read_text()
+    assert "<tr><td>perplexity</td><td>lower</td>" in html  # the section's own directions
 
 
 def test_perturbations_are_deterministic_and_do_what_they_say():

@@ -55,5 +55,5 @@ def forgetting_section(target: str, tuned, request, label: str) -> dict:
     intro = (f"<p>The general set <code>{esc(result['data'])}</code> ({result['rows']} rows) scored by the base "
              f"model before tuning and by {esc(label)} after. Got worse: <b>{esc(lost)}</b>.</p>")
     return {"id": f"forgetting:{label}", "title": f"Forgetting: {label}", "intro_html": intro,
-            "scores": series, "charts": [{"title": "Before vs after on the general set",
+            "scores": series, "directions": dirs, "charts": [{"title": "Before vs after on the general set",
                                           "path": "charts/forgetting.png"}] if drawn else [], "data": result}

@@ -90,7 +90,8 @@ def render(report: dict) -> str:
              charts_html(report.get("charts", []))]
     for section in report.get("sections", []):
         parts += [f"<h2>{esc(section['title'])}</h2>", section.get("intro_html", ""),
-                  scores_table(section["scores"], directions) if section.get("scores") else "",
+                  scores_table(section["scores"], {**directions, **section.get("directions", {})})
+                  if section.get("scores") else "",
                   charts_html(section.get("charts", []))]
     parts += [f"<h2>{esc(report.get('examples_title', 'Examples'))}</h2>",
               f"<p class='muted'>{esc(report.get('examples_note', ''))}</p>",
