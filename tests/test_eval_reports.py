@@ -76,6 +76,7 @@ def test_compare_lists_scores_side_by_side_and_rows_that_differ(tiny_model_dir, 
     assert report["models"] == ["base", "tuned"]
     assert report["scores"]["base"]["perplexity"] != report["scores"]["tuned"]["perplexity"]
     assert report["examples_title"] == "Per-example differences" and report["examples"]
+    assert "Rows won on rouge1: base " in report["examples_note"]
     first = report["examples"][0]
     assert first["predictions"]["base"] != first["predictions"]["tuned"]
     assert (out / "predictions" / "base.jsonl").is_file() and (out / "predictions" / "tuned.jsonl").is_file()

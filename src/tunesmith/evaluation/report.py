@@ -158,6 +158,7 @@ def _examples(examples, runs: dict[str, ModelRun], keys, dirs) -> tuple[list[dic
         rows.append({"origin": example.origin, "prompt": example.prompt, "reference": example.reference,
                      "predictions": preds, "scores": row_scores, "notes": notes,
                      "_gap": max(values) - min(values) if values else 0.0, "_value": values[0] if values else 0.0})
+    rows_all = list(rows)
     if len(runs) == 1:
         rows.sort(key=lambda r: r["_value"], reverse=primary is not None and dirs.get(primary) == "lower")
         title, note = "Examples", f"Worst rows first by {primary}." if primary else ""
@@ -166,7 +167,27 @@ def _examples(examples, runs: dict[str, ModelRun], keys, dirs) -> tuple[list[dic
         rows = sorted(differ, key=lambda r: r["_gap"], reverse=True)
         title = "Per-example differences"
         note = (f"{len(differ)} of {len(examples)} rows where the models' outputs differ"
-                + (f", largest {primary} gap first." if primary else "."))
+                + (f", largest {primary} gap first. " if primary else ". ") + _wins(rows_all, primary, dirs))
     for r in rows:
         r.pop("_gap"), r.pop("_value")
     return rows[:MAX_EXAMPLES_SHOWN], title, note
+
+
+def _wins(rows: list[dict], primary: str | None, dirs: dict) -> str:
+    """'Rows won on rougeL: base 1, tuned 5, tied 0' over all rows, not only the differing ones."""
+    if not primary:
+        return ""
+    pick = max if dirs.get(primary, "higher") == "higher" else min
+    counts: dict[str, int] = dict.fromkeys(rows[0]["scores"], 0) if rows else {}
+    ties = 0
+    for row in rows:
+        values = {m: s[primary] for m, s in row["scores"].items() if primary in s}
+        if not values:
+            continue
+        best = pick(values.values())
+        winners = [m for m, v in values.items() if v == best]
+        if len(winners) == 1:
+            counts[winners[0]] += 1
+        else:
+            ties += 1
+    return f"Rows won on {primary}: " + ", ".join(f"{m} {n}" for m, n in counts.items()) + f", tied {ties}."
