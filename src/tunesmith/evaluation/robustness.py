@@ -18,11 +18,13 @@ def robustness_scores(loaded, examples, metrics, clean_scores: dict, options, se
     for kind in PERTURBATIONS:
         perturbed = [replace(e, messages=perturb_messages(e.messages, kind, i, table)) if e.messages else e
                      for i, e in enumerate(examples)]
-        scores = run_model(loaded, perturbed, metrics, options, settings).scored.scores
+        perturbed_run = run_model(loaded, perturbed, metrics, options, settings)
+        scores = perturbed_run.scored.scores
         drop = {k: (clean_scores[k] - v) * (1 if greater_is_better(k, metrics) else -1)
                 for k, v in scores.items() if k in clean_scores}
         sample = next((p.prompt for p in perturbed if p.messages), "")
-        results[kind] = {"scores": scores, "drop": drop, "sample": sample}
+        results[kind] = {"scores": scores, "drop": drop, "sample": sample,
+                         "rows": perturbed_run.rows(perturbed)}  # what each perturbed prompt produced
     return results
 
 
