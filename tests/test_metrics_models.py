@@ -142,3 +142,20 @@ def test_judge_reply_parsing():
     assert parse_score("Score: 3/5 because...")[0] == 3.0
     with pytest.raises(ValueError):
         parse_score("no idea")
+
+
+def test_judge_failure_on_one_row_is_recorded_in_the_eval_report(judge_url, tiny_model_dir, chat_file, tmp_path):
+    from tunesmith.cli.main import run as cli
+
+    rows = [json.loads(line) for line in chat_file.read_text().splitlines()[:3]]
+    rows[1]["messages"][0]["content"] = "crash now"
+    data = tmp_path / "judge.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    cli(["eval", str(tiny_model_dir), "--data", str(data), "--metrics", "judge", "--max-new-tokens", "4",
+         "--metric-option", f"judge.endpoint={judge_url}", "--metric-option", "judge.workers=1", "--output", str(out)])
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert "judge failed: HTTP 500" in predictions[1]["notes"]["judge"]
+    assert predictions[0]["scores"]["judge_score"] == 1.0 and "judge_score" not in predictions[1]["scores"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["scores"][report["models"][0]]["judge_failed_rows"] == 1.0
