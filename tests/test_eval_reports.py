@@ -97,6 +97,7 @@ def test_robustness_and_forgetting_sections(tiny_config, chat_file, tmp_path):
     robust = next(s for s in report["sections"] if s["id"].startswith("robustness"))["data"]
     assert set(robust) == {"typos", "casing", "punctuation", "whitespace", "synonyms"}
     assert "?" not in robust["punctuation"]["sample"]
+    assert len(robust["typos"]["rows"]) == 3 and "prediction" in robust["typos"]["rows"][0]
     clean = report["scores"][report["models"][0]]["rouge1"]
     for kind in robust.values():
         assert kind["drop"]["rouge1"] == pytest.approx(clean - kind["scores"]["rouge1"])
