@@ -8,7 +8,7 @@ import warnings
 import click
 import typer
 
-from tunesmith.cli import catalog, run_commands, runs, sweep
+from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -23,6 +23,7 @@ run_commands.register(app)
 catalog.register(app)
 sweep.register(app)
 runs.register(app)
+evaluate.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""train, chat, generate, eval."""
+"""train, chat, generate, quickstart (eval lives in cli/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(chat)
     app.command()(generate)
-    app.command(name="eval")(evaluate)
     app.command()(quickstart)
 
 
@@ -86,20 +85,6 @@ def generate(
 
     count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size)
     console.print(f"wrote {count} predictions to {output}")
-
-
-def evaluate(
-    run_or_model: str = typer.Argument(..., help="Run directory or model name/path."),
-    data: Path = typer.Option(..., "--data", help="Evaluation data file."),
-    output: Path | None = typer.Option(None, "--output", help="Report folder (default RUN/eval)."),
-    batch_size: int = typer.Option(8, help="Rows per batch."),
-):
-    """Eval loss and perplexity on --data."""
-    from tunesmith.evaluation.loss import evaluate_loss
-
-    report = evaluate_loss(run_or_model, str(data), str(output) if output else None, batch_size)
-    console.print(f"eval loss {report['eval_loss']:.4f}  perplexity {report['eval_perplexity']:.2f}  "
-                  f"({report['rows']} rows, {report['tokens']} tokens) -> {report['report_path']}")
 
 
 def quickstart(

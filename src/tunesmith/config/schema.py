@@ -143,6 +143,34 @@ class EvalSection(Section):
     early_stopping_patience: int | None = Field(
         None, gt=0, description="Stop after N evaluations without eval-loss improvement."
     )
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metrics computed at every evaluation on a sample of the eval split, generating "
+        "replies when they need them (`tunesmith metrics list`), e.g. [rouge, bleu].",
+    )
+    metric_rows: int = Field(32, gt=0, description="Eval rows sampled (fixed, seeded) for eval.metrics.")
+    max_new_tokens: int = Field(128, gt=0, description="Longest reply generated for eval.metrics.")
+    metric_options: dict[str, dict] = Field(
+        default_factory=dict, description="Options per metric, e.g. {regex: {pattern: '^[A-D]$'}}."
+    )
+    best_metric: str | None = Field(
+        None,
+        description="Score that drives early stopping and best-checkpoint choice, e.g. rougeL, bleu, "
+        "eval_loss (default eval_loss).",
+    )
+    greater_is_better: bool | None = Field(
+        None, description="Direction of best_metric (default: that metric's own direction)."
+    )
+    load_best_at_end: bool = Field(
+        False,
+        description="Finish with the best checkpoint's weights by best_metric (checkpoints are then "
+        "saved at every evaluation).",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_list(cls, v):
+        return [m.strip() for m in v.split(",") if m.strip()] if isinstance(v, str) else v
 
 
 class OutputSection(Section):

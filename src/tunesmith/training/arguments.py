@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from tunesmith.training.metric_callback import best_model_arguments
+
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
@@ -15,7 +17,7 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
     warmup = t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio
     # transformers' "constant" ignores warmup; its warmup variant is a separate name
     scheduler = "constant_with_warmup" if t.scheduler == "constant" and warmup else t.scheduler
-    return TrainingArguments(
+    arguments = dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -46,3 +48,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
+    return TrainingArguments(**{**arguments, **best_model_arguments(config, has_eval)})

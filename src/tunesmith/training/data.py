@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tunesmith.data.load import LoadReport, load_records, split_eval
 from tunesmith.data.records import require_rows
@@ -16,6 +16,7 @@ class PreparedData:
     train: list[dict]
     eval: list[dict]
     report: dict
+    eval_records: list[dict] = field(default_factory=list)  # untokenized, for generation metrics
 
 
 def prepare_data(config, tokenizer, task) -> PreparedData:
@@ -40,7 +41,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         "eval": {"records": len(eval_records), **(eval_tok.as_dict() if eval_tok else {})},
         "data_hash": _hash(train_records + eval_records),
     }
-    return PreparedData(train, evals, report)
+    return PreparedData(train, evals, report, eval_records)
 
 
 def _hash(records: list[dict]) -> str:

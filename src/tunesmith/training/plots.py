@@ -36,3 +36,40 @@ def plot_loss(metrics_file: Path, out_png: Path) -> Path | None:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out_png
+
+
+# Keys the Trainer adds to every evaluation; the metrics plot shows the scores of eval.metrics.
+_TRAINER_EVAL_KEYS = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
+                      "eval_perplexity", "eval_model_preparation_time"}
+
+
+def plot_metrics(metrics_file: Path, out_png: Path) -> Path | None:
+    """eval.metrics scores against step, one panel each (their scales differ)."""
+    if not metrics_file.is_file():
+        return None
+    rows = read_jsonl(metrics_file)
+    keys = sorted({k for r in rows for k in r if k.startswith("eval_") and k not in _TRAINER_EVAL_KEYS})
+    if not keys:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(len(keys), 3)
+    rows_n = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3 * rows_n), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        ax.plot(*zip(*points), marker="o")
+        ax.set_title(key.removeprefix("eval_"), fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png

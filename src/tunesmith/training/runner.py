@@ -14,10 +14,11 @@ from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
 from tunesmith.training.auto import resolve_auto
-from tunesmith.training.callbacks import EarlyStoppingCallback, InterruptCallback, ProgressCallback, RunLogCallback
+from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
+from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.data import prepare_data
 from tunesmith.training.model_card import write_model_card
-from tunesmith.training.plots import plot_loss
+from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
 from tunesmith.training.rundir import RunDir
 from tunesmith.training.tracking import tracking_callbacks
@@ -86,8 +87,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
     args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
     interrupt = InterruptCallback()
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
-    if config.eval.early_stopping_patience and data.eval:
-        callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
+    callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += extra_callbacks
     trainer = TunesmithTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
@@ -124,6 +124,7 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
     results = {"eval_before": before, "eval_after": after, "train": output.metrics}
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
+    plot_metrics(run.metrics_file, run.path / "plots" / "metrics.png")
     write_model_card(run, config, results)
     run.event("succeeded", "run finished", **{k: v for k, v in after.items() if k == "eval_loss"})
     return RunResult(run.path, "succeeded", before, after, output.metrics)
