@@ -48,7 +48,8 @@ def run(argv: list[str] | None = None) -> None:
             raise
         console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
