@@ -74,12 +74,13 @@ def _json(path: Path) -> Iterator[RawRow]:
     if not text.startswith("[", pos):
         raise DataError(f"{path}:1: expected a JSON array of rows; for one row per line use .jsonl")
     pos = _skip_space(text, pos + 1)
-    line, counted = 1, 0
+    line, counted, number = 1, 0, 0
+    one_line = text.count("\n", pos, len(text.rstrip())) == 0  # minified: lines cannot tell rows apart
     while pos < len(text) and text[pos] != "]":
         line += text.count("\n", counted, pos)
-        counted = pos
+        counted, number = pos, number + 1
         value, pos = _decode(decoder, text, pos, path)
-        yield RawRow(f"{path}:{line}", value)
+        yield RawRow(f"{path}:row {number}" if one_line else f"{path}:{line}", value)
         pos = _skip_space(text, pos)
         if text.startswith(",", pos):
             pos = _skip_space(text, pos + 1)

@@ -101,21 +101,27 @@ def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template:
         _count(pending, counter, result)
     result.format = spec.name if spec else None
     if result.rows == 0:
-        result.problems.append(Problem(f"{path}:1", "the file has no rows"))
+        from tunesmith.errors import DataError
+
+        raise DataError(f"{path}: the file has no rows")
     return result
 
 
 def _rows(path, result: Validation) -> Iterator[tuple[str, object]]:
     from tunesmith.errors import DataError
 
+    started = False
     try:
         for raw in read_rows(path, errors="report"):
+            started = True
             if isinstance(raw.data, Unreadable):
                 result.rows += 1
                 result.problems.append(Problem(raw.origin, raw.data.reason))
                 continue
             yield raw.origin, raw.data
     except DataError as err:  # a broken JSON array cannot be read past the break
+        if not started:
+            raise  # nothing readable at all (missing, binary, not an array): a user error
         where, _, reason = str(err).partition(": ")
         result.problems.append(Problem(where, f"{reason}; rows after it were not read"))
 

@@ -28,7 +28,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     load_report = LoadReport()
     pipeline_report: dict = {}
     if d.pipeline:
-        train_records, eval_records, pipeline_report = _through_pipeline(config, load_report)
+        train_records, eval_records, pipeline_report = pipeline_records(config, load_report)
     else:
         train_records, _ = load_records(d.train, d.format, d.on_bad_row, load_report)
         if d.max_rows:
@@ -50,7 +50,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     return PreparedData(train, evals, report)
 
 
-def _through_pipeline(config, load_report: LoadReport) -> tuple[list[dict], list[dict], dict]:
+def pipeline_records(config, load_report: LoadReport) -> tuple[list[dict], list[dict], dict]:
     """Raw rows -> data.pipeline steps -> canonical records. A split step's tags choose the
     eval rows (test rows are held out); otherwise eval_ratio holds out rows grouped by source,
     so an augmented variant never trains while its original is evaluated."""
@@ -71,7 +71,7 @@ def _through_pipeline(config, load_report: LoadReport) -> tuple[list[dict], list
     if d.eval:
         evals, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
     report = {"pipeline": [r.as_dict() for r in reports],
-              "split": {"train": len(train), "eval": len(evals), "test_held_out": len(parts["test"])}}
+              "split": {"train": len(train), "eval": len(evals), "test_held_out": len(parts.get("test", []))}}
     return train, evals, report
 
 
