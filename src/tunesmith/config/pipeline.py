@@ -68,5 +68,5 @@ def _problems(err: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str
             hint = f"did you mean {close[0]!r}?" if close else f"valid options: {', '.join(cls.model_fields)}"
             problems.append((key, f"unknown option of step {cls.model_fields['step'].default!r} ({hint})"))
         else:
-            problems.append((key, f"{e['msg']} (got {e.get('input')!r})"))
+            problems.append((key, f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"))
     return problems

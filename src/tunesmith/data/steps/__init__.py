@@ -14,7 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
+from tunesmith.config.components import ComponentError
 from tunesmith.config.pipeline import STEP_OPTIONS, StepOptions, parse_step
+from tunesmith.errors import ConfigError
 from tunesmith.registry import Registry, import_submodules
 from tunesmith.utils.progress import console
 
@@ -63,7 +65,13 @@ def register_step(cls: type[Step]) -> type[Step]:
 
 
 def build_step(options: StepOptions | dict | str, context: dict | None = None) -> Step:
-    options = parse_step(options)
+    """A ready step from its options; bad options are one ConfigError naming each key."""
+    try:
+        options = parse_step(options)
+    except ComponentError as err:
+        name = options.get("step", "?") if isinstance(options, dict) else options
+        raise ConfigError(f"data step {name}: " + "; ".join(
+            f"{k}: {m.removeprefix('Value error, ')}" for k, m in err.problems)) from None
     return STEPS.get(options.step)(options, context)
 
 
