@@ -72,7 +72,7 @@ def steps_list():
         for name, f in step.Options.model_fields.items():
             if name != "step":
                 default = "required" if f.is_required() else f"default {f.get_default(call_default_factory=True)!r}"
-                console.print(f"    {name} ({default}): {f.description}", highlight=False)
+                console.print(f"    {name} ({default}): {f.description}", highlight=False, markup=False)
 
 
 @data_app.command("validate")

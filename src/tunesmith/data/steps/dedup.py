@@ -7,6 +7,7 @@ English ones. The first row of each cluster is kept; the report lists every clus
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import Iterable, Iterator, Literal
 
@@ -91,7 +92,9 @@ class DuplicateFinder:
         from datasketch import MinHash, MinHashLSH
 
         if self.lsh is None:
-            self.lsh = MinHashLSH(threshold=self.o.threshold, num_perm=self.o.num_perm)
+            # Bands are keyed by an 8-byte digest instead of their raw bytes (r x 8 bytes each):
+            # the index of a million rows then fits in a few hundred MB.
+            self.lsh = MinHashLSH(threshold=self.o.threshold, num_perm=self.o.num_perm, hashfunc=_band_key)
         shingles = [[s.encode("utf-8") for s in ngrams(tokens(t), self.o.shingle_size)] for _, t in fresh]
         hashes = MinHash.bulk(shingles, num_perm=self.o.num_perm, seed=1, hashfunc=zlib.crc32)
         for (i, _), mh in zip(fresh, hashes):
@@ -132,6 +135,10 @@ class DuplicateFinder:
                 for k, dups in clusters[: self.o.max_clusters_reported]
             ],
         }
+
+
+def _band_key(band: bytes) -> bytes:
+    return hashlib.blake2b(band, digest_size=8).digest()
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
