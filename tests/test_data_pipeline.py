@@ -1,6 +1,7 @@
 """`data.pipeline` in a run: steps applied before training, counts in data_report.json."""
 
 import json
+import random
 
 from tunesmith.training.data import prepare_data
 
@@ -12,15 +13,15 @@ def _chat(i, text):
 
 def _planted(tmp_path):
     """14 rows: row 13 repeats row 1 exactly, row 14 is row 2 with one word added."""
-    texts = [f"question number {i} about a completely different subject {i * 7} with words {i} {i + 1}"
-             for i in range(12)]
+    vocab = "alpha beta gamma delta river stone cloud paper orange violet market garden engine".split()
+    texts = [" ".join(random.Random(i).choices(vocab, k=30)) for i in range(12)]
     rows = [_chat(i, t) for i, t in enumerate(texts)] + [_chat(0, texts[0]), _chat(1, texts[1] + " please")]
     path = tmp_path / "planted.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
-PIPELINE = [{"step": "clean"}, {"step": "dedup", "threshold": 0.6},
+PIPELINE = [{"step": "clean"}, {"step": "dedup", "threshold": 0.8},
             {"step": "split", "ratios": "8:2", "group": "topic"}]
 
 
