@@ -130,9 +130,10 @@ def test_clean_masks_chinese_pii_applies_glossary_and_filters(tmp_path):
     ])
     out, report = run_step(build_step({"step": "clean", "pii": ["email", "cn_id", "cn_mobile"],
                                        "glossary": str(glossary), "strip_html": True,
-                                       "max_repeat_ratio": 0.5, "fields": ["instruction"]}), rows)
+                                       "max_repeat_ratio": 0.5, "collapse_spaces": True,
+                                       "fields": ["instruction"]}), rows)
     texts = [r["instruction"] for r in out]
-    assert texts[0] == "患者张三,手机 [PHONE],身份证 [ID],邮箱 [EMAIL],诊断:T2DM"
+    assert texts[0] == "患者张三，手机 [PHONE]，身份证 [ID]，邮箱 [EMAIL]，诊断：T2DM"
     assert texts[1] == "Patient has T2DM since 2019"
     assert texts[2] == "123 ABC spaced out"
     assert report.details["pii_masked"] == {"email": 1, "cn_id": 1, "cn_mobile": 1}
@@ -180,3 +181,19 @@ def test_pipeline_options_get_did_you_mean_errors():
         validate_config({"data": {"pipeline": [{"step": "dedupe"}]}})
     with pytest.raises(ConfigError, match=r"data.pipeline.1.treshold: unknown option .*did you mean 'threshold'"):
         validate_config({"data": {"pipeline": [{"step": "clean"}, {"step": "dedup", "treshold": 0.9}]}})
+
+
+def test_split_keeps_augmented_variants_with_their_source():
+    rows = rows_of([f"write about topic {i} in detail please" for i in range(20)])
+    augmented, _ = run_step(build_step({"step": "augment", "ops": ["swap"], "alpha": 0.3, "copies": 2}), rows)
+    out, _ = _split(augmented, ratios="6:2:2")
+    split_of = {}
+    for r in out:
+        split_of.setdefault(r.get("_augmented_from", r["_origin"]), set()).add(r["_split"])
+    assert len(split_of) == 20 and all(len(s) == 1 for s in split_of.values())
+
+
+def test_clean_keeps_code_indentation():
+    code = "def f(x):\n    if x:   \n        return 1\n\n\n\n    return  0\t\n"
+    out, _ = run_step(build_step({"step": "clean", "fields": ["instruction"]}), rows_of([code]))
+    assert out[0]["instruction"] == "def f(x):\n    if x:\n        return 1\n\n    return  0"

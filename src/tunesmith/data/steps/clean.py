@@ -21,7 +21,7 @@ from tunesmith.data.text import map_strings, ngrams, row_text, tokens
 from tunesmith.errors import DataError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
-_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_SPACES = re.compile(r"[ \t]{2,}")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?|/[a-zA-Z][a-zA-Z0-9]*\s*|!--.*?--)>", re.S)
 _LETTER = re.compile(r"[^\W\d_]")
@@ -29,9 +29,12 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 class CleanOptions(StepOptions):
     step: Literal["clean"] = "clean"
-    nfkc: bool = Field(True, description="Unicode NFKC (full-width letters/digits to ASCII, ligatures split).")
-    whitespace: bool = Field(True, description="Drop control and zero-width characters, collapse runs of "
-                             "spaces, keep at most one blank line, trim.")
+    nfkc: bool = Field(True, description="Unicode NFKC (full-width letters/digits to ASCII, ligatures "
+                       "split); full-width punctuation in CJK text is kept.")
+    whitespace: bool = Field(True, description="Drop control and zero-width characters, trailing spaces "
+                             "and extra blank lines (indentation is kept).")
+    collapse_spaces: bool = Field(False, description="Also collapse runs of spaces inside lines "
+                                  "(off by default: it breaks aligned tables and ASCII art).")
     strip_html: bool = Field(False, description="Remove HTML tags and unescape entities (only in text "
                              "that contains tags).")
     pii: list[Literal[PII_KINDS]] = Field(  # type: ignore[valid-type]
@@ -76,18 +79,26 @@ class Clean(Step):
     def _clean_text(self, text: str, glossary, pii: dict) -> str:
         o = self.options
         if o.nfkc:
-            text = unicodedata.normalize("NFKC", text)
+            text = nfkc(text)
         if o.strip_html and _TAG.search(text):
             text = strip_html(text)
         if o.whitespace:
-            text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-            text = _BLANK_LINES.sub("\n\n", "\n".join(_SPACES.sub(" ", ln).strip() for ln in text.split("\n")))
-            text = text.strip()
+            text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).replace("\u00a0", " ")
+            text = "\n".join(self._line(ln) for ln in text.split("\n"))
+            text = _BLANK_LINES.sub("\n\n", text).strip("\n").rstrip()
         if o.pii:
             text = mask_pii(text, list(o.pii), pii)
         if glossary:
             text = glossary(text)
         return text
+
+    def _line(self, line: str) -> str:
+        """Trailing spaces go; leading indentation stays (code, poems, tables keep their shape)."""
+        line = line.rstrip()
+        if not self.options.collapse_spaces:
+            return line
+        body = line.lstrip(" \t")
+        return line[: len(line) - len(body)] + _SPACES.sub(" ", body)
 
     def _filter_reason(self, text: str) -> str | None:
         o = self.options
@@ -105,6 +116,21 @@ class Clean(Step):
             if total >= 10 and 1 - len(ngrams(words, 3)) / total > o.max_repeat_ratio:
                 return f"repeated 3-gram ratio above {o.max_repeat_ratio}"
         return None
+
+
+# Full-width punctuation is correct in Chinese/Japanese text; NFKC would turn "，" into ",".
+# In text with CJK characters it is swapped for private-use characters (which NFKC leaves
+# alone) and swapped back afterwards.
+_CJK_PUNCT = "，。：；！？（）【】、《》「」『』〈〉"
+_HIDE = {ord(c): 0xE000 + i for i, c in enumerate(_CJK_PUNCT)}
+_SHOW = {v: k for k, v in _HIDE.items()}
+_HAS_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def nfkc(text: str) -> str:
+    if not _HAS_CJK.search(text):
+        return unicodedata.normalize("NFKC", text)
+    return unicodedata.normalize("NFKC", text.translate(_HIDE)).translate(_SHOW)
 
 
 class _HTMLText(HTMLParser):

@@ -73,38 +73,50 @@ class Split(Step):
 
 
 def split_rows(rows: list[dict], o: SplitOptions, seed: int) -> dict[str, list[dict]]:
+    """Rows move in units: a group (with `group`) or a source row with its augmented
+    variants, so a variant never lands in another split than its original."""
     if sum(x is not None for x in (o.stratify, o.group, o.time)) > 1:
         raise DataError("split: choose one of stratify, group or time")
     names = NAMES[: len(o.ratios)]
     rng = random.Random(seed)
-    if o.time:
-        ordered = sorted(rows, key=lambda r: _date(r, o.time))
-        return _cut(ordered, o.ratios, names)
     if o.group:
         return _grouped(rows, o.group, o.ratios, names, rng)
+    units = list(_units(rows).values())
+    if o.time:
+        units.sort(key=lambda u: _date(u[0], o.time))
+        return _cut(units, o.ratios, names)
     if o.stratify:
-        by_label: dict[str, list[dict]] = defaultdict(list)
-        for r in rows:
-            by_label[str(get_field(r, o.stratify))].append(r)
+        by_label: dict[str, list[list[dict]]] = defaultdict(list)
+        for unit in units:
+            by_label[str(get_field(unit[0], o.stratify))].append(unit)
         out: dict[str, list[dict]] = {n: [] for n in names}
         for label in sorted(by_label):
-            part = by_label[label][:]
+            part = by_label[label]
             rng.shuffle(part)
             for name, chunk in _cut(part, o.ratios, names).items():
                 out[name] += chunk
         return out
-    shuffled = rows[:]
-    rng.shuffle(shuffled)
-    return _cut(shuffled, o.ratios, names)
+    rng.shuffle(units)
+    return _cut(units, o.ratios, names)
 
 
-def _cut(rows: list[dict], ratios: list[float], names) -> dict[str, list[dict]]:
-    """Consecutive slices with largest-remainder rounding (sizes add up to len(rows))."""
-    sizes = _sizes(len(rows), ratios)
-    out, start = {}, 0
-    for name, size in zip(names, sizes):
-        out[name] = rows[start:start + size]
-        start += size
+def _units(rows: list[dict]) -> dict[str, list[dict]]:
+    units: dict[str, list[dict]] = {}
+    for r in rows:
+        units.setdefault(r.get("_augmented_from") or r.get(ORIGIN) or str(id(r)), []).append(r)
+    return units
+
+
+def _cut(units: list[list[dict]], ratios: list[float], names) -> dict[str, list[dict]]:
+    """Fill the splits in order with whole units up to their row targets (largest-remainder
+    rounding, so with one row per unit the sizes are exact)."""
+    sizes = _sizes(sum(len(u) for u in units), ratios)
+    out: dict[str, list[dict]] = {n: [] for n in names}
+    current = 0
+    for unit in units:
+        while current < len(names) - 1 and len(out[names[current]]) >= sizes[current]:
+            current += 1
+        out[names[current]] += unit
     return out
 
 
