@@ -197,3 +197,28 @@ def test_clean_keeps_code_indentation():
     code = "def f(x):\n    if x:   \n        return 1\n\n\n\n    return  0\t\n"
     out, _ = run_step(build_step({"step": "clean", "fields": ["instruction"]}), rows_of([code]))
     assert out[0]["instruction"] == "def f(x):\n    if x:\n        return 1\n\n    return  0"
+
+
+def test_mask_fill_with_a_local_masked_language_model(tmp_path):
+    """A tiny random BERT saved to disk stands in for any local masked LM (nothing downloads)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    words = "the cat dog sat ran on a mat log quickly slowly".split()
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    model = BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=32))
+    model.save_pretrained(tmp_path / "mlm")
+    tokenizer.save_pretrained(tmp_path / "mlm")
+    rows = rows_of(["the cat sat on a mat quickly"])
+    out, report = run_step(build_step({"step": "augment", "ops": ["mask_fill"], "alpha": 0.3,
+                                       "mask_model": str(tmp_path / "mlm")}), rows)
+    assert report.details["by_op"] == {"mask_fill": 1}
+    before, after = rows[0]["instruction"].split(), out[1]["instruction"].split()
+    changed = [b != a for b, a in zip(before, after)]
+    assert len(after) == len(before) and sum(changed) == 2  # round(0.3 * 7) words replaced
+    assert all(w in vocab for w in after) and out[1]["_augmented_from"] == "f.jsonl:1"

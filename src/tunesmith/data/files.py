@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from tunesmith.data.load import LoadReport, read_raw_rows
 from tunesmith.data.records import ORIGIN
@@ -96,13 +96,3 @@ def write_rows(path: str | Path, rows: Iterable[dict], keep_origin: bool = False
                 n += 1
     return n
 
-
-def iter_jsonl_texts(path: str | Path, fields: list[str] | None = None) -> Iterator[tuple[str, dict]]:
-    """(origin, row) of a large file, streamed: for commands that must not hold every row."""
-    from tunesmith.data.readers import Unreadable, read_rows
-
-    for raw in read_rows(path, errors="report"):
-        if isinstance(raw.data, dict):
-            yield raw.origin, raw.data
-        elif not isinstance(raw.data, Unreadable):
-            raise DataError(f"{raw.origin}: expected a JSON object")

@@ -24,6 +24,7 @@ from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import is_cjk_heavy
 from tunesmith.errors import DataError
+from tunesmith.utils.progress import make_progress
 
 EDA_OPS = ("synonym", "insert", "swap", "delete")
 PROMPT_FIELDS = ["instruction", "input", "question", "prompt", "query"]
@@ -65,22 +66,31 @@ class Augment(Step):
         from tunesmith.data.augment_models import model_ops
 
         extra = model_ops(o)  # raises a clear error when a model op has no model
-        out, made, unchanged, turn = [], {op: 0 for op in o.ops}, 0, 0
-        for row in rows:
-            out.append(row)
-            for k in range(o.copies):
-                op, turn = o.ops[turn % len(o.ops)], turn + 1
-                change = extra[op] if op in extra else (lambda t, op=op: eda.apply(op, t, rng))
-                variant = self._variant(row, change)
-                if variant is None:
-                    unchanged += 1
-                    continue
-                made[op] += 1
-                variant["_augmented_from"] = row.get(ORIGIN, "?")
-                variant[ORIGIN] = f"{row.get(ORIGIN, '?')}#aug{k + 1}"
-                out.append(variant)
+        out, made, turn = [], {op: 0 for op in o.ops}, 0
+        progress = make_progress("augment")
+        task = progress.add_task("", total=len(rows), info="")
+        with progress:
+            for row in rows:
+                out.append(row)
+                turn = self._augment_row(row, out, made, extra, eda, rng, turn)
+                progress.update(task, advance=1, info=f"{sum(made.values())} added")
+        unchanged = len(rows) * o.copies - sum(made.values())
         self.details = {"added": sum(made.values()), "by_op": made, "no_change_possible": unchanged}
         return out
+
+    def _augment_row(self, row, out, made, extra, eda, rng, turn) -> int:
+        o = self.options
+        for k in range(o.copies):
+            op, turn = o.ops[turn % len(o.ops)], turn + 1
+            change = extra[op] if op in extra else (lambda t, op=op: eda.apply(op, t, rng))
+            variant = self._variant(row, change)
+            if variant is None:
+                continue
+            made[op] += 1
+            variant["_augmented_from"] = row.get(ORIGIN, "?")
+            variant[ORIGIN] = f"{row.get(ORIGIN, '?')}#aug{k + 1}"
+            out.append(variant)
+        return turn
 
     def _variant(self, row: dict, change) -> dict | None:
         new = json.loads(json.dumps(row, ensure_ascii=False))

@@ -16,6 +16,7 @@ from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import ngrams, normalize, row_text, tokens
 from tunesmith.errors import DataError
+from tunesmith.utils.progress import make_progress
 
 
 class DecontaminateOptions(StepOptions):
@@ -43,12 +44,15 @@ class Decontaminate(Step):
         for row in read_raw_rows(files):
             index.add(row)
         kept, removed = [], []
-        for row in rows:
-            hit = index.match(row_text(row, o.fields), o.min_matches)
-            if hit:
-                removed.append({"origin": row.get(ORIGIN, "?"), "eval_origin": hit[0], "ngram": hit[1]})
-            else:
-                kept.append(row)
+        with make_progress("decontaminate") as progress:
+            task = progress.add_task("", total=len(rows), info="")
+            for row in rows:
+                hit = index.match(row_text(row, o.fields), o.min_matches)
+                if hit:
+                    removed.append({"origin": row.get(ORIGIN, "?"), "eval_origin": hit[0], "ngram": hit[1]})
+                else:
+                    kept.append(row)
+                progress.update(task, advance=1, info=f"{len(removed)} contaminated")
         self.details = {"against": files, "eval_rows": index.rows, "n": o.n,
                         "contaminated": len(removed), "removed": removed[:200]}
         return kept
