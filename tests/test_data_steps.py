@@ -222,3 +222,13 @@ def test_mask_fill_with_a_local_masked_language_model(tmp_path):
     changed = [b != a for b, a in zip(before, after)]
     assert len(after) == len(before) and sum(changed) == 2  # round(0.3 * 7) words replaced
     assert all(w in vocab for w in after) and out[1]["_augmented_from"] == "f.jsonl:1"
+
+
+def test_pipeline_errors_point_at_the_yaml_line(tmp_path):
+    from tunesmith.config import load_config
+    from tunesmith.errors import ConfigError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  train: x.jsonl\n  pipeline:\n    - step: clean\n    - step: dedup\n      treshold: 0.9\n")
+    with pytest.raises(ConfigError, match=r"run.yaml line 6: data.pipeline.1.treshold"):
+        load_config(path)
