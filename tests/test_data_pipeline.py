@@ -67,3 +67,18 @@ def test_augmented_variants_stay_with_their_source_in_eval_ratio_split(tiny_conf
     assert added > 6 and len(train) + len(evals) == 12 + added
     source = lambda records: {r["_origin"].split("#")[0] for r in records}  # noqa: E731
     assert evals and not source(train) & source(evals)
+
+
+def test_mix_step_in_a_run_samples_files_by_weight(tiny_config, tmp_path):
+    from tunesmith.data.load import LoadReport
+    from tunesmith.training.data import pipeline_records
+
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("".join(json.dumps(_chat(i, f"extra question {i}")) + "\n" for i in range(30)))
+    config = tiny_config()
+    config = tiny_config(data={"train": [config.data.train[0], str(extra)], "eval_ratio": 0.0,
+                               "pipeline": [{"step": "mix", "weights": {"chat.jsonl": 1, "extra.jsonl": 2}}]})
+    train, _, report = pipeline_records(config, LoadReport())
+    sources = report["pipeline"][0]["details"]["sources"]
+    assert {k: v["taken"] for k, v in sources.items()} == {"chat.jsonl": 12, "extra.jsonl": 24}
+    assert len(train) == 36

@@ -304,6 +304,6 @@ def mix(
             raise typer.BadParameter(f"{item!r}: write FILE:WEIGHT")
         pairs.append((path, float(weight)))
     result = mix_files(pairs, output, total, seed, keep_origin)
-    console.print(f"{result['rows_out']} rows -> {output}")
-    for path, c in result["sources"].items():
+    console.print(f"{result.rows_out} rows -> {output}")
+    for path, c in result.details["sources"].items():
         console.print(f"  {path}: {c['taken']} of {c['available']}{' (repeated)' if c['repeated'] else ''}")

@@ -3,7 +3,6 @@ conversion, write the result and a JSON report atomically. Inputs are never modi
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from tunesmith.data.files import read_input, write_rows
@@ -84,25 +83,11 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
 
 
 def mix_files(sources: list[tuple[str, float]], output: str | Path, total: int | None = None,
-              seed: int = 42, keep_origin: bool = False) -> dict:
-    """Sample several datasets by weight into one shuffled file; weights are shares of `total`
-    (default: as many rows as the smallest source allows without repeating rows)."""
-    _check_output([p for p, _ in sources], output)
-    data = {path: read_input([path]) for path, _ in sources}
-    weight_sum = sum(w for _, w in sources)
-    if weight_sum <= 0 or any(w < 0 for _, w in sources):
-        raise DataError("mix: weights must be non-negative with a positive sum")
-    if total is None:
-        total = int(min(len(data[p]) / (w / weight_sum) for p, w in sources if w > 0))
-    rng = random.Random(seed)
-    mixed, counts = [], {}
-    for path, weight in sources:
-        n = round(total * weight / weight_sum)
-        rows = data[path]
-        repeats, rest = divmod(n, len(rows))
-        chosen = rows * repeats + rng.sample(rows, rest)
-        counts[path] = {"available": len(rows), "taken": n, "repeated": n > len(rows)}
-        mixed += chosen
-    rng.shuffle(mixed)
-    write_rows(output, mixed, keep_origin)
-    return {"rows_out": len(mixed), "sources": counts, "seed": seed}
+              seed: int = 42, keep_origin: bool = False) -> StepReport:
+    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows)."""
+    paths = [p for p, _ in sources]
+    _check_output(paths, output)
+    rows = read_input(paths)
+    out, report = run_step(build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed}), rows)
+    write_rows(output, out, keep_origin)
+    return report
