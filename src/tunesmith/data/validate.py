@@ -25,6 +25,7 @@ KNOWN_KEYS = {  # top-level keys each format reads; anything else is probably a 
     "openai": {"messages", "tools", "functions", "parallel_tool_calls"},
     "text": {"text"},
 }
+METADATA_KEYS = {"id", "source", "category", "lang", "language"}  # common bookkeeping, not typos
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 BATCH = 512
 
@@ -134,7 +135,7 @@ def _check_row(origin: str, data, spec: FormatSpec | None, result: Validation):
         keys = ", ".join(sorted(data)) or "none"
         result.problems.append(Problem(origin, f"fits no format (keys: {keys}); formats: {', '.join(FORMATS.names())}"))
         return None
-    unknown = set(data) - KNOWN_KEYS.get(spec.name, set(data))
+    unknown = set(data) - KNOWN_KEYS.get(spec.name, set(data)) - METADATA_KEYS
     if unknown:
         result.problems.append(Problem(origin, f"unknown key(s) {', '.join(sorted(unknown))} "
                                        f"({spec.name} format ignores them)", "warning"))

@@ -7,7 +7,6 @@ English ones. The first row of each cluster is kept; the report lists every clus
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from typing import Iterable, Iterator, Literal
 
@@ -15,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from tunesmith.config.pipeline import StepOptions
+from tunesmith.data.minhash_index import BandIndex
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import ngrams, row_text, text_hash, tokens
@@ -58,9 +58,8 @@ class DuplicateFinder:
         self.origins: list[str] = []
         self.seen: dict[bytes, int] = {}
         self.clusters: dict[int, list[tuple[int, float, str]]] = {}  # kept -> [(dup, sim, kind)]
-        self.lsh = None
-        self.signatures: list[np.ndarray] = []  # kept rows' MinHash values, for verification
-        self.kept_at: list[int] = []  # signature slot -> row index
+        self.index: BandIndex | None = None
+        self.kept_at: list[int] = []  # index slot -> row index
 
     def filter(self, rows: Iterable[dict], total: int | None = None) -> Iterator[dict]:
         """The rows that are not duplicates of an earlier row, streamed in order."""
@@ -89,38 +88,22 @@ class DuplicateFinder:
         yield from self._near(fresh)
 
     def _near(self, fresh: list[tuple[int, str]]) -> Iterator[int]:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHash
 
-        if self.lsh is None:
-            # Bands are keyed by an 8-byte digest instead of their raw bytes (r x 8 bytes each):
-            # the index of a million rows then fits in a few hundred MB. datasketch's default
-            # weights balance misses and false hits, which finds only ~40% of pairs at exactly
-            # the threshold (128 perms, 0.8); candidates are verified below, so false hits cost
-            # a comparison and misses cost a duplicate: weigh misses 19x (~95% found at 0.8).
-            self.lsh = MinHashLSH(threshold=self.o.threshold, num_perm=self.o.num_perm,
-                                  weights=(0.05, 0.95), hashfunc=_band_key)
+        if self.index is None:
+            self.index = BandIndex(self.o.threshold, self.o.num_perm)
+        if not fresh:
+            return
         shingles = [[s.encode("utf-8") for s in ngrams(tokens(t), self.o.shingle_size)] for _, t in fresh]
-        hashes = MinHash.bulk(shingles, num_perm=self.o.num_perm, seed=1, hashfunc=zlib.crc32)
-        for (i, _), mh in zip(fresh, hashes):
-            match = self._best_match(mh)
-            if match is not None:
+        signatures = np.stack([m.hashvalues for m in
+                               MinHash.bulk(shingles, num_perm=self.o.num_perm, seed=1, hashfunc=zlib.crc32)])
+        for (i, _), match in zip(fresh, self.index.add_chunk(signatures)):
+            if match is None:
+                self.kept_at.append(i)
+                yield i
+            else:
                 slot, similarity = match
                 self.clusters.setdefault(self.kept_at[slot], []).append((i, similarity, "near"))
-                continue
-            self.lsh.insert(len(self.kept_at), mh, check_duplication=False)
-            self.signatures.append(mh.hashvalues.astype(np.uint32))
-            self.kept_at.append(i)
-            yield i
-
-    def _best_match(self, mh) -> tuple[int, float] | None:
-        """LSH candidates verified by the estimated Jaccard similarity (LSH alone has false hits)."""
-        best = None
-        mine = mh.hashvalues.astype(np.uint32)
-        for slot in self.lsh.query(mh):
-            similarity = float(np.mean(self.signatures[slot] == mine))
-            if similarity >= self.o.threshold and (best is None or similarity > best[1]):
-                best = (slot, similarity)
-        return best
 
     def removed(self) -> int:
         return sum(len(v) for v in self.clusters.values())
@@ -139,10 +122,6 @@ class DuplicateFinder:
                 for k, dups in clusters[: self.o.max_clusters_reported]
             ],
         }
-
-
-def _band_key(band: bytes) -> bytes:
-    return hashlib.blake2b(band, digest_size=8).digest()
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
