@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval
-from tunesmith.data.records import ORIGIN, require_rows
+from tunesmith.data.records import require_rows
 from tunesmith.data.steps import run_pipeline
 from tunesmith.data.steps.split import SplitOptions, split_rows
 from tunesmith.errors import DataError
@@ -64,8 +64,7 @@ def pipeline_records(config, load_report: LoadReport) -> tuple[list[dict], list[
         parts = {name: [r for r in rows if r.get("_split", "train") == name] for name in ("train", "eval", "test")}
     elif not d.eval and d.eval_ratio > 0 and len(rows) > 1:
         ratios = [1 - d.eval_ratio, d.eval_ratio]
-        parts = split_rows([{**r, "_source": r.get("_augmented_from", r[ORIGIN])} for r in rows],
-                           SplitOptions(ratios=ratios, group="_source"), seed)
+        parts = split_rows(rows, SplitOptions(ratios=ratios), seed)  # variants move with their source
     train = rows_to_records(parts["train"], d.format, d.on_bad_row, load_report, "pipeline")
     evals = rows_to_records(parts["eval"], d.format, d.on_bad_row, load_report, "pipeline")
     if d.eval:
