@@ -13,7 +13,7 @@ def _chat(i, text):
 
 def _planted(tmp_path):
     """14 rows: row 13 repeats row 1 exactly, row 14 is row 2 with one word added."""
-    vocab = "alpha beta gamma delta river stone cloud paper orange violet market garden engine".split()
+    vocab = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "orange", "violet", "market", "garden", "engine"]
     texts = [" ".join(random.Random(i).choices(vocab, k=30)) for i in range(12)]
     rows = [_chat(i, t) for i, t in enumerate(texts)] + [_chat(0, texts[0]), _chat(1, texts[1] + " please")]
     path = tmp_path / "planted.jsonl"
@@ -65,7 +65,7 @@ def test_augmented_variants_stay_with_their_source_in_eval_ratio_split(tiny_conf
     train, evals, report = pipeline_records(config, LoadReport())
     added = report["pipeline"][0]["details"]["added"]
     assert added > 6 and len(train) + len(evals) == 12 + added
-    source = lambda records: {r["_origin"].split("#")[0] for r in records}  # noqa: E731
+    source = lambda records: {r["_origin"].split("#")[0] for r in records}
     assert evals and not source(train) & source(evals)
 
 

@@ -101,8 +101,8 @@ def test_time_split_orders_train_eval_test():
 
 
 def test_split_ratios_must_sum_to_one():
-    from tunesmith.errors import ConfigError
     from tunesmith.config import validate_config
+    from tunesmith.errors import ConfigError
 
     with pytest.raises(Exception, match="sum to 0.9, not 1"):
         build_step({"step": "split", "ratios": [0.7, 0.1, 0.1]})
@@ -163,6 +163,7 @@ def test_augment_marks_provenance_and_uses_the_synonym_dictionary():
     assert [r["instruction"] for r in out] == ["please write a happy poem", "please write a joyful poem",
                                                 "请写一首快乐的诗", "请写一首愉快的诗"]
     assert out[1]["_augmented_from"] == "f.jsonl:1" and out[3]["_origin"] == "f.jsonl:2#aug1"
+    assert report.details["by_op"] == {"synonym": 2}
     assert all(r["output"] == "ok" for r in out)
 
 
@@ -204,7 +205,7 @@ def test_mask_fill_with_a_local_masked_language_model(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
-    words = "the cat dog sat ran on a mat log quickly slowly".split()
+    words = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", "quickly", "slowly"]
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
