@@ -85,3 +85,21 @@ def test_dedup_streams_jsonl_and_writes_report(tmp_path):
     assert [r["text"] for r in read_jsonl(out)] == [rows[0]["text"], rows[1]["text"]]
     clusters = json.loads(report.read_text())["details"]["cluster_list"]
     assert clusters == [{"kept": f"{src}:1", "removed": [{"origin": f"{src}:3", "similarity": 1.0, "kind": "exact"}]}]
+
+
+def test_dedup_and_decontaminate_on_shared_datasets(tmp_path):
+    from conftest import shared
+
+    en = shared("llamafactory_alpaca_demo", "alpaca_en_demo.json")
+    huanhuan = shared("huanhuan", "huanhuan.json")
+    for path, removed in ((en, 14), (huanhuan, 113)):
+        report = tmp_path / f"{path.stem}.json"
+        assert _run("data", "dedup", str(path), "-o", str(tmp_path / f"{path.stem}.jsonl"), "--report", str(report)) == 0
+        details = json.loads(report.read_text())
+        assert details["rows_in"] - details["rows_out"] == removed
+    report = tmp_path / "dc.json"
+    against = shared("alpaca_1k_bloom_lora", "alpaca_data_1k.json")
+    assert _run("data", "decontaminate", str(en), "--against", str(against), "-o", str(tmp_path / "dc.jsonl"),
+                "--report", str(report)) == 0
+    removed = json.loads(report.read_text())["details"]["removed"]
+    assert len(removed) == 18 and all(r["eval_origin"].startswith(str(against)) for r in removed)
