@@ -233,3 +233,38 @@ def test_pipeline_errors_point_at_the_yaml_line(tmp_path):
     path.write_text("data:\n  train: x.jsonl\n  pipeline:\n    - step: clean\n    - step: dedup\n      treshold: 0.9\n")
     with pytest.raises(ConfigError, match=r"run.yaml line 6: data.pipeline.1.treshold"):
         load_config(path)
+
+
+def test_back_translation_through_an_openai_compatible_endpoint():
+    """A local fake endpoint: the variant is what came back from the round trip."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    prompts = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = body["messages"][0]["content"]
+            prompts.append((self.path, body["model"], prompt))
+            reply = "Bonjour le monde" if "French" in prompt else "Hello there, world"
+            data = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out, report = run_step(build_step({"step": "augment", "ops": ["back_translate"], "endpoint_model": "m",
+                                           "endpoint": f"http://127.0.0.1:{server.server_port}/v1"}),
+                               rows_of(["Hello world"]))
+    finally:
+        server.shutdown()
+    assert [r["instruction"] for r in out] == ["Hello world", "Hello there, world"]
+    assert [p[0] for p in prompts] == ["/v1/chat/completions"] * 2 and prompts[0][1] == "m"
+    assert "Hello world" in prompts[0][2] and "Bonjour le monde" in prompts[1][2]
