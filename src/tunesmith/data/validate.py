@@ -206,7 +206,7 @@ def plot_token_histogram(result: Validation, path: str | Path) -> Path:
     ax.axvline(result.cutoff, color="#cc3311", linestyle="--", label=f"cutoff {result.cutoff}")
     ax.set_xlabel("tokens per row" + (" (estimated)" if result.tokens_estimated else ""))
     ax.set_ylabel("rows")
-    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} rows, {sum(result.token_counts):,} tokens")
+    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, {sum(result.token_counts):,} tokens")
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
