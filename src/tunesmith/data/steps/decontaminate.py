@@ -2,6 +2,10 @@
 
 A shared 10-token run (words; characters for CJK) is very unlikely by chance and very
 likely a leaked test item; rows shorter than n match when their whole text appears.
+A row's fields are joined before cutting n-grams, so a leaked item also matches across its
+input/output boundary: n-grams within single fields found only 9 of the 18 real overlaps
+between alpaca_en_demo.json and alpaca_data_1k.json (short inputs like "Element:
+Plutonium-239" followed by their answer).
 """
 
 from __future__ import annotations
