@@ -9,6 +9,7 @@ import click
 import typer
 
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
+from tunesmith.cli import data as data_commands
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -24,6 +25,7 @@ catalog.register(app)
 sweep.register(app)
 runs.register(app)
 evaluate.register(app)
+data_commands.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

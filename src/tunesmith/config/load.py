@@ -61,6 +61,10 @@ def _line_index(node, prefix: tuple = ()) -> dict[tuple, int]:
             path = prefix + (key.value,)
             index[path] = key.start_mark.line + 1
             index.update(_line_index(value, path))
+    elif isinstance(node, yaml.SequenceNode):  # list items, e.g. data.pipeline.2
+        for i, item in enumerate(node.value):
+            index[prefix + (str(i),)] = item.start_mark.line + 1
+            index.update(_line_index(item, prefix + (str(i),)))
     return index
 
 

@@ -13,6 +13,7 @@ from tunesmith.config.components import (
     TaskConfig,
     parse_component,
 )
+from tunesmith.config.pipeline import StepOptions, parse_steps
 
 
 def _auto_or_positive(kind: type):
@@ -79,11 +80,22 @@ class DataSection(Section):
         "error", description="A malformed row stops the run (error) or is dropped and reported (skip)."
     )
     max_rows: int | None = Field(None, gt=0, description="Use only the first N training rows.")
+    pipeline: list[SerializeAsAny[StepOptions]] = Field(
+        default_factory=list,
+        description="Data steps applied in order to the rows as written (before format "
+        "conversion), e.g. [{step: clean}, {step: dedup, threshold: 0.8}]; each step's rows in/out "
+        "go to data_report.json (`tunesmith data steps`).",
+    )
 
     @field_validator("train", "eval", mode="before")
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
+
+    @field_validator("pipeline", mode="before")
+    @classmethod
+    def _pipeline(cls, v):
+        return parse_steps(v)
 
 
 class TrainSection(Section):

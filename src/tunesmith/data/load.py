@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.data.formats import FORMATS, FormatSpec, detect_format
-from tunesmith.data.readers import read_rows
+from tunesmith.data.readers import RawRow, Unreadable, read_rows
 from tunesmith.data.records import ORIGIN, RowError
 from tunesmith.errors import DataError
 
@@ -47,30 +47,58 @@ def load_records(
 
 
 def _load_file(path: Path, fmt: str, on_bad_row: str, report: LoadReport) -> list[dict]:
+    errors = "report" if on_bad_row == "skip" else "raise"
+    rows = ({**r.data, ORIGIN: r.origin} if isinstance(r.data, dict) else r for r in read_rows(path, errors))
+    return rows_to_records(rows, fmt, on_bad_row, report, str(path))
+
+
+def read_raw_rows(paths: list[str], on_bad_row: str = "error", report: LoadReport | None = None) -> list[dict]:
+    """Every row of the files as the user wrote it (their own keys, labels, dates), plus
+    `_origin`; data pipeline steps work on these before rows become canonical records."""
+    report = report or LoadReport()
+    rows: list[dict] = []
+    for path in paths:
+        for raw in read_rows(path, "report" if on_bad_row == "skip" else "raise"):
+            if isinstance(raw.data, dict):
+                rows.append({**raw.data, ORIGIN: raw.origin})
+                continue
+            report.rows_read += 1
+            reason = raw.data.reason if isinstance(raw.data, Unreadable) else (
+                f"expected a JSON object, got {type(raw.data).__name__}")
+            _bad(report, on_bad_row, raw.origin, reason)
+    return rows
+
+
+def rows_to_records(rows, fmt: str, on_bad_row: str, report: LoadReport, name: str = "") -> list[dict]:
+    """Raw rows (dicts with `_origin`, or RawRow for non-objects) -> canonical records."""
     spec: FormatSpec | None = None if fmt == "auto" else FORMATS.get(fmt)
     records = []
-    for raw in read_rows(path):
+    for row in rows:
         report.rows_read += 1
-        if spec is None:
-            spec = detect_format(raw.data)
-            if spec is None:
-                _bad(report, on_bad_row, raw.origin, _undetected_reason(raw.data))
-                continue
-            report.formats[str(path)] = spec.name
-        try:
-            if not isinstance(raw.data, dict):
-                raise RowError(f"expected a JSON object, got {type(raw.data).__name__}")
-            record = spec.to_record(raw.data)
-        except RowError as err:
-            _bad(report, on_bad_row, raw.origin, f"{err} ({spec.name} format)")
+        where, data = (row.origin, row.data) if isinstance(row, RawRow) else (row[ORIGIN], row)
+        if isinstance(data, Unreadable):
+            _bad(report, on_bad_row, where, data.reason)
             continue
-        record[ORIGIN] = raw.origin
+        if spec is None:
+            spec = detect_format(data)
+            if spec is None:
+                _bad(report, on_bad_row, where, _undetected_reason(data))
+                continue
+            report.formats[name or where.rsplit(":", 1)[0]] = spec.name
+        try:
+            if not isinstance(data, dict):
+                raise RowError(f"expected a JSON object, got {type(data).__name__}")
+            record = spec.to_record({k: v for k, v in data.items() if k != ORIGIN})
+        except RowError as err:
+            _bad(report, on_bad_row, where, f"{err} ({spec.name} format)")
+            continue
+        record[ORIGIN] = where
         records.append(record)
     return records
 
 
 def _undetected_reason(row: object) -> str:
-    keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
+    keys = ", ".join(sorted(k for k in row if k != ORIGIN)) if isinstance(row, dict) else type(row).__name__
     return f"no known format matches this row (keys: {keys}); set data.format to one of {', '.join(FORMATS.names())}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,17 @@ class RawRow:
     data: object  # a dict for well-formed rows; anything else is reported by the format
 
 
-def read_rows(path: str | Path) -> Iterator[RawRow]:
-    """Yield every row of a data file; malformed JSON is a DataError with file:line."""
+@dataclass
+class Unreadable:
+    """The data of a row that could not be parsed (only with read_rows(..., errors="report"))."""
+
+    reason: str
+
+
+def read_rows(path: str | Path, errors: str = "raise") -> Iterator[RawRow]:
+    """Yield every row of a data file; a line that cannot be parsed is a DataError with
+    file:line (errors="raise") or a RawRow whose data is `Unreadable` (errors="report"),
+    so validators can list every bad line instead of stopping at the first."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -28,25 +38,34 @@ def read_rows(path: str | Path) -> Iterator[RawRow]:
     readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet}
     if suffix not in readers:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
-    yield from readers[suffix](path)
+    for row in readers[suffix](path):
+        if isinstance(row.data, Unreadable) and errors == "raise":
+            raise DataError(f"{row.origin}: {row.data.reason}")
+        yield row
 
 
 def _jsonl(path: Path) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    # Bytes, decoded line by line, so a non-UTF-8 line is reported with its number.
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            origin = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield RawRow(origin, Unreadable(f"not UTF-8 text (byte {err.start + 1}); "
+                                                "re-encode the file as UTF-8"))
+                continue
             if not line.strip():
                 continue
             try:
-                yield RawRow(f"{path}:{number}", json.loads(line))
+                yield RawRow(origin, json.loads(line))
             except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno})"
-                ) from None
+                yield RawRow(origin, Unreadable(f"malformed JSON ({err.msg} at column {err.colno})"))
 
 
 def _json(path: Path) -> Iterator[RawRow]:
     """A JSON array of rows (or one object); each row's origin is the line it starts on."""
-    text = path.read_text(encoding="utf-8")
+    text = _utf8_text(path)
     decoder = json.JSONDecoder()
     pos = _skip_space(text, 0)
     if text.startswith("{", pos):
@@ -55,12 +74,13 @@ def _json(path: Path) -> Iterator[RawRow]:
     if not text.startswith("[", pos):
         raise DataError(f"{path}:1: expected a JSON array of rows; for one row per line use .jsonl")
     pos = _skip_space(text, pos + 1)
-    line, counted = 1, 0
+    line, counted, number = 1, 0, 0
+    one_line = text.count("\n", pos, len(text.rstrip())) == 0  # minified: lines cannot tell rows apart
     while pos < len(text) and text[pos] != "]":
         line += text.count("\n", counted, pos)
-        counted = pos
+        counted, number = pos, number + 1
         value, pos = _decode(decoder, text, pos, path)
-        yield RawRow(f"{path}:{line}", value)
+        yield RawRow(f"{path}:row {number}" if one_line else f"{path}:{line}", value)
         pos = _skip_space(text, pos)
         if text.startswith(",", pos):
             pos = _skip_space(text, pos + 1)
@@ -82,13 +102,28 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
+def _utf8_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (binary file?); re-encode it as UTF-8") from None
+
+
 def _delimited(path: Path, delimiter: str) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        start = 2  # the line a row starts on; quoted fields may span several lines
-        for row in reader:
-            yield RawRow(f"{path}:{start}", {k: v for k, v in row.items() if k is not None})
-            start = reader.line_num + 1
+    text = _utf8_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    width = len(reader.fieldnames or [])
+    start = 2  # the line a row starts on; quoted fields may span several lines
+    for row in reader:
+        origin = f"{path}:{start}"
+        start = reader.line_num + 1
+        cells = width + len(row.get(None) or []) - sum(v is None for k, v in row.items() if k is not None)
+        if None in row or any(v is None for v in row.values()):
+            yield RawRow(origin, Unreadable(f"ragged row: {cells} fields, the header has {width}"))
+            continue
+        yield RawRow(origin, dict(row))
 
 
 def _csv(path: Path) -> Iterator[RawRow]:

@@ -6,8 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from tunesmith.data.load import LoadReport, load_records, split_eval
+from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval
 from tunesmith.data.records import require_rows
+from tunesmith.data.steps import run_pipeline
+from tunesmith.data.steps.split import SplitOptions, split_rows
 from tunesmith.errors import DataError
 
 
@@ -25,12 +27,16 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     if not d.train:
         raise DataError("data.train is empty; give at least one training file")
     load_report = LoadReport()
-    train_records, _ = load_records(d.train, d.format, d.on_bad_row, load_report)
-    if d.max_rows:
-        train_records = train_records[: d.max_rows]
-    eval_records, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
-    if not eval_records:
-        train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
+    pipeline_report: dict = {}
+    if d.pipeline:
+        train_records, eval_records, pipeline_report = pipeline_records(config, load_report)
+    else:
+        train_records, _ = load_records(d.train, d.format, d.on_bad_row, load_report)
+        if d.max_rows:
+            train_records = train_records[: d.max_rows]
+        eval_records, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
+        if not eval_records:
+            train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
     require_rows(train_records, f"training data {', '.join(d.train)}")
     train, train_tok = task.build_features(train_records, tokenizer, config)
     evals, eval_tok = task.build_features(eval_records, tokenizer, config) if eval_records else ([], None)
@@ -40,8 +46,33 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         "train": {"records": len(train_records), **train_tok.as_dict()},
         "eval": {"records": len(eval_records), **(eval_tok.as_dict() if eval_tok else {})},
         "data_hash": _hash(train_records + eval_records),
+        **pipeline_report,
     }
     return PreparedData(train, evals, report, eval_records)
+
+
+def pipeline_records(config, load_report: LoadReport) -> tuple[list[dict], list[dict], dict]:
+    """Raw rows -> data.pipeline steps -> canonical records. A split step's tags choose the
+    eval rows (test rows are held out); otherwise eval_ratio holds out rows grouped by source,
+    so an augmented variant never trains while its original is evaluated."""
+    d, seed = config.data, config.train.seed
+    rows = read_raw_rows(d.train, d.on_bad_row, load_report)
+    if d.max_rows:
+        rows = rows[: d.max_rows]
+    rows, reports = run_pipeline(rows, d.pipeline, {"seed": seed, "eval_files": d.eval})
+    parts = {"train": rows, "eval": [], "test": []}
+    if any("_split" in r for r in rows):
+        parts = {name: [r for r in rows if r.get("_split", "train") == name] for name in ("train", "eval", "test")}
+    elif not d.eval and d.eval_ratio > 0 and len(rows) > 1:
+        ratios = [1 - d.eval_ratio, d.eval_ratio]
+        parts = split_rows(rows, SplitOptions(ratios=ratios), seed)  # variants move with their source
+    train = rows_to_records(parts["train"], d.format, d.on_bad_row, load_report, "pipeline")
+    evals = rows_to_records(parts["eval"], d.format, d.on_bad_row, load_report, "pipeline")
+    if d.eval:
+        evals, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
+    report = {"pipeline": [r.as_dict() for r in reports],
+              "split": {"train": len(train), "eval": len(evals), "test_held_out": len(parts.get("test", []))}}
+    return train, evals, report
 
 
 def _hash(records: list[dict]) -> str:

@@ -1,0 +1,93 @@
+"""What the `tunesmith data` commands do, as library calls: read files, run a step or a
+conversion, write the result and a JSON report atomically. Inputs are never modified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunesmith.data.files import read_input, write_rows
+from tunesmith.data.load import LoadReport
+from tunesmith.data.readers import Unreadable, read_rows
+from tunesmith.data.records import ORIGIN
+from tunesmith.data.steps import StepReport, build_step, run_step
+from tunesmith.errors import DataError
+from tunesmith.utils.io import write_json
+
+
+def _check_output(inputs: list[str], output: str | Path) -> None:
+    out = Path(output).resolve()
+    if any("::" not in p and Path(p).resolve() == out for p in inputs):
+        raise DataError(f"output {output} is an input file; tunesmith never rewrites its inputs")
+
+
+def apply_step(inputs: list[str], options: dict, output: str | Path, report_path: str | Path | None = None,
+               keep_origin: bool = False, on_bad_row: str = "error") -> StepReport:
+    """Run one registered step over the rows of `inputs` and write what it keeps."""
+    _check_output(inputs, output)
+    load = LoadReport()
+    step = build_step(options)
+    if step.name == "dedup" and len(inputs) == 1 and inputs[0].endswith(".jsonl"):
+        report = _dedup_stream(inputs[0], step, output, keep_origin)
+    else:
+        out, report = run_step(step, read_input(inputs, on_bad_row, load))
+        write_rows(output, out, keep_origin)
+    if load.bad_rows:
+        report.details["unreadable_rows"] = [str(b) for b in load.bad_rows]
+    if report_path:
+        write_json(report_path, report.as_dict())
+    return report
+
+
+def _dedup_stream(path: str, step, output, keep_origin: bool) -> StepReport:
+    """Dedup of one jsonl file row by row: memory holds hashes, not rows (for huge files)."""
+    import time
+
+    from tunesmith.data.steps.dedup import DuplicateFinder
+
+    start = time.perf_counter()
+    finder = DuplicateFinder(step.options)
+    rows = ({**r.data, ORIGIN: r.origin} for r in read_rows(path, "raise") if not isinstance(r.data, Unreadable))
+    kept = write_rows(output, finder.filter(rows), keep_origin)
+    return StepReport("dedup", len(finder.origins), kept, round(time.perf_counter() - start, 3), finder.report())
+
+
+def split_files(inputs: list[str], options: dict, out_dir: str | Path, suffix: str = ".jsonl",
+                keep_origin: bool = False) -> dict[str, int]:
+    """Write train/eval/test files (names from the ratios' order) into `out_dir`."""
+    from tunesmith.data.steps.split import split_rows
+
+    rows = read_input(inputs)
+    step = build_step({"step": "split", **options})
+    parts = split_rows(rows, step.options, step.seed())
+    counts = {}
+    for name, part in parts.items():
+        counts[name] = write_rows(Path(out_dir) / f"{name}{suffix}", part, keep_origin)
+    write_json(Path(out_dir) / "split_report.json", {"inputs": inputs, "options": step.options.model_dump(),
+                                                     "rows": counts})
+    return counts
+
+
+def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "auto",
+                  template: dict | None = None, on_bad_row: str = "error", keep_origin: bool = False) -> dict:
+    """Format conversion; with `template`, structured rows are rendered first."""
+    from tunesmith.data.convert import convert_rows
+
+    _check_output(inputs, output)
+    load = LoadReport()
+    rows = read_input(inputs, on_bad_row, load)
+    if template:
+        rows, _ = run_step(build_step({"step": "template", **template}), rows)
+    out = convert_rows(rows, to, fmt, on_bad_row, load)
+    n = write_rows(output, out, keep_origin)
+    return {"rows_in": len(rows), "rows_out": n, "bad_rows": [str(b) for b in load.bad_rows]}
+
+
+def mix_files(sources: list[tuple[str, float]], output: str | Path, total: int | None = None,
+              seed: int = 42, keep_origin: bool = False) -> StepReport:
+    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows)."""
+    paths = [p for p, _ in sources]
+    _check_output(paths, output)
+    rows = read_input(paths)
+    out, report = run_step(build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed}), rows)
+    write_rows(output, out, keep_origin)
+    return report
