@@ -38,7 +38,7 @@ def test_method_switch_by_override(tmp_path):
     [
         ("train:\n  epochs: 1\n  learnig_rate: 1\n", None,
          r"run.yaml line 3: unknown key 'train.learnig_rate'. Did you mean 'learning_rate'"),
-        ("train:\n  batch_size: zero\n", None, r"run.yaml line 2: train.batch_size: Input should be a valid integer"),
+        ("train:\n  batch_size: zero\n", None, r"run.yaml line 2: train.batch_size: must be a whole number > 0 or .auto."),
         ("method:\n  name: lora\n  r: 0\n", None, r"run.yaml line 3: method.r: Input should be greater than 0"),
         ("method:\n  name: lorra\n", None, r"run.yaml line 1: method: unknown method 'lorra'. Did you mean 'lora'"),
         ("modle:\n  name_or_path: x\n", None, r"unknown key 'modle'. Did you mean 'model'"),
