@@ -47,7 +47,7 @@ def _assert_user_error(result, *fragments):
 
 def test_negative_learning_rate_is_one_line():
     result = tunesmith("train", "examples/quickstart.yaml", "train.learning_rate=-1")
-    _assert_user_error(result, "train.learning_rate", "greater than 0")
+    _assert_user_error(result, "train.learning_rate", "must be a number > 0")
 
 
 def test_debug_shows_traceback():
