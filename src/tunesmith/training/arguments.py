@@ -7,12 +7,14 @@ from transformers import TrainingArguments
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
-def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -> TrainingArguments:
+def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
+                       overrides: dict | None = None) -> TrainingArguments:
+    """`overrides`: TrainingArguments a method sets itself (GaLore's optimizer)."""
     import torch
 
     t, e = config.train, config.eval
     eval_strategy = ("steps" if e.steps else "epoch") if has_eval else "no"
-    return TrainingArguments(
+    return TrainingArguments(**{**dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -42,4 +44,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
-    )
+    ), **(overrides or {})})

@@ -6,10 +6,11 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tunesmith.config.schema import RunConfig
-from tunesmith.errors import RunDirError
+from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
@@ -33,12 +34,13 @@ class RunResult:
     train_metrics: dict = field(default_factory=dict)
 
 
-def train(config: RunConfig, *, resume: bool = False) -> RunResult:
-    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C."""
+def train(config: RunConfig, *, resume: bool = False, callbacks: tuple = ()) -> RunResult:
+    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C.
+    `callbacks`: extra transformers TrainerCallbacks (tests, hyper-parameter search)."""
     run = _open_run(config, resume)
     run.set_status("running")
     try:
-        result = _train(config, run, resume)
+        result = _train(config, run, resume, list(callbacks))
     except BaseException as err:
         cancelled = isinstance(err, KeyboardInterrupt)
         reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
@@ -57,7 +59,7 @@ def _open_run(config: RunConfig, resume: bool) -> RunDir:
     return run
 
 
-def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
+def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) -> RunResult:
     import torch
     from transformers import set_seed
 
@@ -65,11 +67,15 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
         torch.set_num_threads(config.train.threads)
     set_seed(config.train.seed)
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
+    reason = method.unavailable() if method.unavailable else None
+    if reason:
+        raise ConfigError(reason)
     model_dir = resolve_model(config.model.name_or_path)
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     write_json(run.path / "data_report.json", data.report)
-    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code)
+    load_kwargs = method.load_kwargs(config.method) if method.load_kwargs else {}
+    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
@@ -79,14 +85,18 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
     from tunesmith.training.arguments import training_arguments
 
-    args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
+    overrides = method.training_args(config.method) if method.training_args else {}
+    args = training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides)
     interrupt = InterruptCallback()
-    callbacks = [RunLogCallback(run), ProgressCallback(), interrupt]
+    callbacks = [RunLogCallback(run), ProgressCallback(), interrupt] + extra_callbacks
+    if method.callbacks:
+        callbacks += method.callbacks(model, config.method)
     if config.eval.early_stopping_patience and data.eval:
         callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
     trainer = TunesmithTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
         data_collator=task.collator(tokenizer), callbacks=callbacks,
+        make_optimizer=partial(method.optimizer, cfg=config.method) if method.optimizer else None,
     )
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
@@ -107,7 +117,7 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
     after = _with_ppl(trainer.evaluate()) if has_eval else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
-    _save_final(trainer.model, tokenizer, run, method.saves_adapter)
+    _save_final(trainer.model, tokenizer, run, method)
     results = {"eval_before": before, "eval_after": after, "train": output.metrics}
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
@@ -130,12 +140,12 @@ def _drop_default_printers(trainer) -> None:
         trainer.remove_callback(cls)
 
 
-def _save_final(model, tokenizer, run: RunDir, adapter: bool) -> None:
+def _save_final(model, tokenizer, run: RunDir, method) -> None:
     """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
-    target = run.adapter_dir if adapter else run.model_dir
+    target = run.adapter_dir if method.saves_adapter else run.model_dir
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=run.path))
     try:
-        model.save_pretrained(tmp)
+        method.save_trained(model, tmp)
         tokenizer.save_pretrained(tmp)
         if target.exists():
             shutil.rmtree(target)
