@@ -110,7 +110,7 @@ def trained(request, kind_dirs, tmp_path_factory) -> Trained:
         "task": kind.task,
         "train": {"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2, "logging_steps": 1,
                   "save_steps": 100, "precision": "fp32", "scheduler": "constant",
-                  "max_grad_norm": 0},
+                  "max_grad_norm": 0, "threads": 1},
         "eval": {"before_training": False},
         "output": {"dir": str(tmp_path_factory.mktemp(spec.name) / "run")},
     })
