@@ -52,7 +52,7 @@ def wrap_with_peft(model, peft_config, option: str = "method.target_modules"):
     except (ValueError, TypeError, KeyError) as err:
         names = sorted({n.split(".")[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         raise ConfigError(
-            f"{option}: {err}. Linear modules in this {model.config.model_type} model: {', '.join(names)}"
+            f"{option}: {str(err).rstrip('. ')}. Linear modules in this {model.config.model_type} model: {', '.join(names)}"
         ) from None
 
 
