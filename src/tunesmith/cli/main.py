@@ -8,6 +8,7 @@ import click
 import typer
 
 from tunesmith.cli import catalog, run_commands
+from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import methods as methods_commands
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
@@ -22,6 +23,7 @@ app = typer.Typer(
 run_commands.register(app)
 catalog.register(app)
 methods_commands.register(app)
+adapters_commands.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:
