@@ -32,6 +32,9 @@ LEARNING_RATES = {
     "p-tuning-v2": 1e-2, "prompt-tuning": 3e-2,
 }
 DEFAULT_LR = 2e-4  # the LoRA family
+ORDER = ["full", "freeze", "embeddings-only", "bitfit", "lora", "rslora", "dora", "pissa", "olora",
+         "loraplus", "qlora", "adalora", "ia3", "prefix-tuning", "p-tuning", "p-tuning-v2",
+         "prompt-tuning", "bottleneck", "galore"]
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 
@@ -43,11 +46,11 @@ def shared_dataset() -> Path:
     sys.exit(f"dataset not found: ../shared/datasets/{DATASET}")
 
 
-def write_data(workdir: Path, train_rows: int) -> tuple[Path, Path]:
+def write_data(workdir: Path, train_rows: int, eval_rows: int) -> tuple[Path, Path]:
     rows = json.loads(shared_dataset().read_text(encoding="utf-8"))
     train, evaluation = workdir / "train.json", workdir / "eval.json"
     train.write_text(json.dumps(rows[:200][:train_rows], ensure_ascii=False), encoding="utf-8")
-    evaluation.write_text(json.dumps(rows[200:250], ensure_ascii=False), encoding="utf-8")
+    evaluation.write_text(json.dumps(rows[200:250][:eval_rows], ensure_ascii=False), encoding="utf-8")
     return train, evaluation
 
 
@@ -70,7 +73,8 @@ def run_one(name: str, args) -> dict:
         "method": {"name": name},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size,
                   "learning_rate": LEARNING_RATES.get(name, DEFAULT_LR), "logging_steps": 2,
-                  "save_steps": 100000, "precision": args.precision, "seed": 0},
+                  "save_steps": 100000, "precision": args.precision, "seed": 0,
+                  "threads": args.threads},
         "eval": {"batch_size": 8, "steps": 100000},  # evaluate only before and after training
         "output": {"dir": str(workdir / "runs" / name), "overwrite": True},
     })
@@ -112,7 +116,8 @@ def write_doc(doc: Path, rows: list[dict], args, total_s: float) -> None:
             f"2-core CPU machine (other jobs running, so absolute speeds are low and noisy); "
             f"{args.model}, first {args.train_rows} of the first 200 alpaca_en_demo rows, "
             f"cutoff {args.cutoff}, {args.epochs:g} epoch, batch {args.batch_size}, precision "
-            f"{args.precision}; eval on rows 200-249. Total {total_s / 60:.1f} min._\n\n"
+            f"{args.precision}, {args.threads or 'all'} thread(s); eval on the first {args.eval_rows} of rows 200-249. "
+            f"Total {total_s / 60:.1f} min for {len(rows)} methods._\n\n"
             f"Reproduce: `{command}`\n\n{table(rows)}{END}")
     text = doc.read_text(encoding="utf-8") if doc.is_file() else f"# Methods\n\n{START}\n{END}\n"
     before, _, rest = text.partition(START)
@@ -125,10 +130,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", help="default: every registered method available here")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--train-rows", type=int, default=32)
+    parser.add_argument("--eval-rows", type=int, default=50)
     parser.add_argument("--cutoff", type=int, default=256)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per method")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "methods.md"))
     parser.add_argument("--workdir")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method, print JSON
@@ -140,9 +148,9 @@ def main() -> None:
     from tunesmith.methods import METHODS
     from tunesmith.utils.progress import make_progress
 
-    names = args.methods or [m.name for m in METHODS]
+    names = args.methods or sorted(METHODS.names(), key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="tunesmith-bench-")
-    write_data(Path(args.workdir), args.train_rows)
+    write_data(Path(args.workdir), args.train_rows, args.eval_rows)
     rows, start = [], time.perf_counter()
     progress = make_progress("methods")
     task = progress.add_task("methods", total=len(names), info="")
@@ -151,7 +159,7 @@ def main() -> None:
             progress.update(task, info=name)
             rows.append(_child(name, args))
             progress.update(task, advance=1)
-    write_doc(Path(args.doc), rows, args, time.perf_counter() - start)
+            write_doc(Path(args.doc), rows, args, time.perf_counter() - start)  # keep partial results
     print(table(rows))
 
 
@@ -164,8 +172,11 @@ def _child(name: str, args) -> dict:
         return {"method": name, "error": f"not run: {reason.split(';')[0]}"}
     cmd = [sys.executable, __file__, "--one", name, "--workdir", args.workdir, "--model", args.model,
            "--cutoff", str(args.cutoff), "--epochs", str(args.epochs), "--batch-size",
-           str(args.batch_size), "--precision", args.precision]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+           str(args.batch_size), "--precision", args.precision] + (["--threads", str(args.threads)] if args.threads else [])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"method": name, "error": f"timed out after {args.timeout:.0f} s"}
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
