@@ -34,9 +34,8 @@ def test_second_adapter_on_same_base_switches_per_call(tiny_config, tmp_path):
     assert adapters.model.active_adapter == "a"  # restored after each call
     replies = adapters.reply("b", [[{"role": "user", "content": "what is 2 plus 2?"}]], max_new_tokens=4)
     assert len(replies) == 1 and isinstance(replies[0], str)
-    with pytest.raises(ConfigError, match="unknown adapter 'c'"):
-        with adapters.using("c"):
-            pass
+    with pytest.raises(ConfigError, match="unknown adapter 'c'"), adapters.using("c"):
+        pass
 
 
 @pytest.fixture
@@ -62,8 +61,9 @@ def two_loras(tiny_model_dir, tmp_path):
 def _deltas(path) -> dict[str, torch.Tensor]:
     """Weight updates of a merged adapter on its base, per module."""
     from peft import PeftModel
-    from tunesmith.adapters.sources import adapter_source
     from transformers import AutoModelForCausalLM
+
+    from tunesmith.adapters.sources import adapter_source
 
     source = adapter_source(path)
     base = AutoModelForCausalLM.from_pretrained(source.base)

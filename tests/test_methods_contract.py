@@ -12,9 +12,9 @@ sequence-classification tiny BERT is added as another ModelKind once that task e
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch

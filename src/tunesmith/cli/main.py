@@ -8,8 +8,7 @@ import click
 import typer
 
 from tunesmith.cli import catalog, run_commands
-from tunesmith.cli import adapters as adapters_commands
-from tunesmith.cli import methods as methods_commands
+from tunesmith.cli import adapters as adapters_commands, methods as methods_commands
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 

@@ -34,7 +34,7 @@ def methods_list():
 def methods_show(
     name: str = typer.Argument(..., help="Method name (`tunesmith methods list`)."),
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Zoo name or model directory."),
-    options: Optional[list[str]] = typer.Argument(None, help="Method options, e.g. r=8 use_dora=true"),
+    options: list[str] | None = typer.Argument(None, help="Method options, e.g. r=8 use_dora=true"),
     task: str = typer.Option("sft", "--task", help="Task (decides the model head)."),
 ):
     """A method's options and how many parameters it trains on MODEL."""

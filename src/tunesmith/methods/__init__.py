@@ -18,8 +18,8 @@ hooks on their spec (all default to None = the ordinary behaviour):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tunesmith.config.components import METHOD_CONFIGS, MethodConfig
 from tunesmith.registry import Registry, import_submodules
