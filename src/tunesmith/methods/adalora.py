@@ -66,4 +66,17 @@ def apply(model, cfg: AdaLoraConfig):
         orth_reg_weight=cfg.orth_reg_weight, task_type=peft_task_type(model),
         total_step=1, tinit=0, tfinal=0,  # the real schedule is set when training starts
     )
-    return wrap_with_peft(model, peft_config)
+    peft_model = wrap_with_peft(model, peft_config)
+    peft_model.base_model.register_forward_pre_hook(_regularise_only_in_training(cfg))
+    return peft_model
+
+
+def _regularise_only_in_training(cfg: AdaLoraConfig):
+    """PEFT adds the orthogonality penalty to every loss, eval included; an eval loss must be
+    the task's loss alone to compare with other methods, so the penalty is off outside training."""
+
+    def hook(adalora_model, args):
+        for config in adalora_model.peft_config.values():
+            config.orth_reg_weight = cfg.orth_reg_weight if adalora_model.training else 0.0
+
+    return hook
