@@ -74,7 +74,7 @@ def _deltas(path) -> dict[str, torch.Tensor]:
 
 
 def _weighted_sum(deltas, weights):
-    return sum(w * d for w, d in zip(weights, deltas))
+    return sum(w * d for w, d in zip(weights, deltas, strict=True))
 
 
 def _ties_at_full_density(deltas, weights):
