@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def run_one(name: str, args) -> dict:
     events = [json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
     setup = next(e for e in events if e["event"] == "setup")
     runtime = result.train_metrics["train_runtime"]
+    shutil.rmtree(result.run_dir)  # full-model runs are ~0.5 GB each; only the numbers are kept
     return {
         "method": name, "lr": config.train.learning_rate, "trainable": setup["trainable"],
         "total": setup["total"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
