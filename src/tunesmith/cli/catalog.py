@@ -1,4 +1,4 @@
-"""models, methods, tasks, formats and config: what tunesmith knows about."""
+"""models, tasks, formats and config: what tunesmith knows about (methods: cli/methods.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from tunesmith.utils.progress import console
 
 models_app = typer.Typer(help="The offline model zoo.", no_args_is_help=True)
 config_app = typer.Typer(help="Show, check and describe run configs.", no_args_is_help=True)
-methods_app = typer.Typer(help="Fine-tuning methods.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Tasks.", no_args_is_help=True)
 formats_app = typer.Typer(help="Data formats.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    for name, sub in [("models", models_app), ("config", config_app), ("methods", methods_app),
+    for name, sub in [("models", models_app), ("config", config_app),
                       ("tasks", tasks_app), ("formats", formats_app)]:
         app.add_typer(sub, name=name)
 
@@ -55,15 +54,6 @@ def models_info(name: str = typer.Argument(..., help="Zoo model name or model pa
     from tunesmith.models.catalog import info
 
     console.print_json(json.dumps(info(name)))
-
-
-@methods_app.command("list")
-def methods_list():
-    """Registered fine-tuning methods."""
-    from tunesmith.methods import METHODS
-
-    _table("methods", ["name", "summary", "mergeable", "tasks"],
-           [[m.name, m.summary, "yes" if m.mergeable else "no", ", ".join(m.tasks)] for m in METHODS])
 
 
 @tasks_app.command("list")

@@ -8,8 +8,10 @@ import warnings
 import click
 import typer
 
+from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.cli import data as data_commands
+from tunesmith.cli import methods as methods_commands
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -26,6 +28,8 @@ sweep.register(app)
 runs.register(app)
 evaluate.register(app)
 data_commands.register(app)
+methods_commands.register(app)
+adapters_commands.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from tunesmith.config.load import validate_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.templates import get_template
 from tunesmith.errors import RunDirError
+from tunesmith.methods import METHODS
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
 from tunesmith.training.rundir import RunDir
@@ -40,12 +41,10 @@ def _load_run(run: RunDir, template: str | None) -> Loaded:
         config.data.template = template
     model_class = TASKS.get(config.task.name).model_class()
     if run.adapter_dir.is_dir():
-        from peft import PeftModel
-
         base_dir = resolve_model(config.model.name_or_path)
         tokenizer = load_tokenizer(run.adapter_dir)
         base = load_model(base_dir, model_class, config.model.trust_remote_code)
-        model = PeftModel.from_pretrained(base, run.adapter_dir)
+        model = METHODS.get(config.method.name).load_adapter(base, run.adapter_dir)
     elif run.model_dir.is_dir():
         tokenizer = load_tokenizer(run.model_dir)
         model = load_model(run.model_dir, model_class, config.model.trust_remote_code)

@@ -3,10 +3,21 @@
 A method is a config class (documented fields, defaults from the papers or PEFT) and an
 `apply(model, cfg)` that returns the model with exactly the parameters to train set
 `requires_grad`. Importing this package registers every built-in method.
+
+Most methods need nothing else. The few that reach into training or saving declare optional
+hooks on their spec (all default to None = the ordinary behaviour):
+- `training_args(cfg) -> dict`: TrainingArguments overrides (GaLore's optimizer);
+- `optimizer(model, cfg, optimizer_cls, optimizer_kwargs, args) -> Optimizer` (LoRA+ groups);
+- `callbacks(model, cfg) -> list[TrainerCallback]` (AdaLoRA's rank budget schedule);
+- `save(model, directory)` / `load(base_model, directory) -> model`: adapters that are not
+  plain PEFT ones (bottleneck adapters; PiSSA/OLoRA converted back to plain LoRA on save);
+- `load_kwargs(cfg) -> dict`: extra `from_pretrained` arguments (QLoRA's quantisation);
+- `unavailable() -> str | None`: why the method cannot run on this machine (QLoRA on a CPU).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,19 +34,40 @@ class MethodSpec:
     mergeable: bool  # can the trained weights be folded into the base model?
     saves_adapter: bool  # True: run/adapter (PEFT); False: run/model (full weights)
     tasks: tuple[str, ...] = ("sft", "pretrain")
+    training_args: Callable | None = None
+    optimizer: Callable | None = None
+    callbacks: Callable | None = None
+    save: Callable | None = None
+    load: Callable | None = None
+    load_kwargs: Callable | None = None
+    unavailable: Callable | None = None
+    peft: bool = True  # saves a PEFT adapter that plain `PeftModel.from_pretrained` loads
+
+    def save_trained(self, model, directory) -> None:
+        (self.save or (lambda m, d: m.save_pretrained(d)))(model, directory)
+
+    def load_adapter(self, base_model, directory):
+        if self.load:
+            return self.load(base_model, directory)
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base_model, directory)
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(config_class: type[MethodConfig], summary: str, *, mergeable: bool,
-                    saves_adapter: bool, tasks: tuple[str, ...] = ("sft", "pretrain")):
-    """Decorator for a method's `apply`; the config's `name` default is the method's name."""
+                    saves_adapter: bool, tasks: tuple[str, ...] = ("sft", "pretrain"), **hooks):
+    """Decorator for a method's `apply`; the config's `name` default is the method's name.
+    `hooks` are the optional MethodSpec fields described in this module's docstring."""
     name = config_class.model_fields["name"].default
 
     def wrap(apply: Callable) -> Callable:
         METHOD_CONFIGS.add(name, config_class)
-        METHODS.add(name, MethodSpec(name, summary, config_class, apply, mergeable, saves_adapter, tasks))
+        hooks.setdefault("peft", saves_adapter)
+        METHODS.add(name, MethodSpec(name, summary, config_class, apply, mergeable, saves_adapter,
+                                     tasks, **hooks))
         return apply
 
     return wrap
@@ -46,5 +78,9 @@ def trainable_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
 
+
+# bitsandbytes (needed by galore-torch, imported by peft) warns on every import on CPUs
+# without its optional `kernels` package; the warning is about 4-bit CPU kernels we never use.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 import_submodules(__name__, __path__)  # every module in this package registers itself

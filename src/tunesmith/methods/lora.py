@@ -1,7 +1,15 @@
-"""LoRA (PEFT): low-rank updates beside frozen weights."""
+"""LoRA (PEFT): low-rank updates beside frozen weights, with PEFT's variants as options.
+
+rsLoRA, DoRA, PiSSA, OLoRA and LoRA+ are also registered under their own names (one small file
+each) with the matching option switched on, so `method: dora` and `method: {name: lora,
+use_dora: true}` are the same run.
+"""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from typing import Literal
 
 from pydantic import Field
@@ -14,11 +22,20 @@ from tunesmith.methods import register_method
 class LoraConfig(MethodConfig):
     name: Literal["lora"] = "lora"
     r: int = Field(16, gt=0, description="Rank of the update matrices.")
-    alpha: float = Field(32, gt=0, description="Scaling numerator: updates are scaled by alpha/r.")
+    alpha: float = Field(32, gt=0, description="Scaling numerator: updates are scaled by alpha/r "
+                         "(alpha/sqrt(r) with use_rslora).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | str = Field(
         "all-linear",
         description="Module names to adapt (e.g. [q_proj, v_proj]) or 'all-linear'.",
+    )
+    use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r), stable at high ranks.")
+    use_dora: bool = Field(False, description="DoRA: learn magnitude and direction separately.")
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
+        "default",
+        description="Initialisation: default (B=0, A Kaiming), gaussian, pissa (principal singular "
+        "vectors of W) or olora (QR of W). PiSSA/OLoRA adapters are converted to plain LoRA on "
+        "save, so they load onto the original base model.",
     )
 
 
@@ -26,28 +43,58 @@ def peft_task_type(model) -> str:
     return "SEQ_CLS" if "ForSequenceClassification" in type(model).__name__ else "CAUSAL_LM"
 
 
-def wrap_with_peft(model, peft_config):
-    """`get_peft_model` with a user-facing error when the targets do not exist."""
+def wrap_with_peft(model, peft_config, option: str = "method.target_modules"):
+    """`get_peft_model` with a user-facing error naming the option when it does not fit the model."""
     from peft import get_peft_model
 
     try:
         return get_peft_model(model, peft_config)
-    except ValueError as err:
+    except (ValueError, TypeError, KeyError) as err:
         names = sorted({n.split(".")[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         raise ConfigError(
-            f"method.target_modules: {err}. Linear modules in this model: {', '.join(names)}"
+            f"{option}: {str(err).rstrip('. ')}. Linear modules in this {model.config.model_type} model: {', '.join(names)}"
         ) from None
 
 
-@register_method(LoraConfig, "low-rank adapters on linear layers (PEFT)", mergeable=True, saves_adapter=True)
-def apply(model, cfg: LoraConfig):
+def peft_lora_config(model, cfg: LoraConfig, **extra):
     from peft import LoraConfig as PeftLoraConfig
 
-    peft_config = PeftLoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules,
-        task_type=peft_task_type(model),
+    return PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
+        use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
+        init_lora_weights=True if cfg.init == "default" else cfg.init,
+        task_type=peft_task_type(model), **extra,
     )
-    return wrap_with_peft(model, peft_config)
+
+
+def apply_lora(model, cfg: LoraConfig):
+    peft_model = wrap_with_peft(model, peft_lora_config(model, cfg))
+    if cfg.init in ("pissa", "olora"):
+        _remember_initial_adapter(peft_model)
+    return peft_model
+
+
+def save_lora(model, directory) -> None:
+    """PiSSA/OLoRA change the base weights; PEFT converts the trained adapter into a plain LoRA
+    (twice the rank) relative to the untouched base, given the adapter as it was initialised."""
+    initial = getattr(model, "_tunesmith_initial_adapter", None)
+    if initial:
+        model.save_pretrained(directory, path_initial_model_for_weight_conversion=initial)
+    else:
+        model.save_pretrained(directory)
+
+
+def _remember_initial_adapter(peft_model) -> None:
+    config = peft_model.peft_config["default"]
+    init, config.init_lora_weights = config.init_lora_weights, True
+    folder = tempfile.mkdtemp(prefix="tunesmith-lora-init-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    peft_model.save_pretrained(folder)
+    config.init_lora_weights = init
+    peft_model._tunesmith_initial_adapter = folder
+
+
+@register_method(LoraConfig, "low-rank adapters on linear layers (PEFT)", mergeable=True,
+                 saves_adapter=True, save=save_lora)
+def apply(model, cfg: LoraConfig):
+    return apply_lora(model, cfg)

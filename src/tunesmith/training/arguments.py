@@ -9,7 +9,9 @@ from tunesmith.training.metric_callback import best_model_arguments
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
-def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -> TrainingArguments:
+def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
+                       overrides: dict | None = None) -> TrainingArguments:
+    """`overrides`: TrainingArguments a method sets itself (GaLore's optimizer)."""
     import torch
 
     t, e = config.train, config.eval
@@ -48,4 +50,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
-    return TrainingArguments(**{**arguments, **best_model_arguments(config, has_eval)})
+    return TrainingArguments(**{**arguments, **best_model_arguments(config, has_eval), **(overrides or {})})

@@ -6,10 +6,11 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tunesmith.config.schema import RunConfig
-from tunesmith.errors import RunDirError
+from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS
@@ -69,12 +70,16 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
         torch.set_num_threads(config.train.threads)
     set_seed(config.train.seed)
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
+    reason = method.unavailable() if method.unavailable else None
+    if reason:
+        raise ConfigError(reason)
     model_dir = resolve_model(config.model.name_or_path)
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     write_json(run.path / "data_report.json", data.report)
     _resolve_auto(config, run, len(data.train))
-    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code)
+    load_kwargs = method.load_kwargs(config.method) if method.load_kwargs else {}
+    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
@@ -84,14 +89,18 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
     from tunesmith.training.arguments import training_arguments
 
-    args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
+    overrides = method.training_args(config.method) if method.training_args else {}
+    args = training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides)
     interrupt = InterruptCallback()
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += extra_callbacks
+    if method.callbacks:
+        callbacks += method.callbacks(model, config.method)
     trainer = TunesmithTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
         data_collator=task.collator(tokenizer), callbacks=callbacks,
+        make_optimizer=partial(method.optimizer, cfg=config.method) if method.optimizer else None,
     )
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
@@ -120,7 +129,7 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
     after = _with_ppl(trainer.evaluate()) if has_eval else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
-    _save_final(trainer.model, tokenizer, run, method.saves_adapter)
+    _save_final(trainer.model, tokenizer, run, method)
     results = {"eval_before": before, "eval_after": after, "train": output.metrics}
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
@@ -145,12 +154,12 @@ def _drop_default_printers(trainer) -> None:
         trainer.remove_callback(cls)
 
 
-def _save_final(model, tokenizer, run: RunDir, adapter: bool) -> None:
+def _save_final(model, tokenizer, run: RunDir, method) -> None:
     """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
-    target = run.adapter_dir if adapter else run.model_dir
+    target = run.adapter_dir if method.saves_adapter else run.model_dir
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=run.path))
     try:
-        model.save_pretrained(tmp)
+        method.save_trained(model, tmp)
         tokenizer.save_pretrained(tmp)
         if target.exists():
             shutil.rmtree(target)

@@ -1,0 +1,1 @@
+"""Several adapters on one base model: load them together and switch per call, or merge them."""

@@ -1,0 +1,21 @@
+"""DoRA (Liu et al. 2024): LoRA on the direction of each weight plus a learned magnitude."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tunesmith.methods import register_method
+from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+
+
+class DoraConfig(LoraConfig):
+    name: Literal["dora"] = "dora"
+    use_dora: bool = Field(True, description="DoRA: learn magnitude and direction separately.")
+
+
+@register_method(DoraConfig, "weight-decomposed LoRA: low-rank direction + learned magnitude",
+                 mergeable=True, saves_adapter=True, save=save_lora)
+def apply(model, cfg: DoraConfig):
+    return apply_lora(model, cfg)

@@ -1,0 +1,24 @@
+"""PiSSA (Meng et al. 2024): LoRA initialised from the principal singular vectors of each weight;
+the base keeps the residual. Saved adapters are converted to plain LoRA for the original base."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tunesmith.methods import register_method
+from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+
+
+class PissaConfig(LoraConfig):
+    name: Literal["pissa"] = "pissa"
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
+        "pissa", description="Initialisation (pissa: principal singular values and vectors of W).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (PiSSA uses 0).")
+
+
+@register_method(PissaConfig, "LoRA initialised from the principal singular vectors (PiSSA)",
+                 mergeable=True, saves_adapter=True, save=save_lora)
+def apply(model, cfg: PissaConfig):
+    return apply_lora(model, cfg)
