@@ -7,12 +7,14 @@ from transformers import TrainingArguments
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
-def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -> TrainingArguments:
+def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
+                       args_class=TrainingArguments, **extra) -> TrainingArguments:
+    """`args_class` may be a TrainingArguments subclass (TRL's DPOConfig, ...) with its `extra` fields."""
     import torch
 
     t, e = config.train, config.eval
     eval_strategy = ("steps" if e.steps else "epoch") if has_eval else "no"
-    return TrainingArguments(
+    values = dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -43,3 +45,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool) -
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
+    return args_class(**{**values, **extra})

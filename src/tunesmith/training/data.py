@@ -24,10 +24,11 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     if not d.train:
         raise DataError("data.train is empty; give at least one training file")
     load_report = LoadReport()
-    train_records, _ = load_records(d.train, d.format, d.on_bad_row, load_report)
+    fmt = data_format(d.format, task)
+    train_records, _ = load_records(d.train, fmt, d.on_bad_row, load_report)
     if d.max_rows:
         train_records = train_records[: d.max_rows]
-    eval_records, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
+    eval_records, _ = load_records(d.eval, fmt, d.on_bad_row, load_report)
     if not eval_records:
         train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
     require_rows(train_records, f"training data {', '.join(d.train)}")
@@ -41,6 +42,11 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         "data_hash": _hash(train_records + eval_records),
     }
     return PreparedData(train, evals, report)
+
+
+def data_format(configured: str, task) -> str:
+    """`auto` means the task's own row format when it has one (it reads its own columns)."""
+    return task.data_format if configured == "auto" and task.data_format else configured
 
 
 def _hash(records: list[dict]) -> str:

@@ -12,7 +12,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
-from tunesmith.tasks import TASKS
+from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.callbacks import EarlyStoppingCallback, InterruptCallback, ProgressCallback, RunLogCallback
 from tunesmith.training.data import prepare_data
 from tunesmith.training.model_card import write_model_card
@@ -69,7 +69,9 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     write_json(run.path / "data_report.json", data.report)
-    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code)
+    run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
+    extra = task.model_kwargs(config, tokenizer) if task.model_kwargs else {}
+    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **extra)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
@@ -79,17 +81,28 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
     from tunesmith.training.arguments import training_arguments
 
-    args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
+    def arguments(args_class=None, **extra):
+        classes = {"args_class": args_class} if args_class else {}
+        return training_arguments(config, run.checkpoints, precision, bool(data.eval), **classes, **extra)
+
     interrupt = InterruptCallback()
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt]
     if config.eval.early_stopping_patience and data.eval:
         callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
-    trainer = TunesmithTrainer(
-        model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
-        data_collator=task.collator(tokenizer), callbacks=callbacks,
-    )
+    parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
+                         TunesmithTrainer)
+    trainer = (task.make_trainer or _default_trainer)(parts)
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
+
+
+def _default_trainer(parts: TrainerParts):
+    """transformers' Trainer on the task's features and collator (causal LM tasks)."""
+    task = TASKS.get(parts.config.task.name)
+    return TunesmithTrainer(
+        model=parts.model, args=parts.arguments(), train_dataset=parts.train, eval_dataset=parts.eval or None,
+        data_collator=task.collator(parts.tokenizer), callbacks=parts.callbacks,
+    )
 
 
 def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -> RunResult:
