@@ -99,3 +99,16 @@ def test_identical_pair_is_reported_by_line_or_skipped(tiny_config, tmp_path):
     result = train(config)
     report = json.loads((result.run_dir / "data_report.json").read_text())
     assert report["train"]["skipped_rows"] == 1 and report["train"]["rows"] == 15
+
+
+@pytest.mark.parametrize("task", [{"name": "orpo"}, {"name": "simpo"}, {"name": "kto"}])
+def test_orpo_simpo_kto_train_and_log_rewards(tiny_config, tmp_path, task):
+    data = pairs_file(tmp_path / "pairs.jsonl", n=8)
+    config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25}, task=task,
+                         train={"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2})
+    result = train(config)
+    assert result.status == "succeeded"
+    losses = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in losses)
+    assert any(k.startswith("eval_rewards/") for k in result.eval_after), sorted(result.eval_after)
+    assert (result.run_dir / "adapter" / "adapter_config.json").is_file()

@@ -27,6 +27,7 @@ class TaskSpec:
     model_kwargs: Callable | None = None  # (config, tokenizer) -> extra from_pretrained kwargs
     make_trainer: Callable | None = None  # (TrainerParts) -> Trainer; None: the default Trainer
     predict: Callable | None = None  # (model, tokenizer, records, config, batch_size) -> (rows, metrics)
+    expand_records: Callable | None = None  # (records) -> records: one file row holding many (a SQuAD file)
 
 
 @dataclass
@@ -49,14 +50,15 @@ TASKS: Registry[TaskSpec] = Registry("task")
 
 def register_task(config_class: type[TaskConfig], summary: str, *, model_class, collator,
                   data_format: str | None = None, model_kwargs: Callable | None = None,
-                  make_trainer: Callable | None = None, predict: Callable | None = None):
+                  make_trainer: Callable | None = None, predict: Callable | None = None,
+                  expand_records: Callable | None = None):
     """Decorator for a task's `build_features`."""
     name = config_class.model_fields["name"].default
 
     def wrap(build_features: Callable) -> Callable:
         TASK_CONFIGS.add(name, config_class)
         TASKS.add(name, TaskSpec(name, summary, config_class, model_class, build_features, collator,
-                                 data_format, model_kwargs, make_trainer, predict))
+                                 data_format, model_kwargs, make_trainer, predict, expand_records))
         return build_features
 
     return wrap

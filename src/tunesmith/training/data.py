@@ -26,9 +26,11 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     load_report = LoadReport()
     fmt = data_format(d.format, task)
     train_records, _ = load_records(d.train, fmt, d.on_bad_row, load_report)
+    expand = task.expand_records or (lambda records: records)
+    train_records = expand(train_records)
     if d.max_rows:
         train_records = train_records[: d.max_rows]
-    eval_records, _ = load_records(d.eval, fmt, d.on_bad_row, load_report)
+    eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report)[0])
     if not eval_records:
         train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
     require_rows(train_records, f"training data {', '.join(d.train)}")
