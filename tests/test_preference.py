@@ -112,3 +112,16 @@ def test_orpo_simpo_kto_train_and_log_rewards(tiny_config, tmp_path, task):
     assert any("loss" in r for r in losses)
     assert any(k.startswith("eval_rewards/") for k in result.eval_after), sorted(result.eval_after)
     assert (result.run_dir / "adapter" / "adapter_config.json").is_file()
+
+
+def test_reward_model_learns_pair_order_and_scores_pairs(tiny_config, tmp_path):
+    from tunesmith.inference.predict import predict_file
+
+    data = pairs_file(tmp_path / "pairs.jsonl")
+    config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25}, task={"name": "reward"},
+                         train={"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2})
+    result = train(config)
+    assert result.eval_after["eval_accuracy"] == 1.0
+    assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
+    scored = predict_file(str(result.run_dir), str(data), str(tmp_path / "scores.jsonl"))
+    assert scored.metrics["pair_accuracy"] == 1.0 and scored.metrics["margin"] > 0
