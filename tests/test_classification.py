@@ -30,6 +30,7 @@ def _config(tiny_config, model_dir, train_file, eval_file, method=None, **task):
         method=method or {"name": "full"},
         task={"name": "classification", "text_column": "sentence", **task},
         train={"max_steps": 18, "batch_size": 8, "learning_rate": 5e-3, "save_steps": 100},
+                         eval={"steps": 18},
     )
 
 
@@ -122,3 +123,21 @@ def test_wrong_text_column_names_the_config_key(tiny_config, tiny_bert_dir, sent
     with pytest.raises(DataError, match=r"train.tsv:2: column 'text' is missing \(row has: sentence, label\); "
                                         r"set task.text_column"):
         train(config)
+
+
+def test_label_words_task_scores_each_label_with_a_chat_llm(tiny_config, tiny_model_dir, sentiment, tmp_path):
+    from tunesmith.inference.predict import predict_file
+
+    config = _config(tiny_config, tiny_model_dir, *sentiment, method={"name": "lora", "r": 4, "alpha": 8})
+    config.task = {"name": "label_words", "text_column": "sentence"}
+    config.data.template = "chatml"
+    config.train.learning_rate = 1e-2
+    result = train(config)
+    assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
+    assert result.eval_after["eval_accuracy"] >= result.eval_before["eval_accuracy"]
+    assert result.eval_after["eval_accuracy"] >= 0.9
+    out = predict_file(str(result.run_dir), str(sentiment[1]), str(tmp_path / "p.jsonl"))
+    rows = [json.loads(l) for l in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert {r["label"] for r in rows} <= {"negative", "positive"}
+    assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0)
+    assert out.metrics["accuracy"] == pytest.approx(result.eval_after["eval_accuracy"])

@@ -52,7 +52,8 @@ def test_dpo_with_lora_raises_reward_accuracy_and_scores_pairs(tiny_config, tmp_
     data = pairs_file(tmp_path / "pairs.jsonl")
     config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25},
                          task={"name": "dpo", "beta": 0.5},
-                         train={"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2})
+                         train={"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2},
+                         eval={"steps": 8})
     result = train(config)
     after = result.eval_after
     assert after["eval_rewards/accuracies"] == 1.0 and after["eval_rewards/margins"] > 0
@@ -61,6 +62,7 @@ def test_dpo_with_lora_raises_reward_accuracy_and_scores_pairs(tiny_config, tmp_
     assert not (adapter / "ref").exists()  # the reference is the base model, not a saved copy
     scored = predict_file(str(result.run_dir), str(data), str(tmp_path / "scores.jsonl"))
     assert scored.metrics["reward_accuracy"] == 1.0 and scored.metrics["reward_margin"] > 0
+    assert scored.metrics["logp_accuracy"] >= scored.metrics["base_logp_accuracy"]
     rows = [json.loads(l) for l in (tmp_path / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and rows[0]["chosen_reward"] > rows[0]["rejected_reward"]
 
@@ -105,7 +107,8 @@ def test_identical_pair_is_reported_by_line_or_skipped(tiny_config, tmp_path):
 def test_orpo_simpo_kto_train_and_log_rewards(tiny_config, tmp_path, task):
     data = pairs_file(tmp_path / "pairs.jsonl", n=8)
     config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25}, task=task,
-                         train={"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2})
+                         train={"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2},
+                         eval={"steps": 3})
     result = train(config)
     assert result.status == "succeeded"
     losses = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -119,7 +122,8 @@ def test_reward_model_learns_pair_order_and_scores_pairs(tiny_config, tmp_path):
 
     data = pairs_file(tmp_path / "pairs.jsonl")
     config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25}, task={"name": "reward"},
-                         train={"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2})
+                         train={"max_steps": 8, "batch_size": 4, "learning_rate": 1e-2},
+                         eval={"steps": 8})
     result = train(config)
     assert result.eval_after["eval_accuracy"] == 1.0
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]

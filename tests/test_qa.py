@@ -99,7 +99,8 @@ def test_qa_trains_evaluates_and_predicts(tiny_config, tmp_path):
     config = tiny_config(model={"name_or_path": str(model)}, data={"train": [str(data)], "eval_ratio": 0.25,
                                                                    "cutoff_len": 64},
                          method={"name": "full"}, task={"name": "qa"},
-                         train={"max_steps": 24, "batch_size": 6, "learning_rate": 5e-3})
+                         train={"max_steps": 24, "batch_size": 6, "learning_rate": 5e-3},
+                         eval={"steps": 24})
     result = train(config)
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
     assert result.eval_after["eval_f1"] > result.eval_before["eval_f1"]

@@ -26,3 +26,27 @@ def batched_logits(model, collate, features: list[dict], batch_size: int):
 
     parts = [out.logits.float().cpu() for _, out in batched_outputs(model, collate, features, batch_size)]
     return torch.cat(parts) if parts else torch.empty(0)
+
+
+def continuation_logps(model, tokenizer, pairs: list[tuple[list[int], list[int]]], batch_size: int,
+                       cutoff: int | None = None, label: str = "score") -> tuple[list[float], list[int]]:
+    """Summed log-probability of each continuation after its prompt (token ids), and its length."""
+    import torch
+
+    from tunesmith.data.tokenize import IGNORE
+    from tunesmith.tasks.collate import CausalLMCollator
+
+    features = []
+    for prompt, reply in pairs:
+        ids, labels = prompt + reply, [IGNORE] * len(prompt) + reply
+        features.append({"input_ids": ids[:cutoff], "labels": labels[:cutoff]})
+    collate = CausalLMCollator(tokenizer)
+    sums, counts = [], []
+    for start, out in batched_outputs(model, collate, features, batch_size, label):
+        labels = collate(features[start:start + batch_size])["labels"][:, 1:].to(out.logits.device)
+        logps = torch.log_softmax(out.logits[:, :-1].float(), -1)
+        mask = labels != IGNORE
+        picked = logps.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+        sums += picked.sum(-1).tolist()
+        counts += mask.sum(-1).tolist()
+    return sums, counts

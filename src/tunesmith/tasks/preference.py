@@ -168,28 +168,11 @@ def no_collator(tokenizer):
 
 def reply_logps(model, tokenizer, prompts: list[str], replies: list[str], batch_size: int, cutoff: int):
     """Summed log-probability of each reply after its prompt, and the reply's token count."""
-    import torch
+    from tunesmith.tasks.batching import continuation_logps
 
-    from tunesmith.data.tokenize import IGNORE
-    from tunesmith.tasks.batching import batched_outputs
-    from tunesmith.tasks.collate import CausalLMCollator
-
-    features = []
-    for prompt, reply in zip(prompts, replies):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        r = tokenizer(reply, add_special_tokens=False)["input_ids"]
-        ids = (p + r)[:cutoff]
-        features.append({"input_ids": ids, "labels": ([IGNORE] * len(p) + r)[:cutoff]})
-    collate = CausalLMCollator(tokenizer)
-    sums, counts = [], []
-    for start, out in batched_outputs(model, collate, features, batch_size, "score"):
-        labels = collate(features[start:start + batch_size])["labels"][:, 1:]
-        logps = torch.log_softmax(out.logits[:, :-1].float(), -1)
-        mask = labels != IGNORE
-        picked = logps.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-        sums += picked.sum(-1).tolist()
-        counts += mask.sum(-1).tolist()
-    return sums, counts
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    return continuation_logps(model, tokenizer, [(encode(p), encode(r)) for p, r in zip(prompts, replies)],
+                              batch_size, cutoff)
 
 
 def score_pairs(model, tokenizer, records: list[dict], config, batch_size: int = 8) -> tuple[list[dict], dict]:
@@ -222,6 +205,8 @@ def score_pairs(model, tokenizer, records: list[dict], config, batch_size: int =
         margins = [r["chosen_reward"] - r["rejected_reward"] for r in rows]
         metrics["reward_accuracy"] = sum(m > 0 for m in margins) / len(margins)
         metrics["reward_margin"] = sum(margins) / len(margins)
+        base = _pair_metrics(ref[0], ref[1], n_chosen, n_rejected)  # the untuned model, for comparison
+        metrics.update({f"base_{k}": v for k, v in base.items()})
     return rows, metrics
 
 

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.data.records import RowError
+from tunesmith.errors import ConfigError
 from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.qa_examples import expand_rows, qa_example
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
@@ -31,6 +32,7 @@ class QaConfig(TaskConfig):
     doc_stride: int = Field(128, gt=0, description="Tokens shared by consecutive windows of a long context.")
     max_answer_length: int = Field(30, gt=0, description="Longest answer span, in tokens.")
     n_best: int = Field(20, gt=0, description="Start and end candidates tried per window.")
+    max_question_length: int = Field(64, gt=0, description="Longer questions are cut to this many tokens.")
     allow_no_answer: bool = Field(
         False, description="SQuAD v2: answer nothing when the no-answer score beats the best span.")
 
@@ -51,23 +53,35 @@ def read_examples(records: list[dict], config, report: RowsReport, need_answers:
 
 
 def windows(examples: list[dict], tokenizer, config) -> list[dict]:
-    """Token windows of each example with start/end positions, example index and context offsets."""
-    cfg, cutoff = config.task, config.data.cutoff_len
-    stride = min(cfg.doc_stride, cutoff // 2)
-    pad_right = tokenizer.padding_side == "right"
-    enc = tokenizer([e["question"] for e in examples], [e["context"] for e in examples],
-                    truncation="only_second" if pad_right else "only_first", max_length=cutoff, stride=stride,
-                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    """Token windows of each example with start/end positions, its example and context offsets."""
     features = []
+    for example in examples:
+        features += _example_windows(example, tokenizer, config)
+    return features
+
+
+def _example_windows(example: dict, tokenizer, config) -> list[dict]:
+    cfg, cutoff = config.task, config.data.cutoff_len
+    question_ids = tokenizer(example["question"], add_special_tokens=False)["input_ids"]
+    question = example["question"]
+    if len(question_ids) > cfg.max_question_length:  # a runaway question must not crowd out the context
+        question = tokenizer.decode(question_ids[: cfg.max_question_length])
+    room = cutoff - min(len(question_ids), cfg.max_question_length) - tokenizer.num_special_tokens_to_add(pair=True)
+    if room < 8:
+        raise ConfigError(f"data.cutoff_len={cutoff} leaves {room} tokens for the context after the question; "
+                          "raise data.cutoff_len or lower task.max_question_length")
+    stride = min(cfg.doc_stride, room // 2)  # the tokenizer needs the overlap below the context room
+    enc = tokenizer(question, example["context"], truncation="only_second", max_length=cutoff, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    out = []
     for i, offsets in enumerate(enc["offset_mapping"]):
-        index = enc["overflow_to_sample_mapping"][i]
         sequence = enc.sequence_ids(i)
         context_offsets = [o if s == 1 else None for o, s in zip(offsets, sequence)]
-        start, end = _positions(examples[index], context_offsets)
+        start, end = _positions(example, context_offsets)
         feature = {k: enc[k][i] for k in enc if k not in ("offset_mapping", "overflow_to_sample_mapping")}
-        features.append({**feature, "start_positions": start, "end_positions": end,
-                         "example": examples[index], "offsets": context_offsets})
-    return features
+        out.append({**feature, "start_positions": start, "end_positions": end, "example": example,
+                    "offsets": context_offsets})
+    return out
 
 
 def _positions(example: dict, offsets: list) -> tuple[int, int]:

@@ -1,0 +1,58 @@
+"""The task example configs validate, and each smoke-runs on a tiny model with its real data layout."""
+
+from pathlib import Path
+
+import pytest
+
+from tiny_tasks import save_tiny_bert
+from tunesmith.config import load_config
+from tunesmith.training.runner import train
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
+def _smoke(name: str, model: Path, tmp_path: Path, data: dict, extra: list[str] = ()):
+    overrides = [f"model.name_or_path={model}", f"output.dir={tmp_path / name}", "train.max_steps=2",
+                 "train.epochs=1", "train.batch_size=2", "eval.batch_size=8", "train.threads=1", *extra]
+    overrides += [f"data.{k}={v}" for k, v in data.items()]
+    config = load_config(EXAMPLES / f"{name}.yaml", overrides)
+    return train(config)
+
+
+@pytest.mark.parametrize("name", ["sst2-minilm", "dpo-smollm2", "squad-minilm"])
+def test_example_config_validates(name):
+    config = load_config(EXAMPLES / f"{name}.yaml")
+    assert config.output.dir == f"runs/{name}"
+    assert all(p.startswith("../shared/datasets/") for p in config.data.train + config.data.eval)
+
+
+def test_sst2_example_smoke(tiny_bert, tmp_path):
+    from conftest import shared
+
+    folder = shared("sst2")
+    result = _smoke("sst2-minilm", tiny_bert, tmp_path,
+                    {"train": folder / "alps_train.tsv", "eval": "[]", "eval_ratio": 0.25, "max_rows": 16},
+                    ["eval.before_training=false"])
+    assert result.status == "succeeded" and "eval_accuracy" in result.eval_after
+
+
+def test_dpo_example_smoke(tiny_model_dir, tmp_path):
+    from conftest import shared
+
+    pairs = shared("llamafactory_dpo_demo", "dpo_en_demo.json")
+    result = _smoke("dpo-smollm2", tiny_model_dir, tmp_path, {"train": pairs, "max_rows": 12, "cutoff_len": 64},
+                    ["train.grad_accum=1"])
+    assert result.status == "succeeded" and "eval_rewards/accuracies" in result.eval_after
+
+
+def test_squad_example_smoke(tiny_bert, tmp_path):
+    from conftest import shared
+
+    squad = shared("squad_expmrc_subset", "expmrc-squad-dev.json")
+    result = _smoke("squad-minilm", tiny_bert, tmp_path, {"train": squad, "max_rows": 20, "cutoff_len": 96})
+    assert result.status == "succeeded" and {"eval_exact_match", "eval_f1"} <= set(result.eval_after)
