@@ -128,10 +128,13 @@ def test_wrong_text_column_names_the_config_key(tiny_config, tiny_bert_dir, sent
 def test_label_words_task_scores_each_label_with_a_chat_llm(tiny_config, tiny_model_dir, sentiment, tmp_path):
     from tunesmith.inference.predict import predict_file
 
-    config = _config(tiny_config, tiny_model_dir, *sentiment, method={"name": "lora", "r": 4, "alpha": 8})
-    config.task = {"name": "label_words", "text_column": "sentence"}
+    config = _config(tiny_config, tiny_model_dir, *sentiment)
+    config.task = {"name": "label_words", "text_column": "sentence", "prompt": "{text}"}
     config.data.template = "chatml"
-    config.train.learning_rate = 1e-2
+    config.data.cutoff_len = 128
+    config.train.max_steps = config.eval.steps = 30
+    config.train.learning_rate = 2e-2
+    config.train.scheduler = "constant"
     result = train(config)
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
     assert result.eval_after["eval_accuracy"] >= result.eval_before["eval_accuracy"]
