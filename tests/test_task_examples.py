@@ -24,7 +24,7 @@ def _smoke(name: str, model: Path, tmp_path: Path, data: dict, extra: list[str] 
     return train(config)
 
 
-@pytest.mark.parametrize("name", ["sst2-minilm", "dpo-smollm2", "squad-minilm"])
+@pytest.mark.parametrize("name", ["sst2-minilm", "dpo-smollm2", "squad-minilm", "agnews-minilm"])
 def test_example_config_validates(name):
     config = load_config(EXAMPLES / f"{name}.yaml")
     assert config.output.dir == f"runs/{name}"
@@ -56,3 +56,33 @@ def test_squad_example_smoke(tiny_bert, tmp_path):
     squad = shared("squad_expmrc_subset", "expmrc-squad-dev.json")
     result = _smoke("squad-minilm", tiny_bert, tmp_path, {"train": squad, "max_rows": 20, "cutoff_len": 96})
     assert result.status == "succeeded" and {"eval_exact_match", "eval_f1"} <= set(result.eval_after)
+
+
+def test_agnews_example_smoke_headerless_csv_and_stratified_split(tiny_bert, tmp_path):
+    import json
+
+    from conftest import shared
+
+    news = shared("ag_news", "test.csv")
+    result = _smoke("agnews-minilm", tiny_bert, tmp_path, {"train": news, "max_rows": 40, "cutoff_len": 48})
+    assert result.status == "succeeded" and "eval_macro_f1" in result.eval_after
+    report = json.loads((result.run_dir / "data_report.json").read_text())
+    assert report["train"]["records"] == 32 and report["eval"]["records"] == 8  # 20% of 40, per class
+
+
+def test_stratified_split_keeps_class_shares():
+    from tunesmith.data.load import split_eval
+
+    rows = [{"label": "a"}] * 80 + [{"label": "b"}] * 20
+    train, held = split_eval([dict(r, i=i) for i, r in enumerate(rows)], 0.1, 0, by="label")
+    assert sorted(r["label"] for r in held) == ["a"] * 8 + ["b"] * 2 and len(train) == 90
+
+
+def test_headerless_csv_rows_keep_their_line_numbers(tmp_path):
+    from tunesmith.data.readers import read_rows
+
+    f = tmp_path / "x.csv"
+    f.write_text('3,"title one","desc"\n4,"title two","desc"\n')
+    rows = list(read_rows(f, ["label", "title", "description"]))
+    assert rows[0].data == {"label": "3", "title": "title one", "description": "desc"}
+    assert rows[1].origin.endswith("x.csv:2")

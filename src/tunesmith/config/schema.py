@@ -52,6 +52,13 @@ class DataSection(Section):
         "error", description="A malformed row stops the run (error) or is dropped and reported (skip)."
     )
     max_rows: int | None = Field(None, gt=0, description="Use only the first N training rows.")
+    columns: list[str] | None = Field(
+        None, description="Column names for csv/tsv files without a header row (the first line is then data)."
+    )
+    stratify_by: str | None = Field(
+        None, description="With eval_ratio: hold out that share of each value of this field (e.g. the label), "
+        "so the eval split keeps the class balance."
+    )
 
     @field_validator("train", "eval", mode="before")
     @classmethod

@@ -19,8 +19,9 @@ class RawRow:
     data: object  # a dict for well-formed rows; anything else is reported by the format
 
 
-def read_rows(path: str | Path) -> Iterator[RawRow]:
-    """Yield every row of a data file; malformed JSON is a DataError with file:line."""
+def read_rows(path: str | Path, columns: list[str] | None = None) -> Iterator[RawRow]:
+    """Yield every row of a data file; malformed JSON is a DataError with file:line.
+    `columns` names the fields of a csv/tsv file that has no header row."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -28,6 +29,9 @@ def read_rows(path: str | Path) -> Iterator[RawRow]:
     readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet}
     if suffix not in readers:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    if columns and suffix in (".csv", ".tsv"):
+        yield from _delimited(path, "," if suffix == ".csv" else "\t", columns)
+        return
     yield from readers[suffix](path)
 
 
@@ -82,9 +86,9 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _delimited(path: Path, delimiter: str) -> Iterator[RawRow]:
+def _delimited(path: Path, delimiter: str, columns: list[str] | None = None) -> Iterator[RawRow]:
     with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
+        reader = csv.DictReader(f, fieldnames=columns, delimiter=delimiter)
         for row in reader:
             yield RawRow(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None})
 

@@ -39,7 +39,7 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
         count = generate_file(run_or_model, input_path, output_path, max_new_tokens, batch_size)
         return PredictResult(count, Path(output_path))
     fmt = config.data.format if config.data.format != "auto" or not task.data_format else task.data_format
-    records, _ = load_records([input_path], fmt, config.data.on_bad_row)
+    records, _ = load_records([input_path], fmt, config.data.on_bad_row, columns=config.data.columns)
     rows, metrics = task.predict(loaded.model, loaded.tokenizer, require_rows(records, input_path), config,
                                  batch_size)
     write_jsonl(output_path, rows)

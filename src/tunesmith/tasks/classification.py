@@ -35,6 +35,10 @@ class ClassificationConfig(TaskConfig):
         None, description="Class names in id order. Omitted: collected from the training rows (numbers sorted "
         "numerically, names alphabetically) and saved in the run's config.yaml for predict.",
     )
+    label_map: dict[str | int, str] | None = Field(
+        None, description="Rename label values as read before anything else, e.g. {1: World, 2: Sports} for "
+        "1-based class numbers.",
+    )
     class_weights: Literal["none", "balanced"] | list[float] = Field(
         "none", description="Loss weight per class: none, balanced (inverse frequency in the training rows), "
         "or one number per class in label order.",
@@ -50,14 +54,16 @@ def read_texts(record: dict, cfg: ClassificationConfig) -> tuple[str, str | None
     return text, pair
 
 
-def _label_text(value) -> str:
+def _label_text(value, cfg=None) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    text = str(value).strip()
+    renames = {str(k): v for k, v in (getattr(cfg, "label_map", None) or {}).items()}
+    return renames.get(text, text)
 
 
 def collect_labels(records: list[dict], cfg: ClassificationConfig) -> list[str]:
-    seen = {_label_text(r[cfg.label_column]) for r in records if r.get(cfg.label_column) not in (None, "")}
+    seen = {_label_text(r[cfg.label_column], cfg) for r in records if r.get(cfg.label_column) not in (None, "")}
     if len(seen) < 2:
         raise DataError(f"classification needs at least 2 classes in column {cfg.label_column!r} of the training "
                         f"rows; found {sorted(seen) or 'none'} (set task.label_column or task.labels)")
@@ -65,9 +71,9 @@ def collect_labels(records: list[dict], cfg: ClassificationConfig) -> list[str]:
     return sorted(seen, key=int) if numeric else sorted(seen)
 
 
-def label_id(value, labels: list[str]) -> int:
+def label_id(value, labels: list[str], cfg=None) -> int:
     """A class name, or an integer id when the names are not themselves numbers."""
-    text = _label_text(value)
+    text = _label_text(value, cfg)
     if text in labels:
         return labels.index(text)
     numeric_names = all(_INT.fullmatch(n) for n in labels)
@@ -179,7 +185,7 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 32)
         try:
             text, pair = read_texts(record, cfg)
             gold = record.get(cfg.label_column)
-            refs.append(label_id(gold, cfg.labels) if gold not in (None, "") else None)
+            refs.append(label_id(gold, cfg.labels, cfg) if gold not in (None, "") else None)
         except ColumnError as err:
             bad_row(report, config, record, str(err))
             continue
@@ -216,7 +222,7 @@ def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], 
     for record in records:
         try:
             text, pair = read_texts(record, cfg)
-            label = label_id(column(record, cfg.label_column, "classification", "label_column"), cfg.labels)
+            label = label_id(column(record, cfg.label_column, "classification", "label_column"), cfg.labels, cfg)
         except ColumnError as err:
             bad_row(report, config, record, str(err))
             continue

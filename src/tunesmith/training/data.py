@@ -25,14 +25,14 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         raise DataError("data.train is empty; give at least one training file")
     load_report = LoadReport()
     fmt = data_format(d.format, task)
-    train_records, _ = load_records(d.train, fmt, d.on_bad_row, load_report)
+    train_records, _ = load_records(d.train, fmt, d.on_bad_row, load_report, d.columns)
     expand = task.expand_records or (lambda records: records)
     train_records = expand(train_records)
     if d.max_rows:
         train_records = train_records[: d.max_rows]
-    eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report)[0])
+    eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report, d.columns)[0])
     if not eval_records:
-        train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
+        train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed, d.stratify_by)
     require_rows(train_records, f"training data {', '.join(d.train)}")
     train, train_tok = task.build_features(train_records, tokenizer, config)
     evals, eval_tok = task.build_features(eval_records, tokenizer, config) if eval_records else ([], None)
