@@ -13,6 +13,7 @@ from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS, TrainerParts
+from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.callbacks import EarlyStoppingCallback, InterruptCallback, ProgressCallback, RunLogCallback
 from tunesmith.training.data import prepare_data
 from tunesmith.training.model_card import write_model_card
@@ -111,13 +112,13 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
         run.event("resume", f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint; starting over")
     before = {}
     if has_eval and config.eval.before_training and not checkpoint:
-        before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"))
+        before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"), config)
         run.event("eval_before", f"eval loss before training: {before['eval_loss']:.4f}", **before)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if interrupt.requested:
         run.event("cancelled", f"interrupted at step {trainer.state.global_step}; checkpoint saved")
         return RunResult(run.path, "cancelled", before, {}, output.metrics)
-    after = _with_ppl(trainer.evaluate()) if has_eval else {}
+    after = _with_ppl(trainer.evaluate(), config) if has_eval else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
     _save_final(trainer.model, tokenizer, run, method.saves_adapter)
@@ -129,9 +130,10 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
     return RunResult(run.path, "succeeded", before, after, output.metrics)
 
 
-def _with_ppl(metrics: dict) -> dict:
+def _with_ppl(metrics: dict, config: RunConfig) -> dict:
+    """Perplexity, for tasks whose eval loss is a language-model loss (not classification, DPO ...)."""
     loss = metrics.get("eval_loss")
-    if loss is not None:
+    if loss is not None and TASKS.get(config.task.name).collator is CausalLMCollator:
         metrics["eval_perplexity"] = math.exp(min(loss, 50))
     return metrics
 
