@@ -144,3 +144,26 @@ def test_label_words_task_scores_each_label_with_a_chat_llm(tiny_config, tiny_mo
     assert {r["label"] for r in rows} <= {"negative", "positive"}
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0)
     assert out.metrics["accuracy"] == pytest.approx(result.eval_after["eval_accuracy"])
+
+
+def test_freeze_tuning_still_trains_the_new_head(tiny_config, tiny_bert_dir, sentiment):
+    from tunesmith.tasks import TASKS
+    from tunesmith.training import runner
+
+    seen = {}
+    original = TASKS.get("classification").make_trainer
+
+    def spy(parts):
+        trainer = original(parts)
+        seen.update({n: p.requires_grad for n, p in parts.model.named_parameters()})
+        raise KeyboardInterrupt  # inspect only
+
+    config = _config(tiny_config, tiny_bert_dir, *sentiment, method={"name": "freeze", "trainable_layers": 1})
+    object.__setattr__(TASKS.get("classification"), "make_trainer", spy)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.train(config)
+    finally:
+        object.__setattr__(TASKS.get("classification"), "make_trainer", original)
+    assert seen["classifier.weight"] and seen["classifier.bias"]
+    assert not seen["bert.embeddings.word_embeddings.weight"]

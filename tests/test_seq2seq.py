@@ -44,7 +44,7 @@ def test_t5_trains_and_generates_during_eval(tiny_config, tmp_path):
 
 def test_sft_generation_eval_reports_rouge_and_bleu(tiny_config):
     result = train(tiny_config(task={"name": "sft", "eval_generate": True, "eval_max_new_tokens": 8},
-                               train={"max_steps": 4}))
+                               train={"max_steps": 4}, eval={"steps": 4}))
     for key in ("eval_rouge1", "eval_rougeL", "eval_bleu"):
         assert 0.0 <= result.eval_after[key] <= 100.0 and key in result.eval_before
     logged = (result.run_dir / "metrics.jsonl").read_text()

@@ -18,6 +18,7 @@ from pydantic import Field
 from tunesmith.config.components import TaskConfig
 from tunesmith.errors import DataError
 from tunesmith.tasks import TrainerParts, register_task
+from tunesmith.tasks.heads import train_task_head
 from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, say_skipped
 from tunesmith.utils.io import write_json
 
@@ -165,6 +166,7 @@ class ClassificationEval:
 
 
 def make_trainer(parts: TrainerParts):
+    train_task_head(parts.model)  # freeze tuning must not freeze the fresh head
     cfg = parts.config.task
     weights = class_weights(cfg, parts.train)
     loss = WeightedLoss(weights, cfg.label_smoothing) if weights or cfg.label_smoothing else None

@@ -19,6 +19,7 @@ from tunesmith.config.components import TaskConfig
 from tunesmith.data.records import RowError
 from tunesmith.errors import ConfigError
 from tunesmith.tasks import TrainerParts, register_task
+from tunesmith.tasks.heads import train_task_head
 from tunesmith.tasks.qa_examples import expand_rows, qa_example
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
 from tunesmith.utils.io import write_json
@@ -168,6 +169,7 @@ def model_class():
 
 
 def make_trainer(parts: TrainerParts):
+    train_task_head(parts.model)  # freeze tuning must not freeze the fresh head
     metrics = QaEval(parts.eval, parts.config.task, parts.run_dir) if parts.eval else None
     return parts.trainer_class(
         model=parts.model, args=parts.arguments(label_names=["start_positions", "end_positions"]),

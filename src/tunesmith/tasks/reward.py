@@ -10,6 +10,7 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
+from tunesmith.tasks.heads import train_task_head
 from tunesmith.tasks.dpo import dataset
 from tunesmith.tasks.preference import build_pair_features, no_collator, read_pairs
 from tunesmith.tasks.rows import RowsReport
@@ -32,6 +33,7 @@ def model_kwargs(config, tokenizer) -> dict:
 
 
 def make_trainer(parts: TrainerParts):
+    train_task_head(parts.model)  # freeze tuning must not freeze the fresh head
     from trl import RewardConfig as TrlRewardConfig, RewardTrainer
 
     args = parts.arguments(TrlRewardConfig, max_length=parts.config.data.cutoff_len,
