@@ -129,3 +129,15 @@ def test_reward_model_learns_pair_order_and_scores_pairs(tiny_config, tmp_path):
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
     scored = predict_file(str(result.run_dir), str(data), str(tmp_path / "scores.jsonl"))
     assert scored.metrics["pair_accuracy"] == 1.0 and scored.metrics["margin"] > 0
+
+
+def test_pair_whose_prompt_fills_the_cutoff_is_dropped_and_reported(tmp_path):
+    from tiny import tiny_tokenizer
+    from tunesmith.config import validate_config
+    from tunesmith.tasks.preference import build_pair_features
+
+    rows = [{"prompt": "hello world " * 40, "chosen": "yes", "rejected": "no", "_origin": "f.jsonl:1"},
+            {"prompt": "hello", "chosen": "yes " * 40, "rejected": "no", "_origin": "f.jsonl:2"}]
+    config = validate_config({"task": {"name": "dpo"}, "data": {"cutoff_len": 32, "template": "chatml"}})
+    features, report = build_pair_features(rows, tiny_tokenizer(), config)
+    assert len(features) == 1 and report.dropped == ["f.jsonl:1"] and report.truncated == ["f.jsonl:2"]

@@ -50,7 +50,7 @@ def make_trainer(parts: TrainerParts):
     cfg, data = parts.config.task, parts.config.data
     args = parts.arguments(
         DPOConfig, beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
-        label_smoothing=cfg.label_smoothing, max_length=data.cutoff_len, truncation_mode="keep_end",
+        label_smoothing=cfg.label_smoothing, max_length=data.cutoff_len, truncation_mode="keep_start",
         dataset_num_proc=None,
     )
     trainer = DPOTrainer(

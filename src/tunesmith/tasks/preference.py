@@ -148,10 +148,24 @@ def build_pair_features(records: list[dict], tokenizer, config) -> tuple[list[di
     """Rendered text pairs; TRL tokenizes them (and truncates at data.cutoff_len)."""
     report = RowsReport()
     features = []
+    cutoff = config.data.cutoff_len
     for record, pair in read_pairs(records, tokenizer, config, report):
-        ids = tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"]
-        report.count(ids, config.data.cutoff_len, record.get("_origin", "?"))
+        where = record.get("_origin", "?")
+        prompt = tokenizer(pair["prompt"], add_special_tokens=False)["input_ids"]
+        if len(prompt) >= cutoff:  # TRL would drop it silently: no reply token fits
+            report.dropped.append(where)
+            continue
+        longest = max(len(tokenizer(pair["prompt"] + pair[k], add_special_tokens=False)["input_ids"])
+                      for k in ("chosen", "rejected"))
+        report.count(prompt + [0] * (longest - len(prompt)), None)
+        if longest > cutoff:
+            report.truncated.append(where)
         features.append(pair)
+    if report.dropped:
+        from tunesmith.utils.progress import console
+
+        console.print(f"[yellow]{len(report.dropped)} pair(s) dropped[/]: the prompt alone fills data.cutoff_len="
+                      f"{cutoff} (first: {report.dropped[0]}); raise data.cutoff_len to keep them", highlight=False)
     return features, report
 
 
