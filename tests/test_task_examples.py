@@ -45,7 +45,8 @@ def test_dpo_example_smoke(tiny_model_dir, tmp_path):
     from conftest import shared
 
     pairs = shared("llamafactory_dpo_demo", "dpo_en_demo.json")
-    result = _smoke("dpo-smollm2", tiny_model_dir, tmp_path, {"train": pairs, "max_rows": 12, "cutoff_len": 64},
+    result = _smoke("dpo-smollm2", tiny_model_dir, tmp_path,
+                    {"train": pairs, "max_rows": 24, "eval_ratio": 0.25, "cutoff_len": 256},
                     ["train.grad_accum=1"])
     assert result.status == "succeeded" and "eval_rewards/accuracies" in result.eval_after
 
