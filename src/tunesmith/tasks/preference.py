@@ -193,9 +193,15 @@ def score_pairs(model, tokenizer, records: list[dict], config, batch_size: int =
     """Does the model prefer the chosen reply? By log-probability, and (LoRA runs) by DPO's implicit
     reward beta * (log pi - log pi_ref) with the base model (adapters off) as the reference."""
     report = RowsReport()
-    kept = read_pairs(records, tokenizer, config, report)
-    prompts = [p["prompt"] for _, p in kept]
     cut = config.data.cutoff_len
+    kept = [(r, p) for r, p in read_pairs(records, tokenizer, config, report)
+            if len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]) < cut]
+    if len(kept) < len(records):
+        from tunesmith.utils.progress import console
+
+        console.print(f"[yellow]scoring {len(kept)} of {len(records)} pairs[/]: the others are bad rows or their "
+                      f"prompt alone fills data.cutoff_len={cut}, as in training", highlight=False)
+    prompts = [p["prompt"] for _, p in kept]
 
     def logps(replies):
         return reply_logps(model, tokenizer, prompts, replies, batch_size, cut)
