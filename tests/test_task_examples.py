@@ -31,14 +31,23 @@ def test_example_config_validates(name):
     assert all(p.startswith("../shared/datasets/") for p in config.data.train + config.data.eval)
 
 
-def test_sst2_example_smoke(tiny_bert, tmp_path):
+def test_sst2_example_trains_and_predicts_through_the_cli(tiny_bert, tmp_path, capsys):
+    import json
+
     from conftest import shared
+    from tunesmith.cli.main import run as cli
 
     folder = shared("sst2")
-    result = _smoke("sst2-minilm", tiny_bert, tmp_path,
-                    {"train": folder / "alps_train.tsv", "eval": "[]", "eval_ratio": 0.25, "max_rows": 16},
-                    ["eval.before_training=false"])
-    assert result.status == "succeeded" and "eval_accuracy" in result.eval_after
+    run = tmp_path / "sst2"
+    cli(["train", str(EXAMPLES / "sst2-minilm.yaml"), f"model.name_or_path={tiny_bert}", f"output.dir={run}",
+         f"data.train={folder / 'alps_train.tsv'}", "data.eval=[]", "data.eval_ratio=0.25", "data.max_rows=16",
+         "train.max_steps=2", "train.batch_size=4", "eval.batch_size=8"])
+    assert "accuracy" in capsys.readouterr().err
+    out = tmp_path / "pred.jsonl"
+    cli(["predict", str(run), "--input", str(folder / "alps_test.tsv"), "--output", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 872 and {r["label"] for r in rows} <= {"negative", "positive"}
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["rows"] == 872
 
 
 def test_dpo_example_smoke(tiny_model_dir, tmp_path):
