@@ -12,6 +12,7 @@ from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.cli import data as data_commands
 from tunesmith.cli import methods as methods_commands
+from tunesmith.cli import predict as predict_command
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -30,6 +31,7 @@ evaluate.register(app)
 data_commands.register(app)
 methods_commands.register(app)
 adapters_commands.register(app)
+predict_command.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -36,9 +36,20 @@ def train(
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"eval loss {before:.4f} -> {after:.4f}")
+    scores = task_scores(result.eval_after)
+    if scores:  # what the task measures besides loss (accuracy, F1, reward accuracy, ROUGE ...)
+        console.print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()), highlight=False)
     console.print(f"run {result.status}: {result.run_dir}")
     if result.status != "succeeded":
         raise typer.Exit(130)
+
+
+def task_scores(metrics: dict) -> dict:
+    """Eval metrics other than loss and timing."""
+    skip = ("eval_loss", "eval_perplexity", "epoch")
+    timing = ("runtime", "per_second", "preparation_time")
+    return {k.removeprefix("eval_"): v for k, v in metrics.items()
+            if k not in skip and not k.endswith(timing) and isinstance(v, (int, float))}
 
 
 def chat(

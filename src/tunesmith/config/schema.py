@@ -86,6 +86,13 @@ class DataSection(Section):
         "conversion), e.g. [{step: clean}, {step: dedup, threshold: 0.8}]; each step's rows in/out "
         "go to data_report.json (`tunesmith data steps`).",
     )
+    columns: list[str] | None = Field(
+        None, description="Column names for csv/tsv files without a header row (the first line is then data)."
+    )
+    stratify_by: str | None = Field(
+        None, description="With eval_ratio: hold out that share of each value of this field (e.g. the label), "
+        "so the eval split keeps the class balance."
+    )
 
     @field_validator("train", "eval", mode="before")
     @classmethod

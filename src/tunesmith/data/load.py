@@ -36,19 +36,21 @@ class LoadReport:
 
 
 def load_records(
-    paths: list[str], fmt: str = "auto", on_bad_row: str = "error", report: LoadReport | None = None
+    paths: list[str], fmt: str = "auto", on_bad_row: str = "error", report: LoadReport | None = None,
+    columns: list[str] | None = None,
 ) -> tuple[list[dict], LoadReport]:
-    """Read and convert every file; a bad row raises DataError (on_bad_row=error) or is reported."""
+    """Read and convert every file; a bad row raises DataError (on_bad_row=error) or is reported.
+    `columns` names the fields of header-less csv/tsv files."""
     report = report or LoadReport()
     records: list[dict] = []
     for path in paths:
-        records += _load_file(Path(path), fmt, on_bad_row, report)
+        records += _load_file(Path(path), fmt, on_bad_row, report, columns)
     return records, report
 
 
-def _load_file(path: Path, fmt: str, on_bad_row: str, report: LoadReport) -> list[dict]:
+def _load_file(path: Path, fmt: str, on_bad_row: str, report: LoadReport, columns=None) -> list[dict]:
     errors = "report" if on_bad_row == "skip" else "raise"
-    rows = ({**r.data, ORIGIN: r.origin} if isinstance(r.data, dict) else r for r in read_rows(path, errors))
+    rows = ({**r.data, ORIGIN: r.origin} if isinstance(r.data, dict) else r for r in read_rows(path, errors, columns))
     return rows_to_records(rows, fmt, on_bad_row, report, str(path))
 
 
@@ -108,13 +110,30 @@ def _bad(report: LoadReport, on_bad_row: str, where: str, reason: str) -> None:
         raise DataError(f"{where}: {reason}. Fix the row, or set data.on_bad_row=skip to drop bad rows")
 
 
-def split_eval(records: list[dict], ratio: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Hold out `ratio` of the rows (at least one) for evaluation, reproducibly."""
+def split_eval(records: list[dict], ratio: float, seed: int, by: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Hold out `ratio` of the rows (at least one) for evaluation, reproducibly; with `by`, that
+    share of each value of the field `by` (a stratified split)."""
     if ratio <= 0 or len(records) < 2:
         return records, []
+    if by:
+        held = _stratified(records, ratio, seed, by)
+        train = [r for i, r in enumerate(records) if i not in held]
+        return train, [r for i, r in enumerate(records) if i in held]
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     n_eval = max(1, round(len(records) * ratio))
     held = set(order[:n_eval])
     train = [r for i, r in enumerate(records) if i not in held]
     return train, [r for i, r in enumerate(records) if i in held]
+
+
+def _stratified(records: list[dict], ratio: float, seed: int, by: str) -> set[int]:
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(str(record.get(by)), []).append(i)
+    rng, held = random.Random(seed), set()
+    for key in sorted(groups):
+        members = groups[key]
+        rng.shuffle(members)
+        held.update(members[: round(len(members) * ratio)])
+    return held or {0}

@@ -27,10 +27,11 @@ class Unreadable:
     reason: str
 
 
-def read_rows(path: str | Path, errors: str = "raise") -> Iterator[RawRow]:
+def read_rows(path: str | Path, errors: str = "raise", columns: list[str] | None = None) -> Iterator[RawRow]:
     """Yield every row of a data file; a line that cannot be parsed is a DataError with
     file:line (errors="raise") or a RawRow whose data is `Unreadable` (errors="report"),
-    so validators can list every bad line instead of stopping at the first."""
+    so validators can list every bad line instead of stopping at the first.
+    `columns` names the fields of a csv/tsv file that has no header row."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
@@ -38,7 +39,11 @@ def read_rows(path: str | Path, errors: str = "raise") -> Iterator[RawRow]:
     readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet}
     if suffix not in readers:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
-    for row in readers[suffix](path):
+    if columns and suffix in (".csv", ".tsv"):
+        rows = _delimited(path, "," if suffix == ".csv" else "\t", columns)
+    else:
+        rows = readers[suffix](path)
+    for row in rows:
         if isinstance(row.data, Unreadable) and errors == "raise":
             raise DataError(f"{row.origin}: {row.data.reason}")
         yield row
@@ -111,11 +116,12 @@ def _utf8_text(path: Path) -> str:
         raise DataError(f"{path}:{line}: not UTF-8 text (binary file?); re-encode it as UTF-8") from None
 
 
-def _delimited(path: Path, delimiter: str) -> Iterator[RawRow]:
+def _delimited(path: Path, delimiter: str, columns: list[str] | None = None) -> Iterator[RawRow]:
+    """Rows of a csv/tsv file; `columns` names the fields when the file has no header row."""
     text = _utf8_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=columns, delimiter=delimiter)
     width = len(reader.fieldnames or [])
-    start = 2  # the line a row starts on; quoted fields may span several lines
+    start = 1 if columns else 2  # the line a row starts on; quoted fields may span several lines
     for row in reader:
         origin = f"{path}:{start}"
         start = reader.line_num + 1

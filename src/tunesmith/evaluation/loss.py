@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tunesmith.data.load import load_records
 from tunesmith.data.records import require_rows
+from tunesmith.errors import ConfigError
 from tunesmith.inference.load import load_for_inference
 from tunesmith.tasks import TASKS
 from tunesmith.utils.io import write_json
@@ -18,6 +19,9 @@ def evaluate_loss(run_or_model: str, data: str, output: str | None = None, batch
     loaded = load_for_inference(run_or_model)
     config = loaded.config
     task = TASKS.get(config.task.name)
+    if task.predict is not None:  # classification, QA, preference ...: scored by the task, not by LM loss
+        raise ConfigError(f"task {task.name!r} is scored by predict: tunesmith predict {run_or_model} "
+                          f"--input {data} --output predictions.jsonl (writes the scores beside it)")
     records, _ = load_records([data], config.data.format, config.data.on_bad_row)
     features, _ = task.build_features(require_rows(records, data), loaded.tokenizer, config)
     total_loss, total_tokens = _sum_loss(loaded.model, task.collator(loaded.tokenizer), features, batch_size)

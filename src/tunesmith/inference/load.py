@@ -39,15 +39,18 @@ def _load_run(run: RunDir, template: str | None) -> Loaded:
     config = validate_config(run.read_config(), str(run.path / "config.yaml"))
     if template:
         config.data.template = template
-    model_class = TASKS.get(config.task.name).model_class()
+    task = TASKS.get(config.task.name)
+    model_class = task.model_class()
     if run.adapter_dir.is_dir():
         base_dir = resolve_model(config.model.name_or_path)
         tokenizer = load_tokenizer(run.adapter_dir)
-        base = load_model(base_dir, model_class, config.model.trust_remote_code)
+        extra = task.model_kwargs(config, tokenizer) if task.model_kwargs else {}
+        base = load_model(base_dir, model_class, config.model.trust_remote_code, **extra)
         model = METHODS.get(config.method.name).load_adapter(base, run.adapter_dir)
     elif run.model_dir.is_dir():
         tokenizer = load_tokenizer(run.model_dir)
-        model = load_model(run.model_dir, model_class, config.model.trust_remote_code)
+        extra = task.model_kwargs(config, tokenizer) if task.model_kwargs else {}
+        model = load_model(run.model_dir, model_class, config.model.trust_remote_code, **extra)
     else:
         raise RunDirError(
             f"{run.path} has no adapter/ or model/ (status: {run.status()}); "

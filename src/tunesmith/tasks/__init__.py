@@ -1,7 +1,9 @@
 """Tasks: what the model learns to do. One file each, registered by `register_task`.
 
 A task says which model class to load, how canonical records become features
-(token ids and labels), and how features are batched.
+(token ids and labels), and how features are batched. Optional hooks let a task read its
+own columns (`data_format`), size the model head (`model_kwargs`), bring its own trainer and
+metrics (`make_trainer`) and answer new rows (`predict`); tasks without them get the defaults.
 """
 
 from __future__ import annotations
@@ -21,18 +23,42 @@ class TaskSpec:
     model_class: Callable[[], type]  # lazily imported transformers Auto class
     build_features: Callable  # (records, tokenizer, RunConfig) -> (features, TokenizeReport)
     collator: Callable  # (tokenizer) -> callable(list[feature]) -> batch
+    data_format: str | None = None  # row format used when data.format is auto (e.g. "rows")
+    model_kwargs: Callable | None = None  # (config, tokenizer) -> extra from_pretrained kwargs
+    make_trainer: Callable | None = None  # (TrainerParts) -> Trainer; None: the default Trainer
+    predict: Callable | None = None  # (model, tokenizer, records, config, batch_size) -> (rows, metrics)
+    expand_records: Callable | None = None  # (records) -> records: one file row holding many (a SQuAD file)
+
+
+@dataclass
+class TrainerParts:
+    """What the runner hands a task's `make_trainer`: everything but the trainer itself."""
+
+    config: object  # RunConfig
+    model: object
+    tokenizer: object
+    train: list[dict]
+    eval: list[dict]
+    callbacks: list
+    run_dir: object  # pathlib.Path of the run directory
+    arguments: Callable  # (args_class=TrainingArguments, **extra) -> args for this run
+    trainer_class: type  # the project's Trainer subclass, for tasks that keep transformers' loop
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
 
 
-def register_task(config_class: type[TaskConfig], summary: str, *, model_class, collator):
+def register_task(config_class: type[TaskConfig], summary: str, *, model_class, collator,
+                  data_format: str | None = None, model_kwargs: Callable | None = None,
+                  make_trainer: Callable | None = None, predict: Callable | None = None,
+                  expand_records: Callable | None = None):
     """Decorator for a task's `build_features`."""
     name = config_class.model_fields["name"].default
 
     def wrap(build_features: Callable) -> Callable:
         TASK_CONFIGS.add(name, config_class)
-        TASKS.add(name, TaskSpec(name, summary, config_class, model_class, build_features, collator))
+        TASKS.add(name, TaskSpec(name, summary, config_class, model_class, build_features, collator,
+                                 data_format, model_kwargs, make_trainer, predict, expand_records))
         return build_features
 
     return wrap

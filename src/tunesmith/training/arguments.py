@@ -10,8 +10,9 @@ OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
 
 
 def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
-                       overrides: dict | None = None) -> TrainingArguments:
-    """`overrides`: TrainingArguments a method sets itself (GaLore's optimizer)."""
+                       overrides: dict | None = None, args_class=TrainingArguments, **extra) -> TrainingArguments:
+    """`overrides`: TrainingArguments a method sets itself (GaLore's optimizer); `args_class` may be
+    a TrainingArguments subclass (TRL's DPOConfig, ...) with its `extra` fields."""
     import torch
 
     t, e = config.train, config.eval
@@ -50,4 +51,4 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
-    return TrainingArguments(**{**arguments, **best_model_arguments(config, has_eval), **(overrides or {})})
+    return args_class(**{**arguments, **best_model_arguments(config, has_eval), **(overrides or {}), **extra})

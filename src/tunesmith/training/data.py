@@ -27,16 +27,19 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     if not d.train:
         raise DataError("data.train is empty; give at least one training file")
     load_report = LoadReport()
+    fmt = data_format(d.format, task)
+    expand = task.expand_records or (lambda records: records)
     pipeline_report: dict = {}
     if d.pipeline:
-        train_records, eval_records, pipeline_report = pipeline_records(config, load_report)
+        train_records, eval_records, pipeline_report = pipeline_records(config, load_report, fmt)
+        train_records, eval_records = expand(train_records), expand(eval_records)
     else:
-        train_records, _ = load_records(d.train, d.format, d.on_bad_row, load_report)
+        train_records = expand(load_records(d.train, fmt, d.on_bad_row, load_report, d.columns)[0])
         if d.max_rows:
             train_records = train_records[: d.max_rows]
-        eval_records, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
+        eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report, d.columns)[0])
         if not eval_records:
-            train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
+            train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed, d.stratify_by)
     require_rows(train_records, f"training data {', '.join(d.train)}")
     train, train_tok = task.build_features(train_records, tokenizer, config)
     evals, eval_tok = task.build_features(eval_records, tokenizer, config) if eval_records else ([], None)
@@ -51,7 +54,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     return PreparedData(train, evals, report, eval_records)
 
 
-def pipeline_records(config, load_report: LoadReport) -> tuple[list[dict], list[dict], dict]:
+def pipeline_records(config, load_report: LoadReport, fmt: str) -> tuple[list[dict], list[dict], dict]:
     """Raw rows -> data.pipeline steps -> canonical records. A split step's tags choose the
     eval rows (test rows are held out); otherwise eval_ratio holds out rows grouped by source,
     so an augmented variant never trains while its original is evaluated."""
@@ -66,13 +69,18 @@ def pipeline_records(config, load_report: LoadReport) -> tuple[list[dict], list[
     elif not d.eval and d.eval_ratio > 0 and len(rows) > 1:
         ratios = [1 - d.eval_ratio, d.eval_ratio]
         parts = split_rows(rows, SplitOptions(ratios=ratios), seed)  # variants move with their source
-    train = rows_to_records(parts["train"], d.format, d.on_bad_row, load_report, "pipeline")
-    evals = rows_to_records(parts["eval"], d.format, d.on_bad_row, load_report, "pipeline")
+    train = rows_to_records(parts["train"], fmt, d.on_bad_row, load_report, "pipeline")
+    evals = rows_to_records(parts["eval"], fmt, d.on_bad_row, load_report, "pipeline")
     if d.eval:
-        evals, _ = load_records(d.eval, d.format, d.on_bad_row, load_report)
+        evals, _ = load_records(d.eval, fmt, d.on_bad_row, load_report)
     report = {"pipeline": [r.as_dict() for r in reports],
               "split": {"train": len(train), "eval": len(evals), "test_held_out": len(parts.get("test", []))}}
     return train, evals, report
+
+
+def data_format(configured: str, task) -> str:
+    """`auto` means the task's own row format when it has one (it reads its own columns)."""
+    return task.data_format if configured == "auto" and task.data_format else configured
 
 
 def _hash(records: list[dict]) -> str:

@@ -13,16 +13,23 @@ def write_model_card(run, config, results: dict) -> None:
         rows.append(f"| eval loss before | {before:.4f} |")
     if after is not None:
         rows.append(f"| eval loss after | {after:.4f} |")
+    for key, value in results.get("eval_after", {}).items():
+        if key not in ("eval_loss", "epoch") and isinstance(value, (int, float)) and "runtime" not in key \
+                and "per_second" not in key and "preparation" not in key:
+            rows.append(f"| {key} after | {value:.4g} |")
     for key, value in results.get("train", {}).items():
         if isinstance(value, (int, float)):
             rows.append(f"| {key} | {value:.4g} |")
     adapter = run.adapter_dir.exists()
+    from tunesmith.tasks import TASKS
+
+    auto = TASKS.get(config.task.name).model_class().__name__  # e.g. AutoModelForSequenceClassification
+    peft_auto = auto.replace("AutoModel", "AutoPeftModel")
     load = (
-        "from peft import AutoPeftModelForCausalLM\n"
-        f"model = AutoPeftModelForCausalLM.from_pretrained('{run.adapter_dir}')"
+        f"from peft import {peft_auto}\n"
+        f"model = {peft_auto}.from_pretrained('{run.adapter_dir}')"
         if adapter
-        else "from transformers import AutoModelForCausalLM\n"
-        f"model = AutoModelForCausalLM.from_pretrained('{run.model_dir}')"
+        else f"from transformers import {auto}\nmodel = {auto}.from_pretrained('{run.model_dir}')"
     )
     text = f"""# {run.path.name}
 

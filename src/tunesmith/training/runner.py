@@ -13,7 +13,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
-from tunesmith.tasks import TASKS
+from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
 from tunesmith.training.metric_callback import evaluation_callbacks
@@ -78,7 +78,9 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
     data = prepare_data(config, tokenizer, task)
     write_json(run.path / "data_report.json", data.report)
     _resolve_auto(config, run, len(data.train))
+    run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
     load_kwargs = method.load_kwargs(config.method) if method.load_kwargs else {}
+    load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
     model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
@@ -90,18 +92,23 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
     from tunesmith.training.arguments import training_arguments
 
     overrides = method.training_args(config.method) if method.training_args else {}
-    args = training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides)
+
+    def arguments(args_class=None, **extra):
+        classes = {"args_class": args_class} if args_class else {}
+        return training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides, **classes, **extra)
+
     interrupt = InterruptCallback()
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += extra_callbacks
     if method.callbacks:
         callbacks += method.callbacks(model, config.method)
-    trainer = TunesmithTrainer(
-        model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
-        data_collator=task.collator(tokenizer), callbacks=callbacks,
-        make_optimizer=partial(method.optimizer, cfg=config.method) if method.optimizer else None,
-    )
+    trainer_class = TunesmithTrainer
+    if method.optimizer:
+        trainer_class = partial(TunesmithTrainer, make_optimizer=partial(method.optimizer, cfg=config.method))
+    parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
+                         trainer_class)
+    trainer = (task.make_trainer or _default_trainer)(parts)
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
 
@@ -114,19 +121,28 @@ def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
         run.event("auto", "; ".join(f"{k} auto -> {v}" for k, v in notes.items()), **notes)
 
 
+def _default_trainer(parts: TrainerParts):
+    """transformers' Trainer on the task's features and collator (causal LM tasks)."""
+    task = TASKS.get(parts.config.task.name)
+    return parts.trainer_class(
+        model=parts.model, args=parts.arguments(), train_dataset=parts.train, eval_dataset=parts.eval or None,
+        data_collator=task.collator(parts.tokenizer), callbacks=parts.callbacks,
+    )
+
+
 def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -> RunResult:
     checkpoint = run.last_checkpoint() if resume else None
     if resume:
         run.event("resume", f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint; starting over")
     before = {}
     if has_eval and config.eval.before_training and not checkpoint:
-        before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"))
+        before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"), config)
         run.event("eval_before", f"eval loss before training: {before['eval_loss']:.4f}", **before)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if interrupt.requested:
         run.event("cancelled", f"interrupted at step {trainer.state.global_step}; checkpoint saved")
         return RunResult(run.path, "cancelled", before, {}, output.metrics)
-    after = _with_ppl(trainer.evaluate()) if has_eval else {}
+    after = _with_ppl(trainer.evaluate(), config) if has_eval else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
     _save_final(trainer.model, tokenizer, run, method)
@@ -139,9 +155,10 @@ def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -
     return RunResult(run.path, "succeeded", before, after, output.metrics)
 
 
-def _with_ppl(metrics: dict) -> dict:
+def _with_ppl(metrics: dict, config: RunConfig) -> dict:
+    """Perplexity, for tasks whose eval loss is a language-model loss (not classification, DPO ...)."""
     loss = metrics.get("eval_loss")
-    if loss is not None:
+    if loss is not None and TASKS.get(config.task.name).collator is CausalLMCollator:
         metrics["eval_perplexity"] = math.exp(min(loss, 50))
     return metrics
 

@@ -1,0 +1,50 @@
+"""`predict`: run a finished run's task over new rows and write one prediction per line.
+
+Tasks with a `predict` hook (classification, QA, preference, ...) answer in their own terms;
+chat tasks (sft) generate replies. When the rows carry references, the task's scores are
+computed too and written beside the predictions as <output>.metrics.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunesmith.data.load import load_records
+from tunesmith.data.records import require_rows
+from tunesmith.errors import ConfigError
+from tunesmith.inference.load import load_for_inference
+from tunesmith.tasks import TASKS
+from tunesmith.utils.io import write_json, write_jsonl
+
+
+@dataclass
+class PredictResult:
+    rows: int
+    output: Path
+    metrics: dict = field(default_factory=dict)
+    metrics_path: Path | None = None
+
+
+def predict_file(run_or_model: str, input_path: str, output_path: str, batch_size: int = 16,
+                 max_new_tokens: int = 256) -> PredictResult:
+    loaded = load_for_inference(run_or_model)
+    config = loaded.config
+    task = TASKS.get(config.task.name)
+    if task.predict is None:
+        if config.task.name != "sft":
+            raise ConfigError(f"task {config.task.name!r} has no predict; use `tunesmith generate` for text")
+        from tunesmith.inference.batch import generate_file
+
+        count = generate_file(run_or_model, input_path, output_path, max_new_tokens, batch_size)
+        return PredictResult(count, Path(output_path))
+    fmt = config.data.format if config.data.format != "auto" or not task.data_format else task.data_format
+    records, _ = load_records([input_path], fmt, config.data.on_bad_row, columns=config.data.columns)
+    rows, metrics = task.predict(loaded.model, loaded.tokenizer, require_rows(records, input_path), config,
+                                 batch_size)
+    write_jsonl(output_path, rows)
+    result = PredictResult(len(rows), Path(output_path), metrics)
+    if metrics:
+        result.metrics_path = Path(output_path).with_suffix(".metrics.json")
+        write_json(result.metrics_path, {"input": input_path, "run": run_or_model, "rows": len(rows), **metrics})
+    return result

@@ -1,0 +1,69 @@
+"""KTO (TRL's KTOTrainer): learns from replies marked desirable or undesirable, one at a time.
+
+Pairs are split into a desirable (chosen) and an undesirable (rejected) example; rows may also
+be unpaired: `{prompt|conversations, completion, label: true|false}`. With LoRA the reference
+is the base model with adapters disabled, as for DPO.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tunesmith.config.components import TaskConfig
+from tunesmith.data.records import RowError
+from tunesmith.tasks import TrainerParts, register_task
+from tunesmith.tasks.dpo import dataset, drop_reference_adapter
+from tunesmith.tasks.preference import (_messages, _reply, causal_lm_class, no_collator, read_pairs, render_pair,
+                                        score_pairs)
+from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
+
+
+class KtoConfig(TaskConfig):
+    name: Literal["kto"] = "kto"
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference model.")
+    desirable_weight: float = Field(1.0, gt=0, description="Loss weight of desirable replies.")
+    undesirable_weight: float = Field(1.0, gt=0, description="Loss weight of undesirable replies.")
+
+
+def _unpaired(record: dict, tokenizer, config) -> dict:
+    if not isinstance(record.get("label"), bool):
+        raise RowError("an unpaired KTO row needs label: true or false")
+    prompt = _messages(record.get("prompt", record.get("conversations")))
+    completion = _reply(record.get("completion"))
+    pair = render_pair({"prompt": prompt, "chosen": completion, "rejected": completion + " "}, tokenizer, config)
+    return {"prompt": pair["prompt"], "completion": pair["chosen"], "label": record["label"]}
+
+
+def make_trainer(parts: TrainerParts):
+    from trl import KTOConfig, KTOTrainer
+
+    cfg = parts.config.task
+    args = parts.arguments(KTOConfig, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
+                           undesirable_weight=cfg.undesirable_weight, max_length=parts.config.data.cutoff_len)
+    trainer = KTOTrainer(model=parts.model, args=args, train_dataset=dataset(parts.train),
+                         eval_dataset=dataset(parts.eval), processing_class=parts.tokenizer, callbacks=parts.callbacks)
+    drop_reference_adapter(trainer.model)
+    return trainer
+
+
+@register_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
+               model_class=causal_lm_class, collator=no_collator, data_format="rows",
+               make_trainer=make_trainer, predict=score_pairs)
+def build_features(records: list[dict], tokenizer, config):
+    report = RowsReport()
+    paired = [r for r in records if "completion" not in r]
+    features = []
+    for record, pair in read_pairs(paired, tokenizer, config, report):
+        features.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
+        features.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
+        report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
+    for record in (r for r in records if "completion" in r):
+        try:
+            features.append(_unpaired(record, tokenizer, config))
+            report.count([])
+        except RowError as err:
+            bad_row(report, config, record, str(err))
+    say_skipped(report, "KTO")
+    return features, report

@@ -1,0 +1,57 @@
+"""Shared by tasks that read their own columns: bad rows are reported with file:line and counted.
+
+`data.on_bad_row` decides: `error` stops at the first bad row with a message naming it;
+`skip` drops it, lists it in data_report.json and says how many were skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.data.records import origin
+from tunesmith.data.tokenize import TokenizeReport
+from tunesmith.errors import DataError
+from tunesmith.utils.progress import console
+
+
+@dataclass
+class RowsReport(TokenizeReport):
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason" of each dropped row
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "skipped_rows": len(self.skipped), "skipped": self.skipped[:50]}
+
+    def count(self, ids: list[int], cutoff: int | None = None, where: str = "") -> None:
+        """Count one kept example of `ids` (and note it when it hit the cutoff)."""
+        self.rows += 1
+        self.tokens += len(ids)
+        if cutoff is not None and len(ids) >= cutoff:
+            self.truncated.append(where)
+
+
+def bad_row(report: RowsReport, config, record: dict, reason: str) -> None:
+    """Stop with a clear error, or note the row as skipped, per data.on_bad_row."""
+    where = origin(record)
+    if config.data.on_bad_row == "error":
+        raise DataError(f"{where}: {reason}. Fix the row, or set data.on_bad_row=skip to drop bad rows")
+    report.skipped.append(f"{where}: {reason}")
+
+
+def say_skipped(report: RowsReport, what: str) -> None:
+    if report.skipped:
+        console.print(f"[yellow]skipped {len(report.skipped)} bad {what} row(s)[/]; first: {report.skipped[0]} "
+                      "(all are listed in data_report.json)", highlight=False, soft_wrap=True)
+
+
+def column(record: dict, name: str, task: str, key: str) -> object:
+    """The value of column `name`, or a RowError-style reason naming the config key to change."""
+    if name not in record or record[name] is None or (isinstance(record[name], str) and not record[name].strip()):
+        present = ", ".join(k for k in record if k != "_origin")
+        state = "missing" if name not in record else "empty"
+        raise ColumnError(f"column {name!r} is {state} (row has: {present}); set task.{key} to the right column "
+                          f"for task {task}")
+    return record[name]
+
+
+class ColumnError(ValueError):
+    """A row without a needed column; the message names the column and the config key."""
