@@ -1,0 +1,71 @@
+"""export and distill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunesmith.utils.progress import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="export")(export)
+    app.command()(distill)
+
+
+def _formats() -> str:
+    from tunesmith.export import EXPORTERS
+
+    return ", ".join(EXPORTERS.names())
+
+
+def export(
+    run: str = typer.Argument(..., help="Run directory (or a model name/path)."),
+    to: str = typer.Option(..., "--to", help="Format: merged, int8, pruned, onnx, gguf."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/exports/<format>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Eval data for the quality delta "
+                                        "(default: the run's eval set)."),
+    new_tokens: int = typer.Option(32, help="Tokens generated per prompt when timing."),
+    sparsity: Optional[float] = typer.Option(None, help="pruned: share of weights to remove, in (0, 1)."),
+    structure: Optional[str] = typer.Option(None, help="pruned: unstructured, heads or channels."),
+    recover_steps: Optional[int] = typer.Option(None, help="pruned: recovery fine-tune steps (0: none)."),
+    quant: Optional[str] = typer.Option(None, help="gguf: f16 or q8_0."),
+    opset: Optional[int] = typer.Option(None, help="onnx: ONNX opset version."),
+):
+    """Export a run to a deployable format, with a report of size, speed and quality."""
+    from tunesmith.export.pipeline import run_export
+
+    options = {"sparsity": sparsity, "structure": structure, "recover_steps": recover_steps,
+               "quant": quant, "opset": opset}
+    report = run_export(run, to, str(out) if out else None, overwrite=overwrite, options=options,
+                        data=str(data) if data else None, new_tokens=new_tokens)
+    e, q = report["export"], report["quality"]
+    delta = "n/a" if q["delta"] is None else f"{q['delta']:+.4f}"
+    console.print(f"{report['size_bytes'] / 1e6:.1f} MB ({report['size_vs_source']:.2f}x fp32), load "
+                  f"{e['load_s']:.2f}s, p50 {e['latency_p50_s']:.3f}s, {e['tokens_per_s']:.1f} tok/s, "
+                  f"eval loss delta {delta} -> {report['output']}/export_report.json")
+
+
+def distill(
+    teacher: str = typer.Option(..., "--teacher", help="Teacher run directory or model."),
+    student: str = typer.Option(..., "--student", help="Student model name/path, or a run config YAML."),
+    data: list[Path] = typer.Option(..., "--data", help="Training data file(s)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/distill-<student>)."),
+    alpha: float = typer.Option(0.5, help="Weight of the KL term; 1-alpha weighs cross-entropy."),
+    temperature: float = typer.Option(2.0, help="Softmax temperature for teacher and student logits."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value config overrides."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+):
+    """Distill a teacher into a student with the same vocabulary (KL + cross-entropy)."""
+    from tunesmith.export.distill import run_distill
+
+    result = run_distill(teacher, student, [str(d) for d in data], out=str(out) if out else None,
+                         alpha=alpha, temperature=temperature, overrides=overrides or [],
+                         overwrite=overwrite)
+    before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
+    if before is not None and after is not None:
+        console.print(f"student eval loss {before:.4f} -> {after:.4f}")
+    console.print(f"run {result.status}: {result.run_dir}")
