@@ -103,3 +103,36 @@ def test_pruning_reaches_target_sparsity(tiny_run, structure):
     else:
         assert model.config.intermediate_size == 32 and model.model.layers[1].mlp.down_proj.weight.shape[1] == 32
         assert report["size_vs_source"] < 1
+
+
+def test_onnx_matches_pytorch_in_onnxruntime(tiny_run):
+    report = run_export(str(tiny_run), "onnx", **FAST)
+    folder = tiny_run / "exports" / "onnx"
+    report = _check_report(tiny_run, folder, "onnx")
+    assert report["export"]["runtime"] == "onnxruntime"
+    assert report["parity"]["max_abs_logit_diff"] < 1e-3
+    assert report["parity"]["greedy_equal_prompts"] == report["parity"]["prompts"]
+    assert abs(report["quality"]["delta"]) < 1e-3
+    # the graph runs with a batch size and length it was not traced with
+    from tunesmith.export.onnx import OnnxRuntime
+
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    assert OnnxRuntime(folder / "model.onnx").logits(ids, torch.ones_like(ids)).shape[:2] == (2, 3)
+
+
+@pytest.mark.parametrize("quant", ["f16", "q8_0"])
+def test_gguf_loads_back_through_transformers(tiny_run, quant):
+    from transformers import AutoModelForCausalLM
+
+    run_export(str(tiny_run), "gguf", options={"quant": quant}, **FAST)
+    folder = tiny_run / "exports" / f"gguf-{quant}"
+    report = _check_report(tiny_run, folder, "gguf")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=f"model-{quant}.gguf")
+    with torch.no_grad():
+        logits = model(input_ids=_ids()).logits
+    diff = (logits - _adapter_logits(tiny_run)).abs().max()
+    assert diff < (5e-3 if quant == "f16" else 5e-2)
+    assert report["details"]["tokenizer_round_trip"] is True
+    if quant == "q8_0":
+        f16 = json.loads((tiny_run / "exports" / "gguf-f16" / "export_report.json").read_text())
+        assert report["size_bytes"] < f16["size_bytes"]
