@@ -33,12 +33,15 @@ class RunResult:
     train_metrics: dict = field(default_factory=dict)
 
 
-def train(config: RunConfig, *, resume: bool = False) -> RunResult:
-    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C."""
+def train(config: RunConfig, *, resume: bool = False, trainer_class=None) -> RunResult:
+    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C.
+
+    `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the
+    loss while keeping everything else of a run."""
     run = _open_run(config, resume)
     run.set_status("running")
     try:
-        result = _train(config, run, resume)
+        result = _train(config, run, resume, trainer_class or TunesmithTrainer)
     except BaseException as err:
         cancelled = isinstance(err, KeyboardInterrupt)
         reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
@@ -57,7 +60,7 @@ def _open_run(config: RunConfig, resume: bool) -> RunDir:
     return run
 
 
-def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
+def _train(config: RunConfig, run: RunDir, resume: bool, trainer_class) -> RunResult:
     import torch
     from transformers import set_seed
 
@@ -84,7 +87,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt]
     if config.eval.early_stopping_patience and data.eval:
         callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
-    trainer = TunesmithTrainer(
+    trainer = trainer_class(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
         data_collator=task.collator(tokenizer), callbacks=callbacks,
     )
