@@ -136,3 +136,57 @@ def test_gguf_loads_back_through_transformers(tiny_run, quant):
     if quant == "q8_0":
         f16 = json.loads((tiny_run / "exports" / "gguf-f16" / "export_report.json").read_text())
         assert report["size_bytes"] < f16["size_bytes"]
+
+
+def _cli(args):
+    from tunesmith.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(args)
+    return exit_info.value.code
+
+
+def test_gguf_for_bert_names_supported_choices(tmp_path, capsys):
+    from transformers import BertConfig, BertForMaskedLM
+
+    BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32)).save_pretrained(tmp_path / "bert")
+    with pytest.raises(TunesmithError, match="does not support 'bert'.*supported architectures: llama"):
+        run_export(str(tmp_path / "bert"), "gguf")
+    assert _cli(["export", str(tmp_path / "bert"), "--to", "gguf"]) == 2
+    err = capsys.readouterr().err
+    assert "supported architectures: llama" in err and "Traceback" not in err
+    assert not (tmp_path / "bert" / "exports").exists()
+
+
+@pytest.mark.parametrize("sparsity", ["0", "1", "1.5", "-0.2"])
+def test_pruning_target_outside_open_unit_interval_exits_2(tiny_run, sparsity, capsys):
+    assert _cli(["export", str(tiny_run), "--to", "pruned", "--sparsity", sparsity]) == 2
+    err = capsys.readouterr().err
+    assert "sparsity" in err and ("greater than 0" in err or "less than 1" in err)
+
+
+def test_unknown_format_and_foreign_option_are_named(tiny_run, capsys):
+    assert _cli(["export", str(tiny_run), "--to", "tflite"]) == 2
+    assert "gguf, int8, merged, onnx, pruned" in capsys.readouterr().err
+    assert _cli(["export", str(tiny_run), "--to", "int8", "--quant", "q8_0"]) == 2
+    assert "quant" in capsys.readouterr().err
+
+
+def test_failed_export_leaves_nothing_at_output(tiny_run, monkeypatch):
+    from tunesmith.export import EXPORTERS
+
+    spec = EXPORTERS.get("merged")
+
+    def half_then_crash(source, out_dir, options):
+        (out_dir / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    from dataclasses import replace
+
+    monkeypatch.setitem(EXPORTERS._items, "merged", replace(spec, export=half_then_crash))
+    target = tiny_run.parent / "crashed"
+    with pytest.raises(RuntimeError):
+        run_export(str(tiny_run), "merged", out=str(target), **FAST)
+    assert not target.exists()
+    assert not [p for p in tiny_run.parent.iterdir() if p.name.startswith(".crashed")]
