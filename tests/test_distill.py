@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tunesmith.errors import TunesmithError
-from tunesmith.export.distill import distillation_loss, run_distill
+from tunesmith.training.distill import distillation_loss, run_distill
 
 
 def _kl_to_teacher(teacher_dir, student_dir):

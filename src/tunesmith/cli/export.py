@@ -10,9 +10,13 @@ import typer
 from tunesmith.utils.progress import console
 
 
+exporters_app = typer.Typer(help="Export formats.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="export")(export)
     app.command()(distill)
+    app.add_typer(exporters_app, name="exporters")
 
 
 def _formats() -> str:
@@ -21,9 +25,25 @@ def _formats() -> str:
     return ", ".join(EXPORTERS.names())
 
 
+@exporters_app.command("list")
+def exporters_list():
+    """Export formats, what they support and their options."""
+    from rich.table import Table
+
+    from tunesmith.export import EXPORTERS
+
+    table = Table(title="export formats (tunesmith export RUN --to NAME)")
+    for column in ("name", "architectures", "options", "summary"):
+        table.add_column(column)
+    for spec in EXPORTERS:
+        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in spec.options_class.model_fields.items())
+        table.add_row(spec.name, ", ".join(spec.architectures or ["any causal LM"]), options or "-", spec.summary)
+    console.print(table)
+
+
 def export(
     run: str = typer.Argument(..., help="Run directory (or a model name/path)."),
-    to: str = typer.Option(..., "--to", help="Format: merged, int8, pruned, onnx, gguf."),
+    to: str = typer.Option(..., "--to", help=f"Format: {_formats()} (`tunesmith exporters list`)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/exports/<format>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
     data: Optional[Path] = typer.Option(None, "--data", help="Eval data for the quality delta "
@@ -60,7 +80,7 @@ def distill(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Distill a teacher into a student with the same vocabulary (KL + cross-entropy)."""
-    from tunesmith.export.distill import run_distill
+    from tunesmith.training.distill import run_distill
 
     result = run_distill(teacher, student, [str(d) for d in data], out=str(out) if out else None,
                          alpha=alpha, temperature=temperature, overrides=overrides or [],
