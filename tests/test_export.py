@@ -49,7 +49,7 @@ def _check_report(run, folder, kind):
     assert report["export"]["tokens_per_s"] > 0 and report["export"]["latency_p95_s"] >= report["export"]["latency_p50_s"]
     assert report["quality"]["eval_rows"] == 4 and report["quality"]["delta"] is not None
     rows = (run / "exports.md").read_text()
-    assert f"| {kind} |" in rows and str(folder) in rows
+    assert f"| {kind} |" in rows and str(folder) in rows and (run / "exports.png").is_file()
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temp folder left behind"
     return report
 

@@ -5,6 +5,8 @@ Nothing appears at the output path unless the artifact loaded back and passed it
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import shutil
@@ -16,8 +18,8 @@ from pydantic import ValidationError
 
 from tunesmith.export import EXPORTERS, ExporterSpec, ExportError
 from tunesmith.export import measure
-from tunesmith.export.report import append_exports_row
-from tunesmith.utils.io import write_json
+from tunesmith.export.report import append_exports_row, plot_exports
+from tunesmith.utils.io import atomic_path, write_json
 from tunesmith.utils.progress import console, make_progress
 
 
@@ -51,8 +53,14 @@ def check_input(spec: ExporterSpec, options, source_path: str) -> str:
 
 
 def output_folder(spec: ExporterSpec, options, source_path: str, out: str | None, overwrite: bool) -> Path:
-    base = Path(source_path) if Path(source_path).is_dir() else Path("exports")
-    target = Path(out) if out else base / "exports" / spec.folder_name(options)
+    from tunesmith.training.rundir import RunDir
+
+    if out:
+        target = Path(out)
+    elif RunDir.is_run(source_path):
+        target = Path(source_path) / "exports" / spec.folder_name(options)
+    else:  # never write into a model folder (it may be a shared cache)
+        target = Path("exports") / f"{Path(source_path).name}-{spec.folder_name(options)}"
     if target.exists() and not overwrite:
         raise ExportError(f"{target} already exists; pass --overwrite to replace it or --out to pick another folder")
     return target
@@ -84,27 +92,65 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
             shutil.rmtree(tmp, ignore_errors=True)
         progress.update(bar, advance=1, info="done")
     append_exports_row(source.run.path if source.run else target.parent, report)
+    if source.run:
+        plot_exports(source.run.path)
     console.print(f"[green]exported[/] {kind} -> {target}")
     return report
 
 
 def _baseline(source_path: str, data: str | None, new_tokens: int):
-    """Load the unexported model and measure it: the reference every export is compared with."""
-    from tunesmith.export.runtime import TorchRuntime
+    """Load the unexported model and measure it: the reference every export is compared with.
+
+    The measurement is kept in RUN/.export_baseline/ and reused by the run's next exports until
+    its weights, the eval data or the timing settings change (exporting all formats of a run
+    then measures the source once, not once per format)."""
     from tunesmith.export.source import load_source
 
     start = time.perf_counter()
     source = load_source(source_path, data)
     load_seconds = time.perf_counter() - start
+    cache = _baseline_cache(source, data, new_tokens)
+    if cache is not None and cache.is_file():
+        import torch
+
+        saved = torch.load(cache, weights_only=True)
+        return source, saved["baseline"], saved["reference"]
+    baseline, reference = _measure_source(source, new_tokens)
+    baseline["load_s"] = round(load_seconds, 3)
+    if cache is not None:
+        import torch
+
+        with atomic_path(cache) as tmp:
+            torch.save({"baseline": baseline, "reference": reference}, tmp)
+    return source, baseline, reference
+
+
+def _measure_source(source, new_tokens: int) -> tuple[dict, dict]:
+    from tunesmith.export.runtime import TorchRuntime
+
     runtime = TorchRuntime(source.loaded.model, source.tokenizer.pad_token_id)
     prompts = source.prompt_ids()
     batch = measure.sample_batch(source.eval_features, source.collator(), prompts, source.tokenizer.pad_token_id)
     figures, outputs = measure.speed(runtime, prompts, new_tokens)
     baseline = {
-        "bytes_fp32_in_memory": measure.model_bytes(source.loaded.model), "load_s": round(load_seconds, 3),
-        **figures, "eval_loss": measure.eval_loss(runtime, source.eval_features, source.collator()),
+        "bytes_fp32_in_memory": measure.model_bytes(source.loaded.model), **figures,
+        "eval_loss": measure.eval_loss(runtime, source.eval_features, source.collator()),
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    return source, baseline, {"batch": batch, "logits": runtime.logits(**batch), "outputs": outputs}
+    return baseline, {"batch": batch, "logits": runtime.logits(**batch), "outputs": outputs}
+
+
+def _baseline_cache(source, data: str | None, new_tokens: int) -> Path | None:
+    """RUN/.export_baseline/<key>.pt, the key naming everything the measurement depends on."""
+    if source.run is None:
+        return None
+    from tunesmith.export.source import PROMPTS
+
+    weights = source.run.adapter_dir if source.run.adapter_dir.is_dir() else source.run.model_dir
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in weights.iterdir() if p.is_file())
+    key = json.dumps([files, source.config.model.name_or_path, data, new_tokens, PROMPTS,
+                      len(source.eval_features)], default=str)
+    return source.run.path / ".export_baseline" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
 def _measure(spec, opts, source, result, folder: Path, baseline: dict, reference: dict, new_tokens: int) -> dict:

@@ -39,3 +39,34 @@ def append_exports_row(folder: Path, report: dict) -> Path:
     text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
     write_text(path, text + exports_row(report))
     return path
+
+
+def plot_exports(folder: Path) -> Path | None:
+    """exports.png: size, tokens/s and eval-loss delta of every export in folder/exports/."""
+    import json
+
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(folder).glob("exports/*/export_report.json"))]
+    if not reports:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tunesmith.utils.io import atomic_path
+
+    labels = [Path(r["output"]).name for r in reports]
+    panels = [("size (MB)", [r["size_bytes"] / 1e6 for r in reports]),
+              ("tokens/s (greedy, batch 1)", [r["export"]["tokens_per_s"] for r in reports]),
+              ("eval loss delta", [r["quality"]["delta"] or 0.0 for r in reports])]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.5 * len(reports) + 2), sharey=True)
+    for ax, (title, values) in zip(axes, panels):
+        ax.barh(labels, values)
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out = Path(folder) / "exports.png"
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,22 @@
+"""Real weights: SmolLM2-135M (llama, GQA, tied embeddings) through GGUF and int8."""
+
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_smollm_gguf_f16_round_trip_and_int8(tmp_path):
+    from tunesmith.export.pipeline import run_export
+
+    gguf = run_export("smollm2-135m-instruct", "gguf", out=str(tmp_path / "gguf"), options={"quant": "f16"},
+                      new_tokens=4)
+    assert gguf["details"]["tokenizer_round_trip"] is True
+    assert gguf["parity"]["max_abs_logit_diff"] < 0.05  # f16 weights, fp32 compute
+    assert gguf["parity"]["greedy_equal_prompts"] >= gguf["parity"]["prompts"] - 1
+    int8 = run_export("smollm2-135m-instruct", "int8", out=str(tmp_path / "int8"), new_tokens=4)
+    assert int8["size_vs_source"] < 0.6
+    report = json.loads((tmp_path / "int8" / "export_report.json").read_text())
+    assert report["export"]["tokens_per_s"] > 0
+    rows = (tmp_path / "exports.md").read_text()  # a plain model's rows go beside the exports
+    assert "| gguf |" in rows and "| int8 |" in rows
