@@ -65,3 +65,9 @@ def test_vocabulary_mismatch_is_one_clear_error(tmp_path, chat_file):
     with pytest.raises(TunesmithError, match="do not share a vocabulary"):
         run_distill(str(teacher), str(tmp_path / "student"), [str(chat_file)], out=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+    from tunesmith.cli.main import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run(["distill", "--teacher", str(teacher), "--student", str(tmp_path / "student"), "--data", str(chat_file),
+             "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2

@@ -190,3 +190,14 @@ def test_failed_export_leaves_nothing_at_output(tiny_run, monkeypatch):
         run_export(str(tiny_run), "merged", out=str(target), **FAST)
     assert not target.exists()
     assert not [p for p in tiny_run.parent.iterdir() if p.name.startswith(".crashed")]
+
+
+def test_recovery_fine_tune_lowers_loss_and_keeps_sparsity(tiny_run):
+    options = {"sparsity": 0.7, "structure": "unstructured"}
+    plain = run_export(str(tiny_run), "pruned", out=str(tiny_run.parent / "p-plain"), options=options, **FAST)
+    recovered = run_export(str(tiny_run), "pruned", out=str(tiny_run.parent / "p-recovered"),
+                           options={**options, "recover_steps": 6}, **FAST)
+    recovery = recovered["details"]["recovery"]
+    assert recovery["steps"] == 6 and recovery["eval_loss_after"] < recovery["eval_loss_before"]
+    assert recovered["quality"]["export"] < plain["quality"]["export"]
+    assert recovered["details"]["achieved_sparsity"] == pytest.approx(0.7, abs=0.01)
