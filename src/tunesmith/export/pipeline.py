@@ -197,6 +197,9 @@ def _threads() -> int:
 
 def _replace(tmp: Path, target: Path) -> None:
     """Move the finished folder into place; an old export is removed only after that succeeded."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; an export is meant to be shared
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
