@@ -12,7 +12,7 @@ def test_smollm_gguf_f16_round_trip_and_int8(tmp_path):
     gguf = run_export("smollm2-135m-instruct", "gguf", out=str(tmp_path / "gguf"), options={"quant": "f16"},
                       new_tokens=4)
     assert gguf["details"]["tokenizer_round_trip"] is True
-    assert gguf["parity"]["max_abs_logit_diff"] < 0.05  # f16 weights, fp32 compute
+    assert gguf["parity"]["max_abs_logit_diff"] < 0.1  # f16 weights, fp32 compute (0.04 measured)
     assert gguf["parity"]["greedy_equal_prompts"] >= gguf["parity"]["prompts"] - 1
     int8 = run_export("smollm2-135m-instruct", "int8", out=str(tmp_path / "int8"), new_tokens=4)
     assert int8["size_vs_source"] < 0.6
