@@ -186,18 +186,16 @@ def test_failed_export_leaves_nothing_at_output(tiny_run, monkeypatch):
 
     monkeypatch.setitem(EXPORTERS._items, "merged", replace(spec, export=half_then_crash))
     target = tiny_run.parent / "crashed"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TunesmithError, match="merged export failed: RuntimeError: disk full; nothing was written"):
         run_export(str(tiny_run), "merged", out=str(target), **FAST)
     assert not target.exists()
     assert not [p for p in tiny_run.parent.iterdir() if p.name.startswith(".crashed")]
 
 
 def test_recovery_fine_tune_lowers_loss_and_keeps_sparsity(tiny_run):
-    options = {"sparsity": 0.7, "structure": "unstructured"}
-    plain = run_export(str(tiny_run), "pruned", out=str(tiny_run.parent / "p-plain"), options=options, **FAST)
-    recovered = run_export(str(tiny_run), "pruned", out=str(tiny_run.parent / "p-recovered"),
-                           options={**options, "recover_steps": 6}, **FAST)
-    recovery = recovered["details"]["recovery"]
-    assert recovery["steps"] == 6 and recovery["eval_loss_after"] < recovery["eval_loss_before"]
-    assert recovered["quality"]["export"] < plain["quality"]["export"]
+    options = {"sparsity": 0.7, "structure": "unstructured", "recover_steps": 4}
+    recovered = run_export(str(tiny_run), "pruned", out=str(tiny_run.parent / "p-recovered"), options=options, **FAST)
+    recovery = recovered["details"]["recovery"]  # eval losses of the pruned model before/after the fine-tune
+    assert recovery["steps"] == 4 and recovery["eval_loss_after"] < recovery["eval_loss_before"]
+    assert recovered["quality"]["export"] < recovery["eval_loss_before"]  # still better after re-masking
     assert recovered["details"]["achieved_sparsity"] == pytest.approx(0.7, abs=0.01)

@@ -81,7 +81,7 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            result = spec.export(source, tmp, opts)
+            result = _call_exporter(spec, source, tmp, opts)
             progress.update(bar, advance=1, info="measuring")
             report = _measure(spec, opts, source, result, tmp, baseline, reference, new_tokens)
             report.update(format=kind, source=str(source_path), output=str(target), model_type=model_type)
@@ -96,6 +96,17 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
         plot_exports(source.run.path)
     console.print(f"[green]exported[/] {kind} -> {target}")
     return report
+
+
+def _call_exporter(spec, source, folder: Path, options):
+    """Run the exporter; a library failure becomes one line (the traceback stays for --debug)."""
+    try:
+        return spec.export(source, folder, options)
+    except ExportError:
+        raise
+    except Exception as err:
+        raise ExportError(f"{spec.name} export failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                          "; nothing was written (add --debug for the traceback)") from err
 
 
 def _baseline(source_path: str, data: str | None, new_tokens: int):
