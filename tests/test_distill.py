@@ -27,7 +27,7 @@ def _kl_to_teacher(teacher_dir, student_dir):
 def test_loss_is_ce_at_alpha_zero_and_zero_kl_for_identical_logits():
     logits = torch.randn(2, 5, 11)
     labels = torch.tensor([[-100, 1, 2, 3, -100], [-100, -100, 4, 5, 6]])
-    total, ce, kl = distillation_loss(logits, logits, labels, alpha=0.0, temperature=2.0)
+    total, _, kl = distillation_loss(logits, logits, labels, alpha=0.0, temperature=2.0)
     expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1))
     assert total == pytest.approx(float(expected), abs=1e-5) and float(kl) == pytest.approx(0.0, abs=1e-6)
     other = torch.randn(2, 5, 11)

@@ -10,7 +10,6 @@ from tunesmith.export.chat_template import template_for_export
 @pytest.mark.parametrize("system", [None, "You are Sable. 你好"])
 def test_jinja_matches_named_template(name, system):
     from tiny import tiny_tokenizer
-
     from tunesmith.tasks.sft import with_system
 
     tok = tiny_tokenizer(chat_template=None)

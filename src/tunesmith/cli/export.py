@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from tunesmith.utils.progress import console
-
 
 exporters_app = typer.Typer(help="Export formats.", no_args_is_help=True)
 
@@ -44,16 +42,16 @@ def exporters_list():
 def export(
     run: str = typer.Argument(..., help="Run directory (or a model name/path)."),
     to: str = typer.Option(..., "--to", help=f"Format: {_formats()} (`tunesmith exporters list`)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/exports/<format>)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/exports/<format>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Eval data for the quality delta "
+    data: Path | None = typer.Option(None, "--data", help="Eval data for the quality delta "
                                         "(default: the run's eval set)."),
     new_tokens: int = typer.Option(32, help="Tokens generated per prompt when timing."),
-    sparsity: Optional[float] = typer.Option(None, help="pruned: share of weights to remove, in (0, 1)."),
-    structure: Optional[str] = typer.Option(None, help="pruned: unstructured, heads or channels."),
-    recover_steps: Optional[int] = typer.Option(None, help="pruned: recovery fine-tune steps (0: none)."),
-    quant: Optional[str] = typer.Option(None, help="gguf: f16 or q8_0."),
-    opset: Optional[int] = typer.Option(None, help="onnx: ONNX opset version."),
+    sparsity: float | None = typer.Option(None, help="pruned: share of weights to remove, in (0, 1)."),
+    structure: str | None = typer.Option(None, help="pruned: unstructured, heads or channels."),
+    recover_steps: int | None = typer.Option(None, help="pruned: recovery fine-tune steps (0: none)."),
+    quant: str | None = typer.Option(None, help="gguf: f16 or q8_0."),
+    opset: int | None = typer.Option(None, help="onnx: ONNX opset version."),
 ):
     """Export a run to a deployable format, with a report of size, speed and quality."""
     from tunesmith.export.pipeline import run_export
@@ -73,10 +71,10 @@ def distill(
     teacher: str = typer.Option(..., "--teacher", help="Teacher run directory or model."),
     student: str = typer.Option(..., "--student", help="Student model name/path, or a run config YAML."),
     data: list[Path] = typer.Option(..., "--data", help="Training data file(s)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/distill-<student>)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/distill-<student>)."),
     alpha: float = typer.Option(0.5, help="Weight of the KL term; 1-alpha weighs cross-entropy."),
     temperature: float = typer.Option(2.0, help="Softmax temperature for teacher and student logits."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value config overrides."),
+    overrides: list[str] | None = typer.Argument(None, help="key.sub=value config overrides."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Distill a teacher into a student with the same vocabulary (KL + cross-entropy)."""

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tunesmith.export import EXPORTERS, ExporterSpec, ExportError
-from tunesmith.export import measure
+from tunesmith.export import EXPORTERS, ExportError, ExporterSpec, measure
 from tunesmith.export.report import append_exports_row, plot_exports
 from tunesmith.utils.io import atomic_path, write_json
 from tunesmith.utils.progress import console, make_progress
