@@ -11,6 +11,7 @@ import typer
 from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.cli import data as data_commands
+from tunesmith.cli import export as export_commands
 from tunesmith.cli import methods as methods_commands
 from tunesmith.cli import predict as predict_command
 from tunesmith.errors import TunesmithError
@@ -32,6 +33,7 @@ data_commands.register(app)
 methods_commands.register(app)
 adapters_commands.register(app)
 predict_command.register(app)
+export_commands.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -22,6 +22,10 @@ def load_model(model_dir: Path, model_class=None, trust_remote_code: bool = Fals
     from transformers import AutoModelForCausalLM
 
     cls = model_class or AutoModelForCausalLM
+    from tunesmith.models.int8 import is_int8_dir, load_int8
+
+    if is_int8_dir(model_dir):  # written by `tunesmith export --to int8`
+        return load_int8(model_dir, model_class, trust_remote_code)
     try:
         return cls.from_pretrained(
             model_dir, dtype=torch.float32, trust_remote_code=trust_remote_code, **kwargs

@@ -37,13 +37,15 @@ class RunResult:
     train_metrics: dict = field(default_factory=dict)
 
 
-def train(config: RunConfig, *, resume: bool = False, callbacks: list = ()) -> RunResult:
+def train(config: RunConfig, *, resume: bool = False, callbacks: list = (), trainer_class=None) -> RunResult:
     """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C.
-    `callbacks`: extra TrainerCallbacks (a sweep's pruning callback, for instance)."""
+    `callbacks`: extra TrainerCallbacks (a sweep's pruning callback, for instance).
+    `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the
+    loss while keeping everything else of a run."""
     run = _open_run(config, resume)
     run.set_status("running")
     try:
-        result = _train(config, run, resume, list(callbacks))
+        result = _train(config, run, resume, list(callbacks), trainer_class or TunesmithTrainer)
     except BaseException as err:
         cancelled = isinstance(err, KeyboardInterrupt)
         reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
@@ -62,7 +64,7 @@ def _open_run(config: RunConfig, resume: bool) -> RunDir:
     return run
 
 
-def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) -> RunResult:
+def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, trainer_class) -> RunResult:
     import torch
     from transformers import set_seed
 
@@ -103,9 +105,8 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list) 
     callbacks += extra_callbacks
     if method.callbacks:
         callbacks += method.callbacks(model, config.method)
-    trainer_class = TunesmithTrainer
     if method.optimizer:
-        trainer_class = partial(TunesmithTrainer, make_optimizer=partial(method.optimizer, cfg=config.method))
+        trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
     parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
                          trainer_class)
     trainer = (task.make_trainer or _default_trainer)(parts)
