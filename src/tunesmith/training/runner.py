@@ -14,6 +14,7 @@ from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.tasks import TASKS, TrainerParts
+from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
 from tunesmith.training.metric_callback import evaluation_callbacks
