@@ -93,6 +93,6 @@ def test_headerless_csv_rows_keep_their_line_numbers(tmp_path):
 
     f = tmp_path / "x.csv"
     f.write_text('3,"title one","desc"\n4,"title two","desc"\n')
-    rows = list(read_rows(f, ["label", "title", "description"]))
+    rows = list(read_rows(f, columns=["label", "title", "description"]))
     assert rows[0].data == {"label": "3", "title": "title one", "description": "desc"}
     assert rows[1].origin.endswith("x.csv:2")

@@ -54,7 +54,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     return PreparedData(train, evals, report, eval_records)
 
 
-def pipeline_records(config, load_report: LoadReport, fmt: str) -> tuple[list[dict], list[dict], dict]:
+def pipeline_records(config, load_report: LoadReport, fmt: str = "auto") -> tuple[list[dict], list[dict], dict]:
     """Raw rows -> data.pipeline steps -> canonical records. A split step's tags choose the
     eval rows (test rows are held out); otherwise eval_ratio holds out rows grouped by source,
     so an augmented variant never trains while its original is evaluated."""
