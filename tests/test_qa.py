@@ -9,7 +9,7 @@ from tiny import tiny_tokenizer
 from tiny_tasks import save_tiny_bert
 from tunesmith.config import validate_config
 from tunesmith.errors import DataError
-from tunesmith.tasks.qa import decode, examples_of, expand_records, read_examples, windows
+from tunesmith.tasks.qa import decode, expand_records, read_examples, windows
 from tunesmith.tasks.rows import RowsReport
 from tunesmith.training.runner import train
 

@@ -1,8 +1,8 @@
 """tunesmith: fine-tune a pretrained language model into a specialist, end to end."""
 
 from tunesmith import methods, tasks  # noqa: F401  (fill the registries)
-from tunesmith.data import steps  # noqa: F401  (data pipeline steps)
 from tunesmith.config import RunConfig, load_config
+from tunesmith.data import steps  # noqa: F401  (data pipeline steps)
 from tunesmith.errors import TunesmithError
 
 

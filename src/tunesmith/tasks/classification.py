@@ -120,8 +120,8 @@ def class_weights(cfg: ClassificationConfig, train: list[dict]) -> list[float] |
             raise DataError(f"task.class_weights has {len(cfg.class_weights)} numbers but there are {n} labels "
                             f"({', '.join(cfg.labels)})")
         return [float(w) for w in cfg.class_weights]
-    from sklearn.utils.class_weight import compute_class_weight
     import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
 
     ys = np.array([f["labels"] for f in train])
     present = np.unique(ys)

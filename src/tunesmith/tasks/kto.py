@@ -15,8 +15,15 @@ from tunesmith.config.components import TaskConfig
 from tunesmith.data.records import RowError
 from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.dpo import dataset, drop_reference_adapter
-from tunesmith.tasks.preference import (_messages, _reply, causal_lm_class, no_collator, read_pairs, render_pair,
-                                        score_pairs)
+from tunesmith.tasks.preference import (
+    _messages,
+    _reply,
+    causal_lm_class,
+    no_collator,
+    read_pairs,
+    render_pair,
+    score_pairs,
+)
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
 
 

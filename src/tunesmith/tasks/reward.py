@@ -10,8 +10,8 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.heads import train_task_head
 from tunesmith.tasks.dpo import dataset
+from tunesmith.tasks.heads import train_task_head
 from tunesmith.tasks.preference import build_pair_features, no_collator, read_pairs
 from tunesmith.tasks.rows import RowsReport
 
@@ -34,7 +34,8 @@ def model_kwargs(config, tokenizer) -> dict:
 
 def make_trainer(parts: TrainerParts):
     train_task_head(parts.model)  # freeze tuning must not freeze the fresh head
-    from trl import RewardConfig as TrlRewardConfig, RewardTrainer
+    from trl import RewardConfig as TrlRewardConfig
+    from trl import RewardTrainer
 
     args = parts.arguments(TrlRewardConfig, max_length=parts.config.data.cutoff_len,
                            center_rewards_coefficient=parts.config.task.center_rewards)

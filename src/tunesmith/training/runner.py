@@ -17,8 +17,8 @@ from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
-from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.data import prepare_data
+from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
