@@ -19,6 +19,7 @@ from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss
 from tunesmith.training.precision import resolve_precision
 from tunesmith.training.rundir import RunDir
+from tunesmith.training.speed import prepare_speed
 from tunesmith.training.trainer import TunesmithTrainer
 from tunesmith.utils.io import write_json
 from tunesmith.utils.progress import console
@@ -80,14 +81,16 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
     from tunesmith.training.arguments import training_arguments
 
     args = training_arguments(config, run.checkpoints, precision, bool(data.eval))
+    plan = prepare_speed(config, task, tokenizer, data, args, model, run)
     interrupt = InterruptCallback()
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt]
     if config.eval.early_stopping_patience and data.eval:
         callbacks.append(EarlyStoppingCallback(config.eval.early_stopping_patience))
     trainer = TunesmithTrainer(
-        model=model, args=args, train_dataset=data.train, eval_dataset=data.eval or None,
-        data_collator=task.collator(tokenizer), callbacks=callbacks,
+        model=model, args=args, train_dataset=plan.train, eval_dataset=plan.eval or None,
+        data_collator=plan.collator, callbacks=callbacks,
     )
+    trainer.labelled_logits_only = plan.labelled_logits_only
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
 

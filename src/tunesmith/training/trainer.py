@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from tunesmith.training.loss import labelled_logits_loss
+
 
 class TunesmithTrainer(Trainer):
     """Evaluation leaves the global RNG untouched, so dropout draws after an eval are the same
@@ -13,3 +15,16 @@ class TunesmithTrainer(Trainer):
     def evaluate(self, *args, **kwargs):
         with torch.random.fork_rng(devices=[]):
             return super().evaluate(*args, **kwargs)
+
+    # Set by the runner when train.labelled_logits_only holds and the model supports it.
+    labelled_logits_only = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Training loss with the LM head only on labelled positions (training/loss.py)."""
+        plain = self.label_smoother is None and self.compute_loss_func is None
+        if self.labelled_logits_only and plain and not return_outputs and "labels" in inputs:
+            items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+            loss = labelled_logits_loss(model, inputs, items)
+            if loss is not None:
+                return loss
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

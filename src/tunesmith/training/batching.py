@@ -1,0 +1,88 @@
+"""How features become batches: packed (no padding), length-grouped, or as the task collates them.
+
+Packing applies to tasks that batch with the causal-LM collator (sft, pretrain). Two modes:
+- `train.pack_length` unset: each batch of `batch_size` examples is flattened into one row
+  (transformers' DataCollatorWithFlattening): the same examples per optimizer step and the same
+  loss as a padded batch, with no padding at all.
+- `train.pack_length: N`: examples are binned into rows of at most N tokens (best-fit
+  decreasing); `batch_size` counts rows. Fewer, fuller steps per epoch.
+Either way sequences are kept apart by position_ids alone, which needs no attention_mask and no
+KV cache in the forward pass (the model's `use_cache` is switched off for training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.data.packing import PackedCollator, pack_features
+from tunesmith.errors import ConfigError
+from tunesmith.tasks.collate import CausalLMCollator
+
+
+@dataclass
+class BatchingPlan:
+    train: list[dict]
+    eval: list[dict]
+    collator: object
+    mode: str  # "flatten", "bins", "group_by_length", "random"
+    report: dict = field(default_factory=dict)
+    labelled_logits_only: bool = False
+
+    @property
+    def packed(self) -> bool:
+        return self.mode in ("flatten", "bins")
+
+    def apply(self, args, model) -> None:
+        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed."""
+        args.train_sampling_strategy = "group_by_length" if self.mode == "group_by_length" else "random"
+        if self.packed and getattr(model, "config", None) is not None:
+            model.config.use_cache = False
+
+    def note(self) -> str:
+        if self.mode == "flatten":
+            return "packing: each batch is one row, no padding"
+        if self.mode == "bins":
+            r = self.report
+            return (f"packing: {r['examples']} examples in {r['packed_rows']} rows of "
+                    f"{r['pack_length']} tokens ({r['fill']:.1%} full)")
+        if self.mode == "group_by_length":
+            return "batches grouped by length (less padding)"
+        return "batches padded to their longest example"
+
+
+def is_causal_lm_collator(collator_factory) -> bool:
+    return isinstance(collator_factory, type) and issubclass(collator_factory, CausalLMCollator)
+
+
+def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict]) -> BatchingPlan:
+    """Choose packing / grouping for this task and config, and pack the features if asked."""
+    t = config.train
+    if not is_causal_lm_collator(task.collator):
+        if t.pack_length:
+            raise ConfigError(
+                f"train.pack_length: task {task.name!r} does not batch causal-LM rows, so it cannot "
+                "be packed; remove train.pack_length"
+            )
+        mode = "group_by_length" if t.group_by_length else "random"
+        return BatchingPlan(train, evals, task.collator(tokenizer), mode)
+    if not t.packing:
+        mode = "group_by_length" if t.group_by_length else "random"
+        return BatchingPlan(train, evals, task.collator(tokenizer), mode)
+    if t.pack_length is None:
+        return BatchingPlan(train, evals, _flattening_collator(), "flatten")
+    if t.pack_length < config.data.cutoff_len:
+        raise ConfigError(
+            f"train.pack_length={t.pack_length} is shorter than data.cutoff_len="
+            f"{config.data.cutoff_len}; a row may not fit. Set pack_length >= cutoff_len"
+        )
+    packed, report = pack_features(train, t.pack_length)
+    packed_eval, _ = pack_features(evals, t.pack_length) if evals else ([], None)
+    return BatchingPlan(packed, packed_eval, PackedCollator(tokenizer), "bins", report.as_dict())
+
+
+def _flattening_collator():
+    from transformers import DataCollatorWithFlattening
+
+    # separator_id=-100: the first label of every example is masked, so the shifted loss never
+    # predicts across the boundary between two examples.
+    return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
