@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tunesmith.data.load import LoadReport, load_records, split_eval
 from tunesmith.data.records import require_rows
 from tunesmith.errors import DataError
+from tunesmith.training.cache import build_features_cached
 
 
 @dataclass
@@ -31,14 +32,18 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     if not eval_records:
         train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed)
     require_rows(train_records, f"training data {', '.join(d.train)}")
-    train, train_tok = task.build_features(train_records, tokenizer, config)
-    evals, eval_tok = task.build_features(eval_records, tokenizer, config) if eval_records else ([], None)
+    train, train_tok, train_cache = build_features_cached(task, train_records, tokenizer, config)
+    evals, eval_tok, eval_cache = (
+        build_features_cached(task, eval_records, tokenizer, config)
+        if eval_records else ([], None, "off")
+    )
     require_rows(train, "training data after tokenization (every row had nothing to learn)")
     report = {
         "load": load_report.as_dict(),
         "train": {"records": len(train_records), **train_tok.as_dict()},
         "eval": {"records": len(eval_records), **(eval_tok.as_dict() if eval_tok else {})},
         "data_hash": _hash(train_records + eval_records),
+        "tokenize_cache": {"train": train_cache, "eval": eval_cache},
     }
     return PreparedData(train, evals, report)
 
