@@ -8,6 +8,7 @@ import click
 import typer
 
 from tunesmith.cli import catalog, run_commands
+from tunesmith.cli import estimate as estimate_command
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 run_commands.register(app)
 catalog.register(app)
+estimate_command.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:
