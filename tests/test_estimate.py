@@ -31,4 +31,4 @@ def test_estimate_cli_prints_json(tiny_config, tmp_path):
     out = CliRunner().invoke(app, ["estimate", str(path), "--steps", "2", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout[out.stdout.index("{"):])
-    assert data["total_steps"] == 10 and data["batching"] == "flatten"
+    assert data["total_steps"] == 10 and data["batching"] == "batch"

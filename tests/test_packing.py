@@ -109,21 +109,32 @@ def test_packed_bins_give_the_unpacked_per_token_losses(tiny_sft, attn):
     torch.testing.assert_close(packed_targets.sort().values, expected.sort().values, atol=1e-5, rtol=1e-5)
 
 
-def test_flattened_batch_gives_the_padded_batch_loss(tiny_sft):
+@pytest.mark.parametrize("span", [40.0, 1e9], ids=["several-rows", "one-row"])
+def test_batch_packing_gives_the_padded_batch_loss(tiny_sft, span):
+    from tunesmith.data.packing import BatchPackingCollator
     from tunesmith.tasks.collate import CausalLMCollator
-    from tunesmith.training.batching import _flattening_collator
 
     tokenizer, features, model = tiny_sft
     padded = CausalLMCollator(tokenizer)(features)
-    flat = _flattening_collator()(features)
-    assert flat["input_ids"].shape[0] == 1 and "attention_mask" not in flat
+    packed = BatchPackingCollator(tokenizer, attention_span=span)(features)
+    assert "attention_mask" not in packed
+    assert (packed["input_ids"].shape[0] > 1) == (span < 1e9)
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
     with torch.no_grad():
         loss_padded = model(**padded).loss
-        loss_flat = model(**flat).loss
-        per_token = _per_token_losses(model(input_ids=flat["input_ids"], position_ids=flat["position_ids"]).logits,
-                                      flat["labels"])
-    torch.testing.assert_close(loss_flat, loss_padded, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(per_token, _unpacked_losses(model, features), atol=1e-5, rtol=1e-5)
+        loss_packed = model(**packed).loss
+    torch.testing.assert_close(loss_packed, loss_padded, atol=1e-5, rtol=1e-5)
+
+
+def test_cheapest_rows_balances_and_keeps_every_example():
+    from tunesmith.data.packing import cheapest_rows
+
+    lengths = [500, 120, 90, 300, 60, 210, 180, 40]
+    rows = cheapest_rows(lengths, attention_span=3000)
+    assert sorted(i for r in rows for i in r) == list(range(8))
+    loads = [sum(lengths[i] for i in r) for r in rows]
+    assert 1 < len(rows) < 8 and max(loads) * len(rows) <= sum(lengths) * 1.15
+    assert len(cheapest_rows(lengths, attention_span=1e12)) == 1  # attention free: one row, no padding
 
 
 def test_pack_length_shorter_than_cutoff_is_a_config_error(tiny_config):

@@ -9,6 +9,8 @@ with use_cache=False. A padded batch wastes compute on pad tokens; packed rows c
 from __future__ import annotations
 
 import bisect
+import heapq
+import math
 from dataclasses import dataclass
 
 from tunesmith.data.tokenize import IGNORE
@@ -39,6 +41,49 @@ def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     return bins
 
 
+def balanced_rows(lengths: list[int], rows: int) -> list[list[int]]:
+    """Indices of `lengths` split into `rows` rows of nearly equal length.
+
+    Longest first, each onto the currently shortest row (the LPT rule), so rows padded to the
+    longest carry little padding. Used to pack one batch without changing which examples it holds.
+    """
+    heap = [(0, r) for r in range(max(1, min(rows, len(lengths))))]
+    members: list[list[int]] = [[] for _ in heap]
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        load, r = heapq.heappop(heap)
+        members[r].append(i)
+        heapq.heappush(heap, (load + lengths[i], r))
+    return [sorted(m) for m in members if m]
+
+
+def cheapest_rows(lengths: list[int], attention_span: float) -> list[list[int]]:
+    """The row split of one batch with the least estimated compute.
+
+    A padded row of length L costs about L * (1 + L / attention_span) token-units: the linear
+    layers grow with L, attention with L^2 (every block of the block-diagonal mask is computed).
+    `attention_span` is the row length at which attention would cost as much as the rest of the
+    layer; one long row wastes attention, many short rows waste padding.
+    """
+    best, best_cost = None, math.inf
+    for count in range(1, len(lengths) + 1):
+        rows = balanced_rows(lengths, count)
+        longest = max(sum(lengths[i] for i in row) for row in rows)
+        cost = len(rows) * longest * (1 + longest / attention_span)
+        if cost < best_cost:
+            best, best_cost = rows, cost
+    return best
+
+
+def concatenate(features: list[dict]) -> dict:
+    """One packed row from several examples: positions restart, each first label is masked."""
+    ids, labels, positions = [], [], []
+    for f in features:
+        ids += f["input_ids"]
+        labels += [IGNORE] + list(f["labels"][1:])
+        positions += range(len(f["input_ids"]))
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
 @dataclass
 class PackReport:
     examples: int
@@ -64,16 +109,8 @@ def pack_features(features: list[dict], pack_length: int) -> tuple[list[dict], P
     the first label is never a target either, so per-token losses stay identical).
     """
     bins = best_fit_decreasing([len(f["input_ids"]) for f in features], pack_length)
-    packed = []
-    for members in bins:
-        members.sort()  # examples keep their data order inside a row
-        ids, labels, positions = [], [], []
-        for i in members:
-            f = features[i]
-            ids += f["input_ids"]
-            labels += [IGNORE] + list(f["labels"][1:])
-            positions += range(len(f["input_ids"]))
-        packed.append({"input_ids": ids, "labels": labels, "position_ids": positions})
+    # Examples keep their data order inside a row.
+    packed = [concatenate([features[i] for i in sorted(members)]) for members in bins]
     tokens = sum(len(f["input_ids"]) for f in features)
     return packed, PackReport(len(features), len(packed), tokens, pack_length)
 
@@ -106,3 +143,19 @@ class PackedCollator:
             "labels": torch.tensor(labels, dtype=torch.long),
             "position_ids": torch.tensor(positions, dtype=torch.long),
         }
+
+
+class BatchPackingCollator(PackedCollator):
+    """Pack the examples of one batch into the cheapest set of rows (see `cheapest_rows`).
+
+    The step holds exactly the examples a padded batch would, with little padding, and no row is
+    so long that attention over it costs more than the padding it saves.
+    """
+
+    def __init__(self, tokenizer, attention_span: float = 3000.0, pad_to_multiple_of: int | None = None):
+        super().__init__(tokenizer, pad_to_multiple_of)
+        self.attention_span = attention_span
+
+    def __call__(self, features: list[dict]) -> dict:
+        rows = cheapest_rows([len(f["input_ids"]) for f in features], self.attention_span)
+        return super().__call__([concatenate([features[i] for i in row]) for row in rows])

@@ -1,9 +1,9 @@
 """How features become batches: packed (no padding), length-grouped, or as the task collates them.
 
 Packing applies to tasks that batch with the causal-LM collator (sft, pretrain). Two modes:
-- `train.pack_length` unset: each batch of `batch_size` examples is flattened into one row
-  (transformers' DataCollatorWithFlattening): the same examples per optimizer step and the same
-  loss as a padded batch, with no padding at all.
+- `train.pack_length` unset: each batch of `batch_size` examples is packed into the few rows that
+  cost least (data/packing.py `cheapest_rows`): the same examples per optimizer step and the
+  same loss as a padded batch, with little padding and no attention wasted on over-long rows.
 - `train.pack_length: N`: examples are binned into rows of at most N tokens (best-fit
   decreasing); `batch_size` counts rows. Fewer, fuller steps per epoch.
 Either way sequences are kept apart by position_ids alone, which needs no attention_mask and no
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunesmith.data.packing import PackedCollator, pack_features
+from tunesmith.data.packing import BatchPackingCollator, PackedCollator, pack_features
 from tunesmith.errors import ConfigError
 from tunesmith.tasks.collate import CausalLMCollator
 
@@ -24,13 +24,13 @@ class BatchingPlan:
     train: list[dict]
     eval: list[dict]
     collator: object
-    mode: str  # "flatten", "bins", "group_by_length", "random"
+    mode: str  # "batch" (packed per batch), "bins", "group_by_length", "random"
     report: dict = field(default_factory=dict)
     labelled_logits_only: bool = False
 
     @property
     def packed(self) -> bool:
-        return self.mode in ("flatten", "bins")
+        return self.mode in ("batch", "bins")
 
     def apply(self, args, model) -> None:
         """Sampler choice on the TrainingArguments; no KV cache when sequences are packed."""
@@ -39,8 +39,8 @@ class BatchingPlan:
             model.config.use_cache = False
 
     def note(self) -> str:
-        if self.mode == "flatten":
-            return "packing: each batch is one row, no padding"
+        if self.mode == "batch":
+            return "packing: each batch's examples share a few rows (little padding)"
         if self.mode == "bins":
             r = self.report
             return (f"packing: {r['examples']} examples in {r['packed_rows']} rows of "
@@ -54,8 +54,10 @@ def is_causal_lm_collator(collator_factory) -> bool:
     return isinstance(collator_factory, type) and issubclass(collator_factory, CausalLMCollator)
 
 
-def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict]) -> BatchingPlan:
-    """Choose packing / grouping for this task and config, and pack the features if asked."""
+def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict],
+                  attention_span: float = 3000.0) -> BatchingPlan:
+    """Choose packing / grouping for this task and config, and pack the features if asked.
+    `attention_span`: see data/packing.py `cheapest_rows` (speed.attention_span(model))."""
     t = config.train
     if not is_causal_lm_collator(task.collator):
         if t.pack_length:
@@ -69,7 +71,7 @@ def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict])
         mode = "group_by_length" if t.group_by_length else "random"
         return BatchingPlan(train, evals, task.collator(tokenizer), mode)
     if t.pack_length is None:
-        return BatchingPlan(train, evals, _flattening_collator(), "flatten")
+        return BatchingPlan(train, evals, BatchPackingCollator(tokenizer, attention_span), "batch")
     if t.pack_length < config.data.cutoff_len:
         raise ConfigError(
             f"train.pack_length={t.pack_length} is shorter than data.cutoff_len="
@@ -78,11 +80,3 @@ def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict])
     packed, report = pack_features(train, t.pack_length)
     packed_eval, _ = pack_features(evals, t.pack_length) if evals else ([], None)
     return BatchingPlan(packed, packed_eval, PackedCollator(tokenizer), "bins", report.as_dict())
-
-
-def _flattening_collator():
-    from transformers import DataCollatorWithFlattening
-
-    # separator_id=-100: the first label of every example is masked, so the shifted loss never
-    # predicts across the boundary between two examples.
-    return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)

@@ -78,13 +78,14 @@ def _setup(config):
     from tunesmith.training.batching import plan_batching
     from tunesmith.training.data import prepare_data
     from tunesmith.training.loss import supports_labelled_logits
+    from tunesmith.training.speed import attention_span
 
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
     model_dir = resolve_model(config.model.name_or_path)
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     model = method.apply(load_model(model_dir, task.model_class(), config.model.trust_remote_code), config.method)
-    plan = plan_batching(config, task, tokenizer, data.train, data.eval)
+    plan = plan_batching(config, task, tokenizer, data.train, data.eval, attention_span(model))
     plan.labelled_logits_only = config.train.labelled_logits_only and supports_labelled_logits(model)
     return model, data, plan
 

@@ -32,9 +32,24 @@ def configure_threads(threads: int | None) -> int:
     return wanted
 
 
+def attention_span(model) -> float:
+    """Row length at which a layer's attention costs about as much as its linear layers:
+    per-layer weights / (2 * hidden size). Packing keeps rows well below it (data/packing.py)."""
+    try:
+        config = model.config
+        embeddings = model.get_input_embeddings().weight
+        head = model.get_output_embeddings()
+        untied = head.weight.numel() if head is not None and head.weight is not embeddings else 0
+        total = sum(p.numel() for p in model.parameters())
+        per_layer = (total - embeddings.numel() - untied) / config.num_hidden_layers
+        return max(256.0, per_layer / (2 * config.hidden_size))
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return 3000.0  # a ~100M-parameter decoder; only the row split depends on it
+
+
 def prepare_speed(config, task, tokenizer, data, args, model, run) -> BatchingPlan:
     """Choose batching (packing / length grouping), apply it to args and model, and say so."""
-    plan = plan_batching(config, task, tokenizer, data.train, data.eval)
+    plan = plan_batching(config, task, tokenizer, data.train, data.eval, attention_span(model))
     plan.apply(args, model)
     plan.labelled_logits_only = config.train.labelled_logits_only and supports_labelled_logits(model)
     head = "LM head on labelled positions only" if plan.labelled_logits_only else "full LM head"
