@@ -55,4 +55,5 @@ args = TrainingArguments(
 trainer = Trainer(model=model, args=args, train_dataset=dataset(cfg["train_file"]),
                   eval_dataset=dataset(cfg["eval_file"]), data_collator=collate)
 trainer.train()
-trainer.evaluate()
+if cfg.get("evaluate", True):
+    trainer.evaluate()

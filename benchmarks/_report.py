@@ -56,7 +56,8 @@ Command (from the repository root): `{command}`
 
 Machine: {machine['cpu']}, {machine['cores']} cores, **shared with other agents during the run**
 (load average {load} before, {load_after} after). Each leg ran alone in its own process,
-one after another ({options['legs']}); {options['steps']} optimizer steps of 8 examples per leg.
+one after another ({options['legs']}); optimizer steps of 8 examples per leg as in the table;
+torch threads per leg: {options.get('threads') or 'all cores'}.
 
 {chr(10).join(rows)}
 
@@ -76,4 +77,3 @@ one after another ({options['legs']}); {options['steps']} optimizer steps of 8 e
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "options": options, "results": results},
                                                    indent=1))
-    print(text)

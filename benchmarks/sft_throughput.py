@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -74,8 +73,8 @@ def write_data(work: Path, rows: int, eval_rows: int) -> tuple[Path, Path]:
 def leg_configs(args, work: Path, model_dir: Path, train: Path, evals: Path) -> dict:
     common = dict(lora_r=16, lora_alpha=32, lora_targets=["q_proj", "v_proj"], batch_size=8,
                   learning_rate=1e-4, cutoff_len=512, max_steps=args.steps, seed=42)
-    hf = {**common, "model": str(model_dir), "train_file": str(train), "eval_file": str(evals),
-          "output_dir": str(work / "a-out")}
+    hf = {**common, "max_steps": args.baseline_steps or args.steps, "model": str(model_dir), "train_file": str(train), "eval_file": str(evals),
+          "output_dir": str(work / "a-out"), "evaluate": not args.no_baseline_eval}
     lf = {
         "model_name_or_path": str(model_dir), "stage": "sft", "do_train": True, "do_eval": True,
         "finetuning_type": "lora", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0,
@@ -94,14 +93,15 @@ def leg_configs(args, work: Path, model_dir: Path, train: Path, evals: Path) -> 
                  "cache": False},
         "method": {"name": "lora", "r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
         "train": {"epochs": 1, "max_steps": args.steps, "batch_size": 8, "learning_rate": 1e-4,
-                  "scheduler": "cosine", "logging_steps": 1, "save_steps": 10_000, "seed": 42},
+                  "scheduler": "cosine", "logging_steps": 1, "save_steps": 10_000, "seed": 42,
+                  "threads": args.threads},
         "eval": {"batch_size": 8, "before_training": False},
         "output": {"dir": str(work / "c-out"), "overwrite": True},
     }
     return {"a": hf, "b": lf, "c": ts}
 
 
-def run_leg(leg: str, python: str, config: dict, work: Path) -> dict:
+def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None) -> dict:
     import yaml
 
     suffix = ".yaml" if leg == "c" else ".json"
@@ -111,6 +111,8 @@ def run_leg(leg: str, python: str, config: dict, work: Path) -> dict:
     probe_out = work / f"{leg}-probe.json"
     env = {**os.environ, "BENCH_PROBE_OUT": str(probe_out), "DISABLE_VERSION_CHECK": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = work / f"{leg}.log"
     print(f"[{time.strftime('%H:%M:%S')}] leg {leg}: {LEGS[leg]} (log: {log})", flush=True)
     start = time.time()
@@ -118,11 +120,14 @@ def run_leg(leg: str, python: str, config: dict, work: Path) -> dict:
         done = subprocess.run([python, str(HERE / script), str(config_file)], stdout=out, stderr=subprocess.STDOUT,
                               env=env, cwd=work)
     wall = time.time() - start
-    if done.returncode != 0 or not probe_out.exists():
+    if not probe_out.exists() or not json.loads(probe_out.read_text())["steps"]:
         tail = log.read_text()[-3000:]
         raise SystemExit(f"leg {leg} failed (exit {done.returncode}); end of {log}:\n{tail}")
+    if done.returncode != 0:
+        print(f"leg {leg} exited with {done.returncode} after training; see {log}", flush=True)
     stats = json.loads(probe_out.read_text())
     stats["process_wall_seconds"] = wall
+    stats["exit_code"] = done.returncode
     return stats
 
 
@@ -150,9 +155,16 @@ def summarize(leg: str, s: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per leg")
+    parser.add_argument("--baseline-steps", type=int, default=None,
+                        help="optimizer steps for leg (a) (default: --steps); it is the slowest leg")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--eval-rows", type=int, default=50)
     parser.add_argument("--legs", default="b,c,a", help="legs in run order: a, b, c")
+    parser.add_argument("--no-baseline-eval", action="store_true",
+                        help="skip leg (a)'s eval (50 rows padded to 512 cost more than its training)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every leg (default: all cores). On a machine shared "
+                        "with other work, 1 keeps a leg's threads from waiting on each other's time slices")
     parser.add_argument("--lf-venv", default="/work/lf-venv")
     parser.add_argument("--work", default="/tmp/tunesmith-bench")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -169,15 +181,17 @@ def main() -> None:
     pythons = {"a": sys.executable, "c": sys.executable}
     if "b" in legs:
         pythons["b"] = str(ensure_lf_venv(Path(args.lf_venv)))
-    load_before = os.getloadavg()
-    results = [summarize(leg, run_leg(leg, pythons[leg], configs[leg], work)) for leg in legs]
-    machine = {"cpu": platform.processor() or _cpu_name(), "cores": os.cpu_count(),
-               "load_average_before": load_before, "load_average_after": os.getloadavg(),
-               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
     from _report import write_report
 
-    write_report(Path(args.out), results, machine, command, vars(args))
+    load_before = os.getloadavg()
+    command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
+    results = []
+    for leg in legs:  # the report is rewritten after every leg: a stopped run keeps what it measured
+        results.append(summarize(leg, run_leg(leg, pythons[leg], configs[leg], work, args.threads)))
+        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(),
+                   "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                   "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        write_report(Path(args.out), results, machine, command, vars(args))
 
 
 def _cpu_name() -> str:

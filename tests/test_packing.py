@@ -150,7 +150,7 @@ def test_pack_length_shorter_than_cutoff_is_a_config_error(tiny_config):
 def test_training_with_bins_learns_and_logs_the_packing(tiny_config, tmp_path):
     from tunesmith.training.runner import train
 
-    config = tiny_config(train={"pack_length": 256, "batch_size": 2}, data={"cutoff_len": 128})
+    config = tiny_config(train={"pack_length": 256, "batch_size": 2, "max_steps": 4}, data={"cutoff_len": 128})
     result = train(config)
     assert result.status == "succeeded"
     events = [json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
