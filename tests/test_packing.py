@@ -157,3 +157,25 @@ def test_training_with_bins_learns_and_logs_the_packing(tiny_config, tmp_path):
     speed = next(e for e in events if e["event"] == "speed")
     assert speed["batching"] == "bins" and speed["packed_rows"] < speed["examples"]
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
+
+
+def test_packed_training_keeps_padded_eval_batches(tiny_sft, tiny_config, tmp_path):
+    from transformers import TrainingArguments
+
+    from tunesmith.tasks import TASKS
+    from tunesmith.training.batching import plan_batching
+    from tunesmith.training.trainer import TunesmithTrainer
+
+    tokenizer, features, model = tiny_sft
+    plan = plan_batching(tiny_config(), TASKS.get("sft"), tokenizer, features, features[:5])
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4,
+                             per_device_eval_batch_size=4, use_cpu=True, report_to="none",
+                             remove_unused_columns=False)
+    trainer = TunesmithTrainer(model=model, args=args, train_dataset=plan.train, eval_dataset=plan.eval,
+                               data_collator=plan.collator)
+    trainer.eval_data_collator = plan.eval_collator
+    train_batch = next(iter(trainer.get_train_dataloader()))
+    eval_batch = next(iter(trainer.get_eval_dataloader()))
+    assert "position_ids" in train_batch and "attention_mask" not in train_batch
+    assert "attention_mask" in eval_batch and eval_batch["input_ids"].shape[0] == 4
+    assert "position_ids" in next(iter(trainer.get_train_dataloader()))  # the swap is undone

@@ -8,6 +8,8 @@ Packing applies to tasks that batch with the causal-LM collator (sft, pretrain).
   decreasing); `batch_size` counts rows. Fewer, fuller steps per epoch.
 Either way sequences are kept apart by position_ids alone, which needs no attention_mask and no
 KV cache in the forward pass (the model's `use_cache` is switched off for training).
+Evaluation keeps the task's padded batches: the Trainer averages eval loss per batch weighted by
+the rows in it, and packed rows would reweight it; eval loss then means the same as elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class BatchingPlan:
     mode: str  # "batch" (packed per batch), "bins", "group_by_length", "random"
     report: dict = field(default_factory=dict)
     labelled_logits_only: bool = False
+    eval_collator: object = None  # None: the training collator
 
     @property
     def packed(self) -> bool:
@@ -71,12 +74,13 @@ def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict],
         mode = "group_by_length" if t.group_by_length else "random"
         return BatchingPlan(train, evals, task.collator(tokenizer), mode)
     if t.pack_length is None:
-        return BatchingPlan(train, evals, BatchPackingCollator(tokenizer, attention_span), "batch")
+        return BatchingPlan(train, evals, BatchPackingCollator(tokenizer, attention_span), "batch",
+                            eval_collator=task.collator(tokenizer))
     if t.pack_length < config.data.cutoff_len:
         raise ConfigError(
             f"train.pack_length={t.pack_length} is shorter than data.cutoff_len="
             f"{config.data.cutoff_len}; a row may not fit. Set pack_length >= cutoff_len"
         )
     packed, report = pack_features(train, t.pack_length)
-    packed_eval, _ = pack_features(evals, t.pack_length) if evals else ([], None)
-    return BatchingPlan(packed, packed_eval, PackedCollator(tokenizer), "bins", report.as_dict())
+    return BatchingPlan(packed, evals, PackedCollator(tokenizer), "bins", report.as_dict(),
+                        eval_collator=task.collator(tokenizer))

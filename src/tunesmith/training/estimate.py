@@ -115,6 +115,7 @@ def estimate(config, warmup_steps: int = 4) -> Estimate:
         trainer = TunesmithTrainer(model=model, args=args, train_dataset=plan.train,
                                    data_collator=plan.collator, callbacks=[timer])
         trainer.labelled_logits_only = plan.labelled_logits_only
+        trainer.eval_data_collator = plan.eval_collator
         _quiet(trainer)
         trainer.train()
         eval_rate = _eval_rate(trainer, plan) if plan.eval else None
@@ -134,7 +135,7 @@ def _eval_rate(trainer, plan) -> float:
 
     batch_size = trainer.args.per_device_eval_batch_size
     features = plan.eval[:batch_size]
-    inputs = trainer._prepare_inputs(plan.collator(features))
+    inputs = trainer._prepare_inputs((plan.eval_collator or plan.collator)(features))
     start = time.perf_counter()
     with torch.no_grad(), trainer.autocast_smart_context_manager():
         trainer.prediction_step(trainer.model, inputs, prediction_loss_only=True)

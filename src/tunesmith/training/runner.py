@@ -91,6 +91,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool) -> RunResult:
         data_collator=plan.collator, callbacks=callbacks,
     )
     trainer.labelled_logits_only = plan.labelled_logits_only
+    trainer.eval_data_collator = plan.eval_collator
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
 

@@ -28,3 +28,16 @@ class TunesmithTrainer(Trainer):
             if loss is not None:
                 return loss
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    # Set by the runner when evaluation batches differently from training (packing: eval keeps
+    # padded batches, so eval loss means what it means in every other tool).
+    eval_data_collator = None
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        if self.eval_data_collator is None:
+            return super().get_eval_dataloader(eval_dataset)
+        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = train_collator
