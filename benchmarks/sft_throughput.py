@@ -47,7 +47,7 @@ def shared_datasets() -> Path:
 
 def ensure_lf_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
-    if python.exists() and subprocess.run([python, "-c", "import llamafactory"], capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run([python, "-c", "import llamafactory"], capture_output=True, check=False).returncode == 0:
         return python
     print(f"installing LLaMA-Factory 0.9.5 into {venv} (one time)...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -118,7 +118,7 @@ def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None
     start = time.time()
     with open(log, "w") as out:
         done = subprocess.run([python, str(HERE / script), str(config_file)], stdout=out, stderr=subprocess.STDOUT,
-                              env=env, cwd=work)
+                              env=env, cwd=work, check=False)
     wall = time.time() - start
     if not probe_out.exists() or not json.loads(probe_out.read_text())["steps"]:
         tail = log.read_text()[-3000:]

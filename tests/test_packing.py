@@ -54,8 +54,9 @@ def _per_token_losses(logits, labels):
 
 @pytest.fixture
 def tiny_sft(tiny_model_dir, tiny_config):
-    from tunesmith.models import load_model, load_tokenizer
     from transformers import AutoModelForCausalLM
+
+    from tunesmith.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     config = tiny_config(data={"train_on_prompt": False, "cutoff_len": 200})

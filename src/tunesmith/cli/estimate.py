@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,14 +17,14 @@ def register(app: typer.Typer) -> None:
 def _duration(seconds: float) -> str:
     if seconds == float("inf"):
         return "unknown"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def estimate(
     config: Path = typer.Argument(..., help="Run config YAML."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value overrides"),
+    overrides: list[str] | None = typer.Argument(None, help="key.sub=value overrides"),
     steps: int = typer.Option(4, "--steps", help="Warm-up optimizer steps to measure (first is not timed)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):

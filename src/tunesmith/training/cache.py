@@ -10,6 +10,7 @@ compact, fast to load, and safe to read (no pickle).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import tempfile
@@ -75,7 +76,7 @@ def _decode(arrays) -> list[dict]:
         kind, key = name.split("__", 1)
         if kind == "list":
             flat, offsets = arrays[name].tolist(), arrays[f"offsets__{key}"].tolist()
-            columns[key] = [flat[a:b] for a, b in zip(offsets, offsets[1:])]
+            columns[key] = [flat[a:b] for a, b in itertools.pairwise(offsets)]
         elif kind == "scalar":
             columns[key] = arrays[name].tolist()
         else:

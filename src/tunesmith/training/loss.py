@@ -19,7 +19,7 @@ import torch.nn.functional as F
 IGNORE = -100
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_takes_mask(model_class: type) -> bool:
     """True when the model's forward slices its head input with `slice_logits_to_keep`, which
     understands a boolean mask (older per-model slicing code does not)."""
