@@ -27,8 +27,12 @@ def _ratios(by_leg: dict) -> list[str]:
             if other == "b":
                 if c["eval_loss"] is not None and o["eval_loss"] is not None:
                     gap = (c["eval_loss"] - o["eval_loss"]) / o["eval_loss"]
-                    lines.append(f"- eval loss, tunesmith vs LLaMA-Factory: {c['eval_loss']:.4f} vs "
-                                 f"{o['eval_loss']:.4f} ({gap:+.2%})")
+                    lines.append(f"- eval loss as each tool reports it, tunesmith vs LLaMA-Factory: "
+                                 f"{c['eval_loss']:.4f} vs {o['eval_loss']:.4f} ({gap:+.2%})")
+                same_c, same_o = c.get("eval_loss_same_evaluator"), o.get("eval_loss_same_evaluator")
+                if same_c is not None and same_o is not None:
+                    lines.append(f"- eval loss of both adapters by the same evaluator (benchmarks/_cross_eval.py): "
+                                 f"{same_c:.5f} vs {same_o:.5f} ({(same_c - same_o) / same_o:+.3%})")
                 lines.append(f"- peak RSS, tunesmith vs LLaMA-Factory: {c['peak_rss_mb']:,.0f} MB vs "
                              f"{o['peak_rss_mb']:,.0f} MB")
     return lines
@@ -38,15 +42,15 @@ def write_report(out: Path, results: list[dict], machine: dict, command: str, op
     by_leg = {r["leg"]: r for r in results}
     header = ("| leg | real tokens/s | without 1st step | real tokens / CPU-s | padding processed | "
               "peak RSS MB | train loop s | process wall s | steps | first loss | final loss | "
-              "mean train loss | eval loss |")
-    rows = [header, "|" + "---|" * 13]
+              "mean train loss | eval loss (own) | eval loss (same evaluator) |")
+    rows = [header, "|" + "---|" * 14]
     for r in results:
         rows.append(
             f"| ({r['leg']}) {r['what']} | {_fmt(r['real_tokens_per_s'])} | "
             f"{_fmt(r['steady_real_tokens_per_s'])} | {_fmt(r['real_tokens_per_cpu_s'])} | {r['padding_share']:.1%} | {_fmt(r['peak_rss_mb'], 0)} | "
             f"{_fmt(r['train_loop_seconds'])} | {_fmt(r['wall_seconds'])} | {r['optimizer_steps']} | "
             f"{_fmt(r['first_loss'], 4)} | {_fmt(r['final_loss'], 4)} | {_fmt(r['mean_train_loss'], 4)} | "
-            f"{_fmt(r['eval_loss'], 4)} |"
+            f"{_fmt(r['eval_loss'], 4)} | {_fmt(r.get('eval_loss_same_evaluator'), 4)} |"
         )
     load = ", ".join(f"{x:.1f}" for x in machine["load_average_before"])
     load_after = ", ".join(f"{x:.1f}" for x in machine["load_average_after"])

@@ -131,6 +131,17 @@ def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None
     return stats
 
 
+def cross_eval(model_dir: Path, adapter: Path, evals: Path, threads: int | None) -> float | None:
+    """The leg's adapter scored by benchmarks/_cross_eval.py, identical for every leg."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    done = subprocess.run([sys.executable, str(HERE / "_cross_eval.py"), str(model_dir), str(adapter), str(evals)],
+                          capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])["eval_loss"] if lines else None
+
+
 def summarize(leg: str, s: dict) -> dict:
     losses = [r["loss"] for r in s["logs"] if "loss" in r]
     evals = [r["eval_loss"] for r in s["logs"] if "eval_loss" in r]
@@ -186,8 +197,11 @@ def main() -> None:
     load_before = os.getloadavg()
     command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
     results = []
+    adapters = {"b": work / "b-out", "c": work / "c-out" / "adapter"}
     for leg in legs:  # the report is rewritten after every leg: a stopped run keeps what it measured
         results.append(summarize(leg, run_leg(leg, pythons[leg], configs[leg], work, args.threads)))
+        if leg in adapters:
+            results[-1]["eval_loss_same_evaluator"] = cross_eval(model_dir, adapters[leg], evals, args.threads)
         machine = {"cpu": _cpu_name(), "cores": os.cpu_count(),
                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
                    "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

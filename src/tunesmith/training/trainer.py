@@ -41,3 +41,14 @@ class TunesmithTrainer(Trainer):
             return super().get_eval_dataloader(eval_dataset)
         finally:
             self.data_collator = train_collator
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Loss-only evaluation takes the labelled-logits path too: no full (batch, seq, vocab)
+        logits, the largest tensor of an eval step; same batch-mean loss as the standard path."""
+        if self.labelled_logits_only and prediction_loss_only and "labels" in inputs:
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad(), self.compute_loss_context_manager():
+                loss = labelled_logits_loss(model, inputs)
+            if loss is not None:
+                return loss.detach(), None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
