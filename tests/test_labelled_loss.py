@@ -69,3 +69,36 @@ def test_a_batch_without_trained_labels_falls_back(tiny_model_dir):
     batch = _batch(model.config.vocab_size)
     batch["labels"][:] = IGNORE
     assert labelled_logits_loss(model, batch) is None
+
+
+def test_loss_only_evaluation_on_labelled_logits_matches_the_standard_eval(tiny_model_dir, tmp_path, monkeypatch):
+    from transformers import TrainingArguments
+
+    import tunesmith.training.trainer as trainer_module
+    from tunesmith.tasks.collate import CausalLMCollator
+    from tunesmith.training.trainer import TunesmithTrainer
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return labelled_logits_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "labelled_logits_loss", counted)
+    model = _model(tiny_model_dir, lora=True)
+    batch = _batch(model.config.vocab_size)
+    rows = [{"input_ids": i[m.bool()].tolist(), "labels": lab[m.bool()].tolist()}
+            for i, lab, m in zip(batch["input_ids"], batch["labels"], batch["attention_mask"])]
+
+    class Pad:
+        pad_token_id = 0
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, use_cpu=True,
+                             report_to="none", remove_unused_columns=False)
+    trainer = TunesmithTrainer(model=model, args=args, eval_dataset=rows, data_collator=CausalLMCollator(Pad()))
+    standard = trainer.evaluate()["eval_loss"]
+    trainer.labelled_logits_only = True
+    assert not calls
+    fast = trainer.evaluate()["eval_loss"]
+    assert calls  # the labelled-logits path ran
+    assert abs(fast - standard) < 1e-5
