@@ -40,18 +40,3 @@ def test_t5_trains_and_generates_during_eval(tiny_config, tmp_path):
     preds = [json.loads(l) for l in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(preds) == 16 and "prediction" in preds[0] and preds[0]["reference"] == "quick"
     assert set(out.metrics) == {"rouge1", "rouge2", "rougeL", "bleu"}
-
-
-def test_sft_generation_eval_reports_rouge_and_bleu(tiny_config):
-    result = train(tiny_config(task={"name": "sft", "eval_generate": True, "eval_max_new_tokens": 8},
-                               train={"max_steps": 4}, eval={"steps": 4}))
-    for key in ("eval_rouge1", "eval_rougeL", "eval_bleu"):
-        assert 0.0 <= result.eval_after[key] <= 100.0 and key in result.eval_before
-    logged = (result.run_dir / "metrics.jsonl").read_text()
-    assert '"eval_rougeL"' in logged
-
-
-def test_generation_eval_splits_prompt_and_reference():
-    from tunesmith.tasks.generation_eval import prompt_and_reference
-
-    assert prompt_and_reference({"input_ids": [1, 2, 3, 4, 5], "labels": [-100, -100, 3, 4, -100]}) == ([1, 2], [3, 4])

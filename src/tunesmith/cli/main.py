@@ -11,6 +11,7 @@ import typer
 from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.cli import data as data_commands
+from tunesmith.cli import estimate as estimate_command
 from tunesmith.cli import export as export_commands
 from tunesmith.cli import methods as methods_commands
 from tunesmith.cli import predict as predict_command
@@ -34,6 +35,7 @@ methods_commands.register(app)
 adapters_commands.register(app)
 predict_command.register(app)
 export_commands.register(app)
+estimate_command.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

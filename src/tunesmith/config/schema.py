@@ -93,6 +93,10 @@ class DataSection(Section):
         None, description="With eval_ratio: hold out that share of each value of this field (e.g. the label), "
         "so the eval split keeps the class balance."
     )
+    cache: bool = Field(
+        True, description="Reuse tokenized data from an earlier run with the same data, tokenizer, "
+        "template, cutoff and task ($TUNESMITH_HOME/cache/tokenized)."
+    )
 
     @field_validator("train", "eval", mode="before")
     @classmethod
@@ -145,6 +149,25 @@ class TrainSection(Section):
     )
     experiment: str | None = Field(
         None, description="MLflow experiment name (default: the name of the folder holding the run)."
+    )
+    packing: bool = Field(
+        True, description="Causal-LM tasks: put several examples in one row, isolated by position_ids, "
+        "so no compute is spent on padding. Without pack_length each batch of batch_size examples "
+        "becomes one row (same examples per step as unpacked)."
+    )
+    pack_length: int | None = Field(
+        None, gt=0, description="With packing: fill rows of this many tokens (best-fit decreasing); "
+        "batch_size then counts packed rows. Must be >= data.cutoff_len."
+    )
+    group_by_length: bool = Field(
+        True, description="Without packing: batch examples of similar length to cut padding."
+    )
+    labelled_logits_only: bool = Field(
+        True, description="Compute the LM head and loss only where labels are not masked "
+        "(same loss, less work); falls back to the full head for models it cannot handle."
+    )
+    torch_compile: bool = Field(
+        False, description="Compile the model with torch.compile (slow start; can win on long runs)."
     )
 
     @field_validator("report_to", mode="before")

@@ -13,15 +13,10 @@ from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
 from tunesmith.errors import DataError
 from tunesmith.tasks import register_task
 from tunesmith.tasks.collate import CausalLMCollator, causal_lm_class
-from tunesmith.tasks.generation_eval import make_generating_trainer
 
 
 class SftConfig(TaskConfig):
     name: Literal["sft"] = "sft"
-    eval_generate: bool = Field(False, description="Also answer the eval prompts and report ROUGE-1/2/L and "
-                                "BLEU of the replies (summarisation and similar; slower eval).")
-    eval_max_new_tokens: int = Field(128, gt=0, description="Longest generated reply in generation eval.")
-    eval_generate_rows: int | None = Field(64, gt=0, description="Generate for the first N eval rows (None: all).")
 
 
 def with_system(messages: list[dict], system: str | None) -> list[dict]:
@@ -31,7 +26,7 @@ def with_system(messages: list[dict], system: str | None) -> list[dict]:
 
 
 @register_task(SftConfig, "chat / instruction tuning on conversations",
-               model_class=causal_lm_class, collator=CausalLMCollator, make_trainer=make_generating_trainer)
+               model_class=causal_lm_class, collator=CausalLMCollator)
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     template = get_template(config.data.template, tokenizer)
     report = TokenizeReport()

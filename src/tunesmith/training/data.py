@@ -11,6 +11,7 @@ from tunesmith.data.records import require_rows
 from tunesmith.data.steps import run_pipeline
 from tunesmith.data.steps.split import SplitOptions, split_rows
 from tunesmith.errors import DataError
+from tunesmith.training.cache import build_features_cached
 
 
 @dataclass
@@ -41,8 +42,11 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         if not eval_records:
             train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed, d.stratify_by)
     require_rows(train_records, f"training data {', '.join(d.train)}")
-    train, train_tok = task.build_features(train_records, tokenizer, config)
-    evals, eval_tok = task.build_features(eval_records, tokenizer, config) if eval_records else ([], None)
+    train, train_tok, train_cache = build_features_cached(task, train_records, tokenizer, config)
+    evals, eval_tok, eval_cache = (
+        build_features_cached(task, eval_records, tokenizer, config)
+        if eval_records else ([], None, "off")
+    )
     require_rows(train, "training data after tokenization (every row had nothing to learn)")
     report = {
         "load": load_report.as_dict(),
@@ -50,6 +54,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         "eval": {"records": len(eval_records), **(eval_tok.as_dict() if eval_tok else {})},
         "data_hash": _hash(train_records + eval_records),
         **pipeline_report,
+        "tokenize_cache": {"train": train_cache, "eval": eval_cache},
     }
     return PreparedData(train, evals, report, eval_records)
 

@@ -24,6 +24,7 @@ from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
 from tunesmith.training.rundir import RunDir
 from tunesmith.training.tracking import tracking_callbacks
+from tunesmith.training.speed import prepare_speed
 from tunesmith.training.trainer import TunesmithTrainer
 from tunesmith.utils.io import write_json
 from tunesmith.utils.progress import console
@@ -110,7 +111,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
         trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
     parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
                          trainer_class)
-    trainer = (task.make_trainer or _default_trainer)(parts)
+    trainer = task.make_trainer(parts) if task.make_trainer else _default_trainer(parts, task, data, run)
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
 
@@ -123,13 +124,18 @@ def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
         run.event("auto", "; ".join(f"{k} auto -> {v}" for k, v in notes.items()), **notes)
 
 
-def _default_trainer(parts: TrainerParts):
-    """transformers' Trainer on the task's features and collator (causal LM tasks)."""
-    task = TASKS.get(parts.config.task.name)
-    return parts.trainer_class(
-        model=parts.model, args=parts.arguments(), train_dataset=parts.train, eval_dataset=parts.eval or None,
-        data_collator=task.collator(parts.tokenizer), callbacks=parts.callbacks,
+def _default_trainer(parts: TrainerParts, task, data, run: RunDir):
+    """transformers' Trainer on the task's features, with our batching plan (packing or length
+    grouping) and the LM head computed only where labels are (training/speed.py)."""
+    args = parts.arguments()
+    plan = prepare_speed(parts.config, task, parts.tokenizer, data, args, parts.model, run)
+    trainer = parts.trainer_class(
+        model=parts.model, args=args, train_dataset=plan.train, eval_dataset=plan.eval or None,
+        data_collator=plan.collator, callbacks=parts.callbacks,
     )
+    trainer.labelled_logits_only = plan.labelled_logits_only
+    trainer.eval_data_collator = plan.eval_collator
+    return trainer
 
 
 def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -> RunResult:

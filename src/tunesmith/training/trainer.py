@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from tunesmith.training.loss import labelled_logits_loss
+
 
 class TunesmithTrainer(Trainer):
     """Evaluation leaves the global RNG untouched, so dropout draws after an eval are the same
@@ -29,3 +31,40 @@ class TunesmithTrainer(Trainer):
     def evaluate(self, *args, **kwargs):
         with torch.random.fork_rng(devices=[]):
             return super().evaluate(*args, **kwargs)
+
+    # Set by the runner when train.labelled_logits_only holds and the model supports it.
+    labelled_logits_only = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Training loss with the LM head only on labelled positions (training/loss.py)."""
+        plain = self.label_smoother is None and self.compute_loss_func is None
+        if self.labelled_logits_only and plain and not return_outputs and "labels" in inputs:
+            items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+            loss = labelled_logits_loss(model, inputs, items)
+            if loss is not None:
+                return loss
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    # Set by the runner when evaluation batches differently from training (packing: eval keeps
+    # padded batches, so eval loss means what it means in every other tool).
+    eval_data_collator = None
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        if self.eval_data_collator is None:
+            return super().get_eval_dataloader(eval_dataset)
+        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = train_collator
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Loss-only evaluation takes the labelled-logits path too: no full (batch, seq, vocab)
+        logits, the largest tensor of an eval step; same batch-mean loss as the standard path."""
+        if self.labelled_logits_only and prediction_loss_only and "labels" in inputs:
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad(), self.compute_loss_context_manager():
+                loss = labelled_logits_loss(model, inputs)
+            if loss is not None:
+                return loss.detach(), None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)

@@ -1,0 +1,83 @@
+"""Markdown + JSON report for benchmarks/sft_throughput.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _fmt(value, digits=1):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _ratios(by_leg: dict) -> list[str]:
+    lines = []
+    c = by_leg.get("c")
+    for other, name in (("b", "LLaMA-Factory"), ("a", "the plain-Trainer baseline")):
+        if c and other in by_leg:
+            o = by_leg[other]
+            ratio = c["real_tokens_per_s"] / o["real_tokens_per_s"]
+            steady = (c["steady_real_tokens_per_s"] / o["steady_real_tokens_per_s"]
+                      if c["steady_real_tokens_per_s"] and o["steady_real_tokens_per_s"] else None)
+            per_cpu = c["real_tokens_per_cpu_s"] / o["real_tokens_per_cpu_s"]
+            lines.append(f"- tunesmith / {name}: **{ratio:.2f}x** real tokens/s "
+                         f"({_fmt(steady, 2)}x without the first step; {per_cpu:.2f}x real tokens per CPU-second)")
+            if other == "b":
+                if c["eval_loss"] is not None and o["eval_loss"] is not None:
+                    gap = (c["eval_loss"] - o["eval_loss"]) / o["eval_loss"]
+                    lines.append(f"- eval loss as each tool reports it, tunesmith vs LLaMA-Factory: "
+                                 f"{c['eval_loss']:.4f} vs {o['eval_loss']:.4f} ({gap:+.2%})")
+                same_c, same_o = c.get("eval_loss_same_evaluator"), o.get("eval_loss_same_evaluator")
+                if same_c is not None and same_o is not None:
+                    lines.append(f"- eval loss of both adapters by the same evaluator (benchmarks/_cross_eval.py): "
+                                 f"{same_c:.5f} vs {same_o:.5f} ({(same_c - same_o) / same_o:+.3%})")
+                lines.append(f"- peak RSS, tunesmith vs LLaMA-Factory: {c['peak_rss_mb']:,.0f} MB vs "
+                             f"{o['peak_rss_mb']:,.0f} MB")
+    return lines
+
+
+def write_report(out: Path, results: list[dict], machine: dict, command: str, options: dict) -> None:
+    by_leg = {r["leg"]: r for r in results}
+    header = ("| leg | real tokens/s | without 1st step | real tokens / CPU-s | padding processed | "
+              "peak RSS MB | train loop s | process wall s | steps | first loss | final loss | "
+              "mean train loss | eval loss (own) | eval loss (same evaluator) |")
+    rows = [header, "|" + "---|" * 14]
+    for r in results:
+        rows.append(
+            f"| ({r['leg']}) {r['what']} | {_fmt(r['real_tokens_per_s'])} | "
+            f"{_fmt(r['steady_real_tokens_per_s'])} | {_fmt(r['real_tokens_per_cpu_s'])} | {r['padding_share']:.1%} | {_fmt(r['peak_rss_mb'], 0)} | "
+            f"{_fmt(r['train_loop_seconds'])} | {_fmt(r['wall_seconds'])} | {r['optimizer_steps']} | "
+            f"{_fmt(r['first_loss'], 4)} | {_fmt(r['final_loss'], 4)} | {_fmt(r['mean_train_loss'], 4)} | "
+            f"{_fmt(r['eval_loss'], 4)} | {_fmt(r.get('eval_loss_same_evaluator'), 4)} |"
+        )
+    load = ", ".join(f"{x:.1f}" for x in machine["load_average_before"])
+    load_after = ", ".join(f"{x:.1f}" for x in machine["load_average_after"])
+    text = f"""## Measured {machine['finished']}
+
+Command (from the repository root): `{command}`
+
+Machine: {machine['cpu']}, {machine['cores']} cores, **shared with other agents during the run**
+(load average {load} before, {load_after} after). Each leg ran alone in its own process,
+one after another ({options['legs']}); optimizer steps of 8 examples per leg as in the table;
+torch threads per leg: {options.get('threads') or 'all cores'}.
+
+{chr(10).join(rows)}
+
+{chr(10).join(_ratios(by_leg))}
+
+```json
+{json.dumps({"machine": machine, "options": options, "results": results}, indent=1)}
+```
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_text() if out.exists() else ""
+    marker = "<!-- results -->"
+    if marker in previous:
+        text = previous.split(marker)[0] + marker + "\n\n" + text
+    else:
+        text = f"# Benchmarks\n\nSee docs/performance.md for what makes tunesmith fast.\n\n{marker}\n\n{text}"
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "options": options, "results": results},
+                                                   indent=1))

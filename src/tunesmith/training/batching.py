@@ -1,0 +1,86 @@
+"""How features become batches: packed (no padding), length-grouped, or as the task collates them.
+
+Packing applies to tasks that batch with the causal-LM collator (sft, pretrain). Two modes:
+- `train.pack_length` unset: each batch of `batch_size` examples is packed into the few rows that
+  cost least (data/packing.py `cheapest_rows`): the same examples per optimizer step and the
+  same loss as a padded batch, with little padding and no attention wasted on over-long rows.
+- `train.pack_length: N`: examples are binned into rows of at most N tokens (best-fit
+  decreasing); `batch_size` counts rows. Fewer, fuller steps per epoch.
+Either way sequences are kept apart by position_ids alone, which needs no attention_mask and no
+KV cache in the forward pass (the model's `use_cache` is switched off for training).
+Evaluation keeps the task's padded batches: the Trainer averages eval loss per batch weighted by
+the rows in it, and packed rows would reweight it; eval loss then means the same as elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.data.packing import BatchPackingCollator, PackedCollator, pack_features
+from tunesmith.errors import ConfigError
+from tunesmith.tasks.collate import CausalLMCollator
+
+
+@dataclass
+class BatchingPlan:
+    train: list[dict]
+    eval: list[dict]
+    collator: object
+    mode: str  # "batch" (packed per batch), "bins", "group_by_length", "random"
+    report: dict = field(default_factory=dict)
+    labelled_logits_only: bool = False
+    eval_collator: object = None  # None: the training collator
+
+    @property
+    def packed(self) -> bool:
+        return self.mode in ("batch", "bins")
+
+    def apply(self, args, model) -> None:
+        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed."""
+        args.train_sampling_strategy = "group_by_length" if self.mode == "group_by_length" else "random"
+        if self.packed and getattr(model, "config", None) is not None:
+            model.config.use_cache = False
+
+    def note(self) -> str:
+        if self.mode == "batch":
+            return "packing: each batch's examples share a few rows (little padding)"
+        if self.mode == "bins":
+            r = self.report
+            return (f"packing: {r['examples']} examples in {r['packed_rows']} rows of "
+                    f"{r['pack_length']} tokens ({r['fill']:.1%} full)")
+        if self.mode == "group_by_length":
+            return "batches grouped by length (less padding)"
+        return "batches padded to their longest example"
+
+
+def is_causal_lm_collator(collator_factory) -> bool:
+    return isinstance(collator_factory, type) and issubclass(collator_factory, CausalLMCollator)
+
+
+def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict],
+                  attention_span: float = 3000.0) -> BatchingPlan:
+    """Choose packing / grouping for this task and config, and pack the features if asked.
+    `attention_span`: see data/packing.py `cheapest_rows` (speed.attention_span(model))."""
+    t = config.train
+    if not is_causal_lm_collator(task.collator):
+        if t.pack_length:
+            raise ConfigError(
+                f"train.pack_length: task {task.name!r} does not batch causal-LM rows, so it cannot "
+                "be packed; remove train.pack_length"
+            )
+        mode = "group_by_length" if t.group_by_length else "random"
+        return BatchingPlan(train, evals, task.collator(tokenizer), mode)
+    if not t.packing:
+        mode = "group_by_length" if t.group_by_length else "random"
+        return BatchingPlan(train, evals, task.collator(tokenizer), mode)
+    if t.pack_length is None:
+        return BatchingPlan(train, evals, BatchPackingCollator(tokenizer, attention_span), "batch",
+                            eval_collator=task.collator(tokenizer))
+    if t.pack_length < config.data.cutoff_len:
+        raise ConfigError(
+            f"train.pack_length={t.pack_length} is shorter than data.cutoff_len="
+            f"{config.data.cutoff_len}; a row may not fit. Set pack_length >= cutoff_len"
+        )
+    packed, report = pack_features(train, t.pack_length)
+    return BatchingPlan(packed, evals, PackedCollator(tokenizer), "bins", report.as_dict(),
+                        eval_collator=task.collator(tokenizer))

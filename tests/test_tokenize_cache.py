@@ -1,0 +1,55 @@
+"""The tokenized-data cache: a second run skips tokenization; any key change tokenizes again."""
+
+import dataclasses
+import json
+
+from tunesmith.tasks import TASKS
+from tunesmith.training.data import prepare_data
+
+
+def _counting_task(calls: list):
+    task = TASKS.get("sft")
+
+    def build(records, tokenizer, config):
+        calls.append(len(records))
+        return task.build_features(records, tokenizer, config)
+
+    return dataclasses.replace(task, build_features=build)
+
+
+def test_second_prepare_reuses_the_tokenized_features(tiny_config, tiny_model_dir):
+    from tunesmith.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    calls: list = []
+    task = _counting_task(calls)
+    first = prepare_data(tiny_config(), tokenizer, task)
+    assert calls == [9, 3]  # train and eval were tokenized
+    assert first.report["tokenize_cache"] == {"train": "miss", "eval": "miss"}
+
+    second = prepare_data(tiny_config(), tokenizer, task)
+    assert calls == [9, 3]  # nothing tokenized again
+    assert second.report["tokenize_cache"] == {"train": "hit", "eval": "hit"}
+    assert second.train == first.train and second.eval == first.eval
+    assert second.report["train"] == first.report["train"]
+
+    prepare_data(tiny_config(data={"cutoff_len": 100}), tokenizer, task)  # the cutoff is in the key
+    assert calls == [9, 3, 9, 3]
+    prepare_data(tiny_config(data={"cache": False}), tokenizer, task)
+    assert calls == [9, 3, 9, 3, 9, 3]
+
+
+def test_changed_data_is_tokenized_again(tiny_config, tiny_model_dir, chat_file):
+    from tunesmith.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    calls: list = []
+    task = _counting_task(calls)
+    prepare_data(tiny_config(), tokenizer, task)
+    rows = chat_file.read_text().splitlines()
+    row = json.loads(rows[0])
+    row["messages"][1]["content"] = "a different answer"
+    chat_file.write_text("\n".join([json.dumps(row)] + rows[1:]) + "\n")
+    report = prepare_data(tiny_config(), tokenizer, task).report
+    assert report["tokenize_cache"]["train"] == "miss" or report["tokenize_cache"]["eval"] == "miss"
+    assert len(calls) >= 3
