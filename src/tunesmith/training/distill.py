@@ -46,7 +46,8 @@ class DistillTrainer(TunesmithTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
 
-        batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+        # everything but labels: padded batches carry attention_mask, packed ones position_ids
+        batch = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = model(**batch)
         if model.training:
             with torch.no_grad():

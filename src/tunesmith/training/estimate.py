@@ -164,7 +164,7 @@ def _extrapolate(config, data, plan, precision, timer, warmup_steps, eval_rate) 
         steps_per_epoch=per_epoch, total_steps=total, batching=plan.mode, precision=precision,
         warmup_steps=warmup_steps, real_tokens_per_second=round(rate, 1),
         seconds_per_step=round(train_seconds / total, 3) if total else 0.0,
-        train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
-        total_seconds=round(train_seconds + eval_seconds, 1), peak_memory_mb=round(memory, 1),
+        train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
+        total_seconds=round(train_seconds + eval_seconds, 3), peak_memory_mb=round(memory, 1),
         memory_kind=kind,
     )

@@ -37,6 +37,8 @@ def supports_labelled_logits(model) -> bool:
     if peft_config:
         if any(getattr(c, "is_prompt_learning", False) for c in peft_config.values()):
             return False  # virtual prompt tokens shift positions; keep the standard path
+        if any(str(getattr(c, "peft_type", "")).endswith("ADALORA") for c in peft_config.values()):
+            return False  # AdaLoRA adds its orthogonality penalty to the loss inside forward
         base = model.get_base_model()
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
