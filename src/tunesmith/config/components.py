@@ -54,10 +54,10 @@ def parse_component(registry: Registry, value, default_name: str):
     try:
         return cls.model_validate(value)
     except ValidationError as err:
-        raise ComponentError(_problems(err, cls)) from None
+        raise ComponentError(component_problems(err, cls)) from None
 
 
-def _problems(err: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str]]:
+def component_problems(err: ValidationError, cls: type[BaseModel], unknown: str = "unknown key") -> list[tuple[str, str]]:
     """(key, message) for each error inside a component, with a did-you-mean for unknown keys."""
     import difflib
 
@@ -67,7 +67,7 @@ def _problems(err: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str
         if e["type"] == "extra_forbidden":
             close = difflib.get_close_matches(str(e["loc"][-1]), list(cls.model_fields), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(cls.model_fields)}"
-            problems.append((key, f"unknown key ({hint})"))
+            problems.append((key, f"{unknown} ({hint})"))
         else:
-            problems.append((key, f"{e['msg']} (got {e.get('input')!r})"))
+            problems.append((key, f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"))
     return problems

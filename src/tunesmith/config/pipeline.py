@@ -7,11 +7,9 @@ class its `step` names, with did-you-mean hints for unknown steps and options.
 
 from __future__ import annotations
 
-import difflib
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tunesmith.config.components import ComponentError
+from tunesmith.config.components import ComponentError, component_problems
 from tunesmith.registry import Registry
 
 
@@ -56,17 +54,5 @@ def parse_step(entry) -> StepOptions:
     try:
         return cls.model_validate(entry)
     except ValidationError as err:
-        raise ComponentError(_problems(err, cls)) from None
-
-
-def _problems(err: ValidationError, cls: type[BaseModel]) -> list[tuple[str, str]]:
-    problems = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(e["loc"][-1]), list(cls.model_fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid options: {', '.join(cls.model_fields)}"
-            problems.append((key, f"unknown option of step {cls.model_fields['step'].default!r} ({hint})"))
-        else:
-            problems.append((key, f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"))
-    return problems
+        unknown = f"unknown option of step {cls.model_fields['step'].default!r}"
+        raise ComponentError(component_problems(err, cls, unknown)) from None
