@@ -11,6 +11,7 @@ Importing this package registers every built-in step.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -33,7 +34,7 @@ class StepReport:
         return asdict(self)
 
 
-class Step:
+class Step(ABC):
     """Base of every data step; subclasses set `Options` and `summary` and define __call__."""
 
     Options: ClassVar[type[StepOptions]]
@@ -45,8 +46,9 @@ class Step:
         self.context = context or {}  # run facts a step may use: seed, eval_files
         self.details: dict = {}
 
+    @abstractmethod
     def __call__(self, rows: list[dict]) -> list[dict]:
-        raise NotImplementedError
+        """The rows after this step (and self.details filled for the report)."""
 
     def seed(self) -> int:
         own = getattr(self.options, "seed", None)
