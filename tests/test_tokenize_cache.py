@@ -53,3 +53,15 @@ def test_changed_data_is_tokenized_again(tiny_config, tiny_model_dir, chat_file)
     report = prepare_data(tiny_config(), tokenizer, task).report
     assert report["tokenize_cache"]["train"] == "miss" or report["tokenize_cache"]["eval"] == "miss"
     assert len(calls) >= 3
+
+
+def test_cache_keeps_a_task_report_subclass(tmp_path, monkeypatch):
+    from tunesmith.tasks.rows import RowsReport
+    from tunesmith.training import cache
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
+    report = RowsReport(rows=1, tokens=3, skipped=["a.tsv:2: no label"])
+    assert cache.save("k", [{"input_ids": [1, 2, 3], "labels": 1}], report)
+    features, loaded = cache.load("k")
+    assert features == [{"input_ids": [1, 2, 3], "labels": 1}]
+    assert isinstance(loaded, RowsReport) and loaded.skipped == ["a.tsv:2: no label"]

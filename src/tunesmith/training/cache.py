@@ -10,6 +10,7 @@ compact, fast to load, and safe to read (no pickle).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import json
 import shutil
@@ -93,9 +94,14 @@ def load(key: str) -> tuple[list[dict], TokenizeReport] | None:
         meta = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         with np.load(folder / "features.npz") as arrays:
             features = _decode(arrays)
-    except (OSError, ValueError, KeyError):
-        return None  # missing or damaged: tokenize again
-    return features, TokenizeReport(**meta)
+        module, name = meta["class"].split(":")
+        report_class = getattr(importlib.import_module(module), name)
+        report = report_class(**meta["fields"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
+        return None  # missing, damaged or from an older layout: tokenize again
+    if not isinstance(report, TokenizeReport):
+        return None
+    return features, report
 
 
 def save(key: str, features: list[dict], report: TokenizeReport) -> bool:
@@ -110,7 +116,8 @@ def save(key: str, features: list[dict], report: TokenizeReport) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
         np.savez(tmp / "features.npz", **arrays)
-        (tmp / "report.json").write_text(json.dumps(report.__dict__), encoding="utf-8")
+        kind = f"{type(report).__module__}:{type(report).__qualname__}"  # tasks extend TokenizeReport
+        (tmp / "report.json").write_text(json.dumps({"class": kind, "fields": report.__dict__}), encoding="utf-8")
         try:
             tmp.rename(root / key)
         except OSError:
