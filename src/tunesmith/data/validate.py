@@ -199,7 +199,7 @@ def plot_token_histogram(result: Validation, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tunesmith.utils.io import atomic_path
+    from tunesmith.utils.io import save_png
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(result.token_counts or [0], bins=min(50, max(5, len(result.token_counts) // 5)), color="#4477aa")
@@ -209,7 +209,5 @@ def plot_token_histogram(result: Validation, path: str | Path) -> Path:
     ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, {sum(result.token_counts):,} tokens")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
     return Path(path)

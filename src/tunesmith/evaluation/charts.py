@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tunesmith.utils.io import atomic_path
+from tunesmith.utils.io import save_png
 
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
@@ -21,10 +21,7 @@ def _pyplot():
 
 
 def _save(fig, out_png: Path) -> Path:
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    _pyplot().close(fig)
+    save_png(fig, out_png, dpi=100)
     return out_png
 
 

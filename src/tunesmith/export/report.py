@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunesmith.utils.io import write_text
+from tunesmith.utils.io import save_png, write_text
 
 HEADER = (
     "# Exports\n\n"
@@ -53,7 +53,6 @@ def plot_exports(folder: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tunesmith.utils.io import atomic_path
 
     labels = [Path(r["output"]).name for r in reports]
     panels = [("size (MB)", [r["size_bytes"] / 1e6 for r in reports]),
@@ -66,7 +65,5 @@ def plot_exports(folder: Path) -> Path | None:
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     out = Path(folder) / "exports.png"
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, out, dpi=100)
     return out

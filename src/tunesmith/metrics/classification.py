@@ -67,7 +67,7 @@ def plot_confusion_matrix(predictions, references, labels: list[str], path: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tunesmith.utils.io import atomic_path
+    from tunesmith.utils.io import save_png
 
     counts = confusion_counts(predictions, references, labels)
     size = max(4.0, 0.5 * len(labels) + 2)
@@ -84,8 +84,5 @@ def plot_confusion_matrix(predictions, references, labels: list[str], path: str 
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
     return path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tunesmith.utils.io import atomic_path, write_json, write_text
+from tunesmith.utils.io import save_png, write_json, write_text
 from tunesmith.utils.progress import console
 
 
@@ -76,7 +76,6 @@ def write_plots(study, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as vis
 
@@ -108,9 +107,7 @@ def write_plots(study, out: Path) -> list[Path]:
         if len(panels) == 1:
             figure.tight_layout()
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=110)
-        plt.close(figure)
+        save_png(figure, out / name)
         written.append(out / name)
     return written
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
 from tunesmith.config.components import TaskConfig
 from tunesmith.data.records import origin
 from tunesmith.data.templates import get_template

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tunesmith.training.runs import curves
-from tunesmith.utils.io import atomic_path
+from tunesmith.utils.io import save_png
 
 PREFERRED = ("loss", "eval_loss")  # first panels; other eval_* metrics follow
 SKIPPED_BY_DEFAULT = {"learning_rate", "eval_perplexity"}  # a schedule and a function of eval_loss
@@ -47,10 +47,7 @@ def plot_compare(runs: list[Path], out_png: Path, metrics: list[str] | None = No
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_png)
     return out_png, chosen
 
 

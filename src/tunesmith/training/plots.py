@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunesmith.utils.io import atomic_path, read_jsonl
+from tunesmith.utils.io import read_jsonl, save_png
 
 
 def plot_loss(metrics_file: Path, out_png: Path) -> Path | None:
@@ -31,10 +31,7 @@ def plot_loss(metrics_file: Path, out_png: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_png)
     return out_png
 
 
@@ -68,8 +65,5 @@ def plot_metrics(metrics_file: Path, out_png: Path) -> Path | None:
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_png)
     return out_png

@@ -23,8 +23,8 @@ from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
 from tunesmith.training.rundir import RunDir
-from tunesmith.training.tracking import tracking_callbacks
 from tunesmith.training.speed import prepare_speed
+from tunesmith.training.tracking import tracking_callbacks
 from tunesmith.training.trainer import TunesmithTrainer
 from tunesmith.utils.io import write_json
 from tunesmith.utils.progress import console
