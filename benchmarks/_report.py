@@ -38,6 +38,13 @@ def _ratios(by_leg: dict) -> list[str]:
     return lines
 
 
+def _sharing(machine: dict) -> str:
+    """A load average near the cores the legs use means nothing else ran; far above, the machine was shared."""
+    if max(machine["load_average_before"][:2]) <= 1.0:
+        return "idle before the run (the legs' own threads are the load after)"
+    return "**shared with other work during the run**"
+
+
 def write_report(out: Path, results: list[dict], machine: dict, command: str, options: dict) -> None:
     by_leg = {r["leg"]: r for r in results}
     header = ("| leg | real tokens/s | without 1st step | real tokens / CPU-s | padding processed | "
@@ -58,7 +65,7 @@ def write_report(out: Path, results: list[dict], machine: dict, command: str, op
 
 Command (from the repository root): `{command}`
 
-Machine: {machine['cpu']}, {machine['cores']} cores, **shared with other agents during the run**
+Machine: {machine['cpu']}, {machine['cores']} cores, {_sharing(machine)}
 (load average {load} before, {load_after} after). Each leg ran alone in its own process,
 one after another ({options['legs']}); optimizer steps of 8 examples per leg as in the table;
 torch threads per leg: {options.get('threads') or 'all cores'}.

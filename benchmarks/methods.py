@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -114,8 +115,9 @@ def table(rows: list[dict]) -> str:
 
 def write_doc(doc: Path, rows: list[dict], args, total_s: float) -> None:
     command = " ".join(["nice -n 10", "python", "benchmarks/methods.py"] + args.argv)
-    body = (f"{START}\n_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a shared "
-            f"2-core CPU machine (other jobs running, so absolute speeds are low and noisy); "
+    load = os.getloadavg()[1]  # 5-minute load: how much else shared the CPU
+    body = (f"{START}\n_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on a "
+            f"{os.cpu_count()}-core CPU machine (5-minute load average {load:.1f} at the last method); "
             f"{args.model}, first {args.train_rows} of the first 200 alpaca_en_demo rows, "
             f"cutoff {args.cutoff}, {args.epochs:g} epoch, batch {args.batch_size}, precision "
             f"{args.precision}, {args.threads or 'all'} thread(s); eval on the first {args.eval_rows} of rows 200-249. "
@@ -131,12 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="*", help="default: every registered method available here")
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--train-rows", type=int, default=32)
+    parser.add_argument("--train-rows", type=int, default=200)
     parser.add_argument("--eval-rows", type=int, default=50)
-    parser.add_argument("--cutoff", type=int, default=256)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per method")
+    parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per method")
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "methods.md"))

@@ -165,7 +165,7 @@ def summarize(leg: str, s: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=12, help="optimizer steps per leg")
+    parser.add_argument("--steps", type=int, default=25, help="optimizer steps per leg (25 x 8 examples = 1 epoch of 200 rows)")
     parser.add_argument("--baseline-steps", type=int, default=None,
                         help="optimizer steps for leg (a) (default: --steps); it is the slowest leg")
     parser.add_argument("--rows", type=int, default=200)

@@ -5,8 +5,9 @@ trainable parameters change (frozen ones stay bitwise equal); the saved run relo
 logits; mergeable methods merge without changing logits and the merged model loads with plain
 transformers; PEFT adapters load with plain `PeftModel.from_pretrained`.
 
-MODEL_KINDS is the parametrisation point for model kinds: the causal-LM tiny llama is here; a
-sequence-classification tiny BERT is added as another ModelKind once that task exists.
+MODEL_KINDS is the parametrisation point for model kinds: a causal-LM tiny llama, and tiny BERTs
+with a sequence-classification and a question-answering head, and a tiny T5 (seq2seq). A method
+that does not list a kind's head in its `heads` must refuse that task with one clear error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from transformers import TrainerCallback
 from tunesmith.config import validate_config
 from tunesmith.errors import ConfigError
 from tunesmith.methods import METHODS
+from tunesmith.tasks import TASKS
 from tunesmith.training.runner import train
 
 MERGE_ATOL = 1e-4
@@ -37,6 +39,7 @@ class ModelKind:
     task: dict  # the run config's task section
     auto_class: str  # transformers Auto class a plain user would load the merged model with
     inputs: dict  # fixed model inputs whose logits are compared
+    scores: Callable = lambda output: output.logits  # the compared tensor of a model output
 
 
 def _chat_rows(path: Path) -> Path:
@@ -53,9 +56,51 @@ def _tiny_llama_dir(path: Path) -> Path:
     return save_tiny_llama(path)
 
 
+def _tiny_bert_dir(path: Path) -> Path:
+    from tiny_tasks import save_tiny_bert
+
+    return save_tiny_bert(path)
+
+
+def _tiny_t5_dir(path: Path) -> Path:
+    from tiny_tasks import save_tiny_t5
+
+    return save_tiny_t5(path)
+
+
+def _sentiment_rows(path: Path) -> Path:
+    from tiny_tasks import sentiment_rows, write_tsv
+
+    return write_tsv(path.with_suffix(".tsv"), ["sentence", "label"], sentiment_rows(4))
+
+
+def _qa_rows(path: Path) -> Path:
+    rows = []
+    for name in ("fox", "dog", "cat", "owl"):
+        context = f"the quick brown {name} jumps over the lazy wall."
+        rows.append({"question": "who jumps?", "context": context,
+                     "answers": {"text": [name], "answer_start": [context.index(name)]}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _seq2seq_rows(path: Path) -> Path:
+    rows = [{"source": f"what is {i} plus {i}?", "target": f"{i} plus {i} is {2 * i}."} for i in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
 MODEL_KINDS = [
     ModelKind("causal-lm", _tiny_llama_dir, _chat_rows, {"name": "sft"}, "AutoModelForCausalLM",
-              {"input_ids": torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])}),
+              {"input_ids": IDS}),
+    ModelKind("seq-cls", _tiny_bert_dir, _sentiment_rows,
+              {"name": "classification", "text_column": "sentence"},
+              "AutoModelForSequenceClassification", {"input_ids": IDS}),
+    ModelKind("qa", _tiny_bert_dir, _qa_rows, {"name": "qa"}, "AutoModelForQuestionAnswering",
+              {"input_ids": IDS}, lambda output: torch.stack([output.start_logits, output.end_logits])),
+    ModelKind("seq2seq", _tiny_t5_dir, _seq2seq_rows, {"name": "seq2seq"}, "AutoModelForSeq2SeqLM",
+              {"input_ids": IDS, "decoder_input_ids": IDS[:, :3]}),
 ]
 
 
@@ -81,8 +126,8 @@ class Trained:
     def logits(self, model) -> torch.Tensor:
         """Logits at the input positions (prompt-learning methods prepend virtual tokens)."""
         with torch.no_grad():
-            logits = model.eval()(**self.kind.inputs).logits
-        return logits[:, -self.kind.inputs["input_ids"].shape[1]:] if logits.dim() == 3 else logits
+            logits = self.kind.scores(model.eval()(**self.kind.inputs))
+        return logits[..., -self.kind.inputs["input_ids"].shape[1]:, :] if self.kind.name == "causal-lm" else logits
 
     def base(self):
         import transformers
@@ -101,8 +146,6 @@ def kind_dirs(request, tmp_path_factory):
 def trained(request, kind_dirs, tmp_path_factory) -> Trained:
     kind, model_dir, data = kind_dirs
     spec = METHODS.get(request.param)
-    if kind.task["name"] not in spec.tasks:
-        pytest.skip(f"{spec.name} does not support task {kind.task['name']}")
     config = validate_config({
         "model": {"name_or_path": str(model_dir)},
         "data": {"train": [str(data)], "template": "chatml"},
@@ -114,12 +157,12 @@ def trained(request, kind_dirs, tmp_path_factory) -> Trained:
         "eval": {"before_training": False},
         "output": {"dir": str(tmp_path_factory.mktemp(spec.name) / "run")},
     })
-    reason = spec.unavailable() if spec.unavailable else None
+    reason = spec.refusal(TASKS.get(kind.task["name"]))
     if reason:  # the contract here: a clear error before any work, never a crash later
         with pytest.raises(ConfigError) as err:
             train(config)
         assert str(err.value) == reason
-        pytest.skip(f"{spec.name} unavailable here: {reason}")
+        pytest.skip(f"{spec.name} refuses {kind.name} here: {reason}")
     snapshot = Snapshot()
     result = train(config, callbacks=(snapshot,))
     assert result.status == "succeeded"

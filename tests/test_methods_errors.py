@@ -59,6 +59,28 @@ def test_adalora_target_rank_above_initial_rank():
         _apply("adalora", target_r=16)
 
 
+def test_a_method_refuses_a_task_whose_head_it_cannot_train():
+    from tunesmith.methods import ALL_HEADS
+    from tunesmith.tasks import TASKS
+
+    reason = METHODS.get("prompt-tuning").refusal(TASKS.get("qa"))
+    assert reason.startswith("method.name: prompt-tuning does not train qa models (task qa)") and "\n" not in reason
+    assert "Methods for task qa: adalora, bitfit, bottleneck" in reason and "prompt-tuning," not in reason.split("Methods")[1]
+    assert METHODS.get("prompt-tuning").refusal(TASKS.get("classification")) is None
+    assert "qa" not in METHODS.get("galore").tasks and "sft" in METHODS.get("galore").tasks
+    assert set(METHODS.get("lora").heads) == set(ALL_HEADS)
+
+
+def test_pissa_init_with_a_trained_head_is_refused_in_one_line():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                                     intermediate_size=32, num_attention_heads=2))
+    spec = METHODS.get("lora")
+    with pytest.raises(ConfigError, match=r"^method\.init: pissa cannot save a model with a trained head"):
+        spec.apply(model, spec.config_class(init="pissa"))
+
+
 def test_cli_reports_a_bad_option_in_one_line_with_exit_code_2(tmp_path, tiny_model_dir, chat_file, capsys):
     from tunesmith.cli.main import run
 

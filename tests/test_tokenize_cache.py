@@ -61,7 +61,26 @@ def test_cache_keeps_a_task_report_subclass(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
     report = RowsReport(rows=1, tokens=3, skipped=["a.tsv:2: no label"])
-    assert cache.save("k", [{"input_ids": [1, 2, 3], "labels": 1}], report)
-    features, loaded = cache.load("k")
+    assert cache.save("k", [{"input_ids": [1, 2, 3], "labels": 1}], report, {})
+    features, loaded, _ = cache.load("k")
     assert features == [{"input_ids": [1, 2, 3], "labels": 1}]
     assert isinstance(loaded, RowsReport) and loaded.skipped == ["a.tsv:2: no label"]
+
+
+def test_a_cache_hit_restores_the_label_map_learned_from_the_rows(tiny_config, tmp_path):
+    """Classification learns task.labels while tokenizing; a second run served from the cache must
+    get the same label map (it sizes the model head), not None."""
+    from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
+    from tunesmith.models import load_tokenizer
+
+    model = save_tiny_bert(tmp_path / "bert")
+    data = write_tsv(tmp_path / "s.tsv", ["sentence", "label"], sentiment_rows(6))
+    tokenizer = load_tokenizer(model)
+    reports = []
+    for _ in range(2):
+        config = tiny_config(model={"name_or_path": str(model)}, data={"train": [str(data)], "eval": []},
+                             task={"name": "classification", "text_column": "sentence"})
+        assert config.task.labels is None
+        reports.append(prepare_data(config, tokenizer, TASKS.get("classification")).report["tokenize_cache"])
+        assert config.task.labels == ["negative", "positive"]
+    assert [r["train"] for r in reports] == ["miss", "hit"]

@@ -48,6 +48,19 @@ def load_records(
     return records, report
 
 
+def load_shaped_like_run(path: str, data_config) -> list[dict]:
+    """New rows as a run's training rows were made: its row-shaping pipeline steps (`template`)
+    apply, its filters (dedup, balance, ...) do not; so predict takes the same raw layout."""
+    from tunesmith.data.steps import STEPS, run_pipeline
+
+    shaping = [s for s in data_config.pipeline if STEPS.get(s.step).reshapes_rows]
+    if not shaping:
+        return load_records([path], "auto", data_config.on_bad_row, columns=data_config.columns)[0]
+    report = LoadReport()
+    rows, _ = run_pipeline(read_raw_rows([path], data_config.on_bad_row, report), shaping)
+    return rows_to_records(rows, "auto", data_config.on_bad_row, report, path)
+
+
 def _load_file(path: Path, fmt: str, on_bad_row: str, report: LoadReport, columns=None) -> list[dict]:
     errors = "report" if on_bad_row == "skip" else "raise"
     rows = ({**r.data, ORIGIN: r.origin} if isinstance(r.data, dict) else r for r in read_rows(path, errors, columns))

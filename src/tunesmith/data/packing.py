@@ -44,8 +44,10 @@ def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
 def balanced_rows(lengths: list[int], rows: int) -> list[list[int]]:
     """Indices of `lengths` split into `rows` rows of nearly equal length.
 
-    Longest first, each onto the currently shortest row (the LPT rule), so rows padded to the
-    longest carry little padding. Used to pack one batch without changing which examples it holds.
+    Longest first, each onto the currently shortest row (the LPT rule), then single moves and
+    swaps between the longest and the other rows while they shorten the longest (LPT alone can
+    leave a third more than needed). Rows padded to the longest then carry little padding. Used to
+    pack one batch without changing which examples it holds.
     """
     heap = [(0, r) for r in range(max(1, min(rows, len(lengths))))]
     members: list[list[int]] = [[] for _ in heap]
@@ -53,7 +55,29 @@ def balanced_rows(lengths: list[int], rows: int) -> list[list[int]]:
         load, r = heapq.heappop(heap)
         members[r].append(i)
         heapq.heappush(heap, (load + lengths[i], r))
+    while _shorten_longest(members, lengths):
+        pass
     return [sorted(m) for m in members if m]
+
+
+def _shorten_longest(members: list[list[int]], lengths: list[int]) -> bool:
+    """One move or swap that makes the longest row shorter without making another as long."""
+    sums = [sum(lengths[i] for i in m) for m in members]
+    top = max(range(len(members)), key=lambda r: sums[r])
+    for other in sorted(range(len(members)), key=lambda r: sums[r]):
+        if other == top:
+            continue
+        for a in members[top]:
+            for b in [None, *members[other]]:
+                delta = lengths[a] - (lengths[b] if b is not None else 0)
+                if 0 < delta and sums[other] + delta < sums[top]:
+                    members[top].remove(a)
+                    members[other].append(a)
+                    if b is not None:
+                        members[other].remove(b)
+                        members[top].append(b)
+                    return True
+    return False
 
 
 def cheapest_rows(lengths: list[int], attention_span: float) -> list[list[int]]:

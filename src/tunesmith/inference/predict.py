@@ -34,17 +34,33 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
     if task.predict is None:
         if config.task.name != "sft":
             raise ConfigError(f"task {config.task.name!r} has no predict; use `tunesmith generate` for text")
-        from tunesmith.inference.batch import generate_file
-
-        count = generate_file(run_or_model, input_path, output_path, max_new_tokens, batch_size)
-        return PredictResult(count, Path(output_path))
-    fmt = config.data.format if config.data.format != "auto" or not task.data_format else task.data_format
-    records, _ = load_records([input_path], fmt, config.data.on_bad_row, columns=config.data.columns)
-    rows, metrics = task.predict(loaded.model, loaded.tokenizer, require_rows(records, input_path), config,
-                                 batch_size)
+        rows, metrics = _generate(loaded, input_path, batch_size, max_new_tokens)
+    else:
+        fmt = config.data.format if config.data.format != "auto" or not task.data_format else task.data_format
+        records, _ = load_records([input_path], fmt, config.data.on_bad_row, columns=config.data.columns)
+        rows, metrics = task.predict(loaded.model, loaded.tokenizer, require_rows(records, input_path), config,
+                                     batch_size)
     write_jsonl(output_path, rows)
     result = PredictResult(len(rows), Path(output_path), metrics)
     if metrics:
         result.metrics_path = Path(output_path).with_suffix(".metrics.json")
         write_json(result.metrics_path, {"input": input_path, "run": run_or_model, "rows": len(rows), **metrics})
     return result
+
+
+def _generate(loaded, input_path: str, batch_size: int, max_new_tokens: int) -> tuple[list[dict], dict]:
+    """Chat runs answer each row; rows with a reference reply are scored with the run's text
+    metrics (eval.metrics, e.g. rouge), the same scores training logged."""
+    from tunesmith.evaluation.metric_runner import compute_metrics
+    from tunesmith.inference.batch import answer_file, prediction_rows
+    from tunesmith.metrics import METRICS
+
+    examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size)
+    rows = prediction_rows(examples, replies)
+    names = [n for n in loaded.config.eval.metrics if METRICS.get(n).inputs == "text"]
+    scored = [(e, r) for e, r in zip(examples, replies) if e.reference is not None]
+    if not names or not scored:
+        return rows, {}
+    result = compute_metrics(names, [e for e, _ in scored], [r for _, r in scored], None,
+                             loaded.config.eval.metric_options)
+    return rows, result.scores

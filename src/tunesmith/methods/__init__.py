@@ -13,6 +13,10 @@ hooks on their spec (all default to None = the ordinary behaviour):
   plain PEFT ones (bottleneck adapters; PiSSA/OLoRA converted back to plain LoRA on save);
 - `load_kwargs(cfg) -> dict`: extra `from_pretrained` arguments (QLoRA's quantisation);
 - `unavailable() -> str | None`: why the method cannot run on this machine (QLoRA on a CPU).
+
+A method also says which model heads it trains (`heads`, default all of HEADS); the tasks it
+supports follow from each task's model class, and `refusal(task)` explains a mismatch before any
+work is done.
 """
 
 from __future__ import annotations
@@ -24,6 +28,21 @@ from dataclasses import dataclass
 from tunesmith.config.components import METHOD_CONFIGS, MethodConfig
 from tunesmith.registry import Registry, import_submodules
 
+# A task's head is its transformers Auto class; methods name the heads they train.
+HEADS = {
+    "AutoModelForCausalLM": "causal-lm",
+    "AutoModelForSequenceClassification": "seq-cls",
+    "AutoModelForQuestionAnswering": "qa",
+    "AutoModelForSeq2SeqLM": "seq2seq",
+}
+ALL_HEADS = tuple(HEADS.values())
+
+
+def head_of(task) -> str:
+    """The head a TaskSpec trains, e.g. "seq-cls" for classification."""
+    auto_class = task.model_class().__name__
+    return HEADS.get(auto_class, auto_class)
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -33,7 +52,7 @@ class MethodSpec:
     apply: Callable  # (model, cfg) -> trainable model
     mergeable: bool  # can the trained weights be folded into the base model?
     saves_adapter: bool  # True: run/adapter (PEFT); False: run/model (full weights)
-    tasks: tuple[str, ...] = ("sft", "pretrain")
+    heads: tuple[str, ...] = ALL_HEADS
     training_args: Callable | None = None
     optimizer: Callable | None = None
     callbacks: Callable | None = None
@@ -42,6 +61,22 @@ class MethodSpec:
     load_kwargs: Callable | None = None
     unavailable: Callable | None = None
     peft: bool = True  # saves a PEFT adapter that plain `PeftModel.from_pretrained` loads
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Registered tasks whose model head this method trains."""
+        from tunesmith.tasks import TASKS
+
+        return tuple(t.name for t in TASKS if head_of(t) in self.heads)
+
+    def refusal(self, task) -> str | None:
+        """Why this method cannot train `task` here (None: it can)."""
+        reason = self.unavailable() if self.unavailable else None
+        if reason or head_of(task) in self.heads:
+            return reason
+        others = [m.name for m in METHODS if head_of(task) in m.heads]
+        return (f"method.name: {self.name} does not train {head_of(task)} models (task {task.name}); "
+                f"it trains {', '.join(self.heads)}. Methods for task {task.name}: {', '.join(others)}")
 
     def save_trained(self, model, directory) -> None:
         (self.save or (lambda m, d: m.save_pretrained(d)))(model, directory)
@@ -58,7 +93,7 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(config_class: type[MethodConfig], summary: str, *, mergeable: bool,
-                    saves_adapter: bool, tasks: tuple[str, ...] = ("sft", "pretrain"), **hooks):
+                    saves_adapter: bool, heads: tuple[str, ...] = ALL_HEADS, **hooks):
     """Decorator for a method's `apply`; the config's `name` default is the method's name.
     `hooks` are the optional MethodSpec fields described in this module's docstring."""
     name = config_class.model_fields["name"].default
@@ -67,7 +102,7 @@ def register_method(config_class: type[MethodConfig], summary: str, *, mergeable
         METHOD_CONFIGS.add(name, config_class)
         hooks.setdefault("peft", saves_adapter)
         METHODS.add(name, MethodSpec(name, summary, config_class, apply, mergeable, saves_adapter,
-                                     tasks, **hooks))
+                                     heads, **hooks))
         return apply
 
     return wrap

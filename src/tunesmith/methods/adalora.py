@@ -13,7 +13,7 @@ from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import peft_task_type, wrap_with_peft
+from tunesmith.methods.lora import head_exclusions, peft_task_type, wrap_with_peft
 
 
 class AdaLoraConfig(MethodConfig):
@@ -64,6 +64,7 @@ def apply(model, cfg: AdaLoraConfig):
         init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
         target_modules=cfg.target_modules, deltaT=cfg.delta_t, beta1=cfg.beta1, beta2=cfg.beta2,
         orth_reg_weight=cfg.orth_reg_weight, task_type=peft_task_type(model),
+        exclude_modules=head_exclusions(model),
         total_step=1, tinit=0, tfinal=0,  # the real schedule is set when training starts
     )
     peft_model = wrap_with_peft(model, peft_config)

@@ -132,6 +132,7 @@ def load(base_model, directory):
 
 
 @register_method(BottleneckConfig, "bottleneck adapters after attention/FFN (Houlsby, Pfeiffer)",
-                 mergeable=False, saves_adapter=True, save=save, load=load, peft=False)
+                 mergeable=False, saves_adapter=True, save=save, load=load, peft=False,
+                 heads=("causal-lm", "seq-cls", "qa"))  # placements are known for decoders and encoders
 def apply(model, cfg: BottleneckConfig):
     return _insert(model, cfg)

@@ -44,7 +44,7 @@ def training_args(cfg: GaloreConfig) -> dict:
 
 @register_method(GaloreConfig, "full training with low-rank projected optimizer state (GaLore)",
                  mergeable=False, saves_adapter=False, training_args=training_args,
-                 unavailable=unavailable)
+                 unavailable=unavailable, heads=("causal-lm",))  # default targets name decoder-LLM modules
 def apply(model, cfg: GaloreConfig):
     import torch
     from transformers.trainer_utils import check_target_module_exists

@@ -39,8 +39,27 @@ class LoraConfig(MethodConfig):
     )
 
 
+PEFT_TASK_TYPES = {  # model class suffix -> PEFT task type (which also picks the head PEFT trains)
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForQuestionAnswering": "QUESTION_ANS",
+    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
+}
+
+
 def peft_task_type(model) -> str:
-    return "SEQ_CLS" if "ForSequenceClassification" in type(model).__name__ else "CAUSAL_LM"
+    name = type(model).__name__
+    if getattr(model.config, "is_encoder_decoder", False):
+        return "SEQ_2_SEQ_LM"
+    return next((t for suffix, t in PEFT_TASK_TYPES.items() if name.endswith(suffix)), "CAUSAL_LM")
+
+
+# Heads PEFT trains whole (modules_to_save) for a task type: LoRA-like methods must not wrap them too.
+PEFT_HEADS = {"QUESTION_ANS": ["qa_outputs"]}
+
+
+def head_exclusions(model) -> list[str] | None:
+    """`exclude_modules` for a LoRA-like PEFT config on this model (None: nothing to exclude)."""
+    return PEFT_HEADS.get(peft_task_type(model))
 
 
 def wrap_with_peft(model, peft_config, option: str = "method.target_modules"):
@@ -63,11 +82,19 @@ def peft_lora_config(model, cfg: LoraConfig, **extra):
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
         use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
         init_lora_weights=True if cfg.init == "default" else cfg.init,
-        task_type=peft_task_type(model), **extra,
+        task_type=peft_task_type(model), exclude_modules=head_exclusions(model), **extra,
     )
 
 
+# PEFT cannot convert a PiSSA/OLoRA adapter back to plain LoRA when a trained head rides along
+# (modules_to_save): its conversion looks the head up under a key it never saved (peft 0.21).
+CONVERTIBLE_HEADS = ("causal-lm", "seq2seq")
+
+
 def apply_lora(model, cfg: LoraConfig):
+    if cfg.init in ("pissa", "olora") and peft_task_type(model) not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
+        raise ConfigError(f"method.init: {cfg.init} cannot save a model with a trained head ({type(model).__name__}); "
+                          "use init default (or method dora) for this task")
     peft_model = wrap_with_peft(model, peft_lora_config(model, cfg))
     if cfg.init in ("pissa", "olora"):
         _remember_initial_adapter(peft_model)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import CONVERTIBLE_HEADS, LoraConfig, apply_lora, save_lora
 
 
 class OloraConfig(LoraConfig):
@@ -18,6 +18,7 @@ class OloraConfig(LoraConfig):
 
 
 @register_method(OloraConfig, "LoRA initialised orthonormally from a QR of the weights (OLoRA)",
-                 mergeable=True, saves_adapter=True, save=save_lora)
+                 mergeable=True, saves_adapter=True, save=save_lora,
+                 heads=CONVERTIBLE_HEADS)
 def apply(model, cfg: OloraConfig):
     return apply_lora(model, cfg)

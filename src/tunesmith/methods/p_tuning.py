@@ -22,7 +22,8 @@ class PTuningConfig(MethodConfig):
 
 
 @register_method(PTuningConfig, "input virtual tokens from a prompt encoder (P-tuning v1, PEFT)",
-                 mergeable=False, saves_adapter=True)
+                 mergeable=False, saves_adapter=True,
+                 heads=("causal-lm", "seq-cls", "seq2seq"))  # virtual tokens shift the positions a QA head points at
 def apply(model, cfg: PTuningConfig):
     from peft import PromptEncoderConfig
 

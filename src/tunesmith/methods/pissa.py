@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import CONVERTIBLE_HEADS, LoraConfig, apply_lora, save_lora
 
 
 class PissaConfig(LoraConfig):
@@ -19,6 +19,7 @@ class PissaConfig(LoraConfig):
 
 
 @register_method(PissaConfig, "LoRA initialised from the principal singular vectors (PiSSA)",
-                 mergeable=True, saves_adapter=True, save=save_lora)
+                 mergeable=True, saves_adapter=True, save=save_lora,
+                 heads=CONVERTIBLE_HEADS)
 def apply(model, cfg: PissaConfig):
     return apply_lora(model, cfg)

@@ -22,7 +22,8 @@ class PromptTuningConfig(MethodConfig):
 
 
 @register_method(PromptTuningConfig, "trained soft prompt at the input, random or from text (PEFT)",
-                 mergeable=False, saves_adapter=True)
+                 mergeable=False, saves_adapter=True,
+                 heads=("causal-lm", "seq-cls", "seq2seq"))  # virtual tokens shift the positions a QA head points at
 def apply(model, cfg: PromptTuningConfig):
     from peft import PromptTuningConfig as PeftPromptConfig
 

@@ -41,6 +41,17 @@ def _source(record: dict, cfg) -> str:
     return cfg.prefix + str(column(record, cfg.source_column, "seq2seq", "source_column"))
 
 
+def rouge_bleu(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """ROUGE-1/2/L F1 (0-1) and corpus BLEU (0-100) from the metric registry (CJK-aware)."""
+    from tunesmith.metrics import METRICS
+
+    scores: dict[str, float] = {}
+    for name in ("rouge", "bleu") if predictions else ():
+        result = METRICS.get(name).compute(predictions, references)
+        scores.update({k: float(v) for k, v in result.items() if k != "rows"})
+    return scores
+
+
 class GenerationScores:
     """compute_metrics for generated ids: decode, then ROUGE and BLEU against the targets."""
 
@@ -49,8 +60,6 @@ class GenerationScores:
 
     def __call__(self, prediction) -> dict:
         import numpy as np
-
-        from tunesmith.tasks.text_scores import rouge_bleu
 
         pad = self.tokenizer.pad_token_id
         preds = np.where(prediction.predictions < 0, pad, prediction.predictions)
@@ -76,7 +85,6 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 8) 
     """Generate an output for each source; ROUGE/BLEU when rows have targets."""
     import torch
 
-    from tunesmith.tasks.text_scores import rouge_bleu
     from tunesmith.utils.progress import make_progress
 
     cfg, report = config.task, RowsReport()

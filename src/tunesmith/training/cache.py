@@ -20,7 +20,7 @@ from pathlib import Path
 from tunesmith.data.tokenize import TokenizeReport
 from tunesmith.models.resolve import tunesmith_home
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: task settings learned while tokenizing (label maps) are stored too
 
 
 def cache_dir() -> Path:
@@ -30,8 +30,9 @@ def cache_dir() -> Path:
 def tokenizer_fingerprint(tokenizer) -> str:
     digest = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        digest.update(backend.to_str().encode())
+    if backend is not None:  # without the truncation/padding state that tokenizing calls leave behind
+        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        digest.update(json.dumps(state, sort_keys=True).encode())
     else:
         digest.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
     digest.update(str(getattr(tokenizer, "chat_template", "")).encode())
@@ -86,7 +87,8 @@ def _decode(arrays) -> list[dict]:
     return [{k: v[i] for k, v in columns.items()} for i in range(count)]
 
 
-def load(key: str) -> tuple[list[dict], TokenizeReport] | None:
+def load(key: str) -> tuple[list[dict], TokenizeReport, dict] | None:
+    """(features, report, task settings learned while tokenizing) or None."""
     import numpy as np
 
     folder = cache_dir() / key
@@ -101,10 +103,10 @@ def load(key: str) -> tuple[list[dict], TokenizeReport] | None:
         return None  # missing, damaged or from an older layout: tokenize again
     if not isinstance(report, TokenizeReport):
         return None
-    return features, report
+    return features, report, meta.get("learned", {})
 
 
-def save(key: str, features: list[dict], report: TokenizeReport) -> bool:
+def save(key: str, features: list[dict], report: TokenizeReport, learned: dict) -> bool:
     """Store the features; a folder is renamed into place whole, so readers never see half of it."""
     import numpy as np
 
@@ -117,7 +119,8 @@ def save(key: str, features: list[dict], report: TokenizeReport) -> bool:
     try:
         np.savez(tmp / "features.npz", **arrays)
         kind = f"{type(report).__module__}:{type(report).__qualname__}"  # tasks extend TokenizeReport
-        (tmp / "report.json").write_text(json.dumps({"class": kind, "fields": report.__dict__}), encoding="utf-8")
+        meta = {"class": kind, "fields": report.__dict__, "learned": learned}
+        (tmp / "report.json").write_text(json.dumps(meta), encoding="utf-8")
         try:
             tmp.rename(root / key)
         except OSError:
@@ -143,7 +146,12 @@ def build_features_cached(task, records: list[dict], tokenizer, config):
     key = cache_key(records_hash(records), tokenizer, config)
     cached = load(key)
     if cached is not None:
-        return (*cached, "hit")
+        features, report, learned = cached
+        for field, value in learned.items():  # e.g. classification's label map, read from the rows
+            setattr(config.task, field, value)
+        return features, report, "hit"
+    before = config.task.model_dump(mode="json")
     features, report = task.build_features(records, tokenizer, config)
-    save(key, features, report)
+    after = config.task.model_dump(mode="json")
+    save(key, features, report, {k: v for k, v in after.items() if before.get(k) != v})
     return features, report, "miss"

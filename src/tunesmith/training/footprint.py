@@ -25,12 +25,12 @@ class Footprint:
 
 def method_footprint(config: RunConfig) -> Footprint:
     """Load the config's model, apply its method, count what trains (nothing is trained)."""
-    method = METHODS.get(config.method.name)
-    reason = method.unavailable() if method.unavailable else None
+    method, task = METHODS.get(config.method.name), TASKS.get(config.task.name)
+    reason = method.refusal(task)
     if reason:
         raise ConfigError(reason)
     model_dir = resolve_model(config.model.name_or_path)
-    model = load_model(model_dir, TASKS.get(config.task.name).model_class(),
+    model = load_model(model_dir, task.model_class(),
                        config.model.trust_remote_code,
                        **(method.load_kwargs(config.method) if method.load_kwargs else {}))
     model = method.apply(model, config.method)

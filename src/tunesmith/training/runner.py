@@ -74,7 +74,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
         torch.set_num_threads(config.train.threads)
     set_seed(config.train.seed)
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
-    reason = method.unavailable() if method.unavailable else None
+    reason = method.refusal(task)
     if reason:
         raise ConfigError(reason)
     model_dir = resolve_model(config.model.name_or_path)

@@ -40,6 +40,7 @@ class Step(ABC):
     Options: ClassVar[type[StepOptions]]
     summary: ClassVar[str] = ""
     name: ClassVar[str] = ""
+    reshapes_rows: ClassVar[bool] = False  # True: rows change shape (predict applies it to new rows too)
 
     def __init__(self, options: StepOptions | None = None, context: dict | None = None, **kwargs):
         self.options = options if options is not None else self.Options(**kwargs)

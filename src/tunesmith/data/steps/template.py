@@ -40,6 +40,7 @@ class TemplateOptions(StepOptions):
 @register_step
 class Template(Step):
     Options = TemplateOptions
+    reshapes_rows = True
     summary = "render structured records into instruction or text rows with Jinja templates"
 
     def __call__(self, rows: list[dict]) -> list[dict]:
