@@ -166,10 +166,6 @@ class TrainSection(Section):
         True, description="Compute the LM head and loss only where labels are not masked "
         "(same loss, less work); falls back to the full head for models it cannot handle."
     )
-    bf16_frozen_weights: bool = Field(
-        True, description="With bf16 precision and an adapter method, keep frozen linear weights in bf16 "
-        "(the arithmetic autocast does anyway, without its per-step casts and copies: less memory)."
-    )
     torch_compile: bool = Field(
         False, description="Compile the model with torch.compile (slow start; can win on long runs)."
     )

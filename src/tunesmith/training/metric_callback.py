@@ -86,14 +86,12 @@ class GenerationMetricsCallback(TrainerCallback):
             metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
         if not self.metrics or not self.examples or model is None:
             return
-        scores = self._score(model, args.bf16)
+        scores = self._score(model)
         metrics.update({f"eval_{k}": v for k, v in scores.items()})
         self.run.log_metrics({"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                               **{f"eval_{k}": v for k, v in scores.items()}})
 
-    def _score(self, model, bf16: bool) -> dict:
-        import torch
-
+    def _score(self, model) -> dict:
         from tunesmith.data.templates import get_template
         from tunesmith.inference.generate import generate_replies
         from tunesmith.inference.load import Loaded
@@ -101,9 +99,8 @@ class GenerationMetricsCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         loaded = Loaded(model, self.tokenizer, get_template(self.config.data.template, self.tokenizer), self.config)
-        with torch.autocast(model.device.type, torch.bfloat16, enabled=bf16):  # as in training (bf16 weights)
-            replies = generate_replies(loaded, [e.messages for e in self.examples], self.config.eval.max_new_tokens,
-                                       self.config.eval.batch_size)
+        replies = generate_replies(loaded, [e.messages for e in self.examples], self.config.eval.max_new_tokens,
+                                   self.config.eval.batch_size)
         if was_training:
             model.train()
         return compute_metrics(self.metrics, self.examples, replies, None, self.config.eval.metric_options).scores

@@ -27,24 +27,3 @@ def resolve_precision(requested: str) -> tuple[str, str]:
     if cpu_supports_bf16():
         return "bf16", "auto: CPU has native bf16 (avx512_bf16/amx), bf16 autocast"
     return "fp32", "auto: CPU lacks native bf16, training in fp32"
-
-
-def store_frozen_linears_in_bf16(model) -> int:
-    """Frozen linear layers kept in bf16 for bf16-autocast training of adapters.
-
-    Autocast casts every fp32 weight to bf16 on each forward and keeps the copy for the backward
-    pass; for frozen weights that copy is the only one the matmuls ever use, so storing them in
-    bf16 gives the same arithmetic without the casts and with half their memory (plus no copies).
-    Trainable parameters stay fp32 master weights; embeddings (and a head tied to them) and norms
-    stay fp32, so the residual stream keeps its precision. Only for runs that save adapters: the
-    base weights are never written back. Returns how many layers were converted."""
-    import torch
-
-    embeddings = {id(p) for p in model.get_input_embeddings().parameters()}
-    converted = 0
-    for module in model.modules():
-        if (type(module) is torch.nn.Linear and not module.weight.requires_grad
-                and id(module.weight) not in embeddings):
-            module.to(torch.bfloat16)
-            converted += 1
-    return converted

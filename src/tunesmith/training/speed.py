@@ -47,23 +47,12 @@ def attention_span(model) -> float:
         return 3000.0  # a ~100M-parameter decoder; only the row split depends on it
 
 
-def _frozen_weights_in_bf16(config, args, model) -> str:
-    """bf16 storage of frozen linear layers (training/precision.py) when it applies; a note."""
-    from tunesmith.methods import METHODS
-    from tunesmith.training.precision import store_frozen_linears_in_bf16
-
-    if not (args.bf16 and config.train.bf16_frozen_weights and METHODS.get(config.method.name).saves_adapter):
-        return ""
-    return f"{store_frozen_linears_in_bf16(model)} frozen linear layers stored in bf16; "
-
-
 def prepare_speed(config, task, tokenizer, data, args, model, run) -> BatchingPlan:
     """Choose batching (packing / length grouping), apply it to args and model, and say so."""
     plan = plan_batching(config, task, tokenizer, data.train, data.eval, attention_span(model))
     plan.apply(args, model)
     plan.labelled_logits_only = config.train.labelled_logits_only and supports_labelled_logits(model)
     head = "LM head on labelled positions only" if plan.labelled_logits_only else "full LM head"
-    frozen = _frozen_weights_in_bf16(config, args, model)
-    run.event("speed", f"{plan.note()}; {head}; {frozen}{configure_threads(config.train.threads)} threads",
+    run.event("speed", f"{plan.note()}; {head}; {configure_threads(config.train.threads)} threads",
               batching=plan.mode, labelled_logits_only=plan.labelled_logits_only, **plan.report)
     return plan
