@@ -180,3 +180,12 @@ def test_packed_training_keeps_padded_eval_batches(tiny_sft, tiny_config, tmp_pa
     assert "position_ids" in train_batch and "attention_mask" not in train_batch
     assert "attention_mask" in eval_batch and eval_batch["input_ids"].shape[0] == 4
     assert "position_ids" in next(iter(trainer.get_train_dataloader()))  # the swap is undone
+
+
+def test_balanced_rows_improves_on_longest_first_by_hand():
+    from tunesmith.data.packing import balanced_rows
+
+    # longest-first alone: [3, 2, 2] and [3, 2] (longest row 7); one swap makes it 6 and 6
+    rows = balanced_rows([3, 3, 2, 2, 2], 2)
+    assert sorted(sum([3, 3, 2, 2, 2][i] for i in row) for row in rows) == [6, 6]
+    assert sorted(i for row in rows for i in row) == [0, 1, 2, 3, 4]

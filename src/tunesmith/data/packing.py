@@ -80,22 +80,26 @@ def _shorten_longest(members: list[list[int]], lengths: list[int]) -> bool:
     return False
 
 
+COST_TOLERANCE = 0.02  # splits this close to the cheapest estimate count as equally cheap
+
+
 def cheapest_rows(lengths: list[int], attention_span: float) -> list[list[int]]:
     """The row split of one batch with the least estimated compute.
 
     A padded row of length L costs about L * (1 + L / attention_span) token-units: the linear
     layers grow with L, attention with L^2 (every block of the block-diagonal mask is computed).
     `attention_span` is the row length at which attention would cost as much as the rest of the
-    layer; one long row wastes attention, many short rows waste padding.
+    layer; one long row wastes attention, many short rows waste padding. The estimate is rough,
+    so among splits within COST_TOLERANCE of the cheapest the one with the least padding wins
+    (on the alpaca benchmark rows: 2.4% padding instead of 3.2%, for +0.2% estimated cost).
     """
-    best, best_cost = None, math.inf
+    candidates = []
     for count in range(1, len(lengths) + 1):
         rows = balanced_rows(lengths, count)
         longest = max(sum(lengths[i] for i in row) for row in rows)
-        cost = len(rows) * longest * (1 + longest / attention_span)
-        if cost < best_cost:
-            best, best_cost = rows, cost
-    return best
+        candidates.append((len(rows) * longest * (1 + longest / attention_span), len(rows) * longest, rows))
+    cheapest = min(cost for cost, _, _ in candidates)
+    return min((c for c in candidates if c[0] <= cheapest * (1 + COST_TOLERANCE)), key=lambda c: c[1])[2]
 
 
 def concatenate(features: list[dict]) -> dict:
