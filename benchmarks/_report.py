@@ -38,6 +38,14 @@ def _ratios(by_leg: dict) -> list[str]:
     return lines
 
 
+def _reuse_note(machine: dict) -> str:
+    reused = machine.get("reused")
+    if not reused:
+        return ""
+    return (f"\nLegs {', '.join(reused['legs'])} were not run again: their rows are from the run finished "
+            f"{reused['measured']} (same command without --reuse), and only the other legs were measured now.")
+
+
 def _sharing(machine: dict) -> str:
     """A load average near the cores the legs use means nothing else ran; far above, the machine was shared."""
     if max(machine["load_average_before"][:2]) <= 1.0:
@@ -68,7 +76,7 @@ Command (from the repository root): `{command}`
 Machine: {machine['cpu']}, {machine['cores']} cores, {_sharing(machine)}
 (load average {load} before, {load_after} after). Each leg ran alone in its own process,
 one after another ({options['legs']}); optimizer steps of 8 examples per leg as in the table;
-torch threads per leg: {options.get('threads') or 'all cores'}.
+torch threads per leg: {options.get('threads') or 'all cores'}.{_reuse_note(machine)}
 
 {chr(10).join(rows)}
 

@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every leg (default: all cores). On a machine shared "
                         "with other work, 1 keeps a leg's threads from waiting on each other's time slices")
+    parser.add_argument("--reuse", default="",
+                        help="legs whose results are taken from the last report (OUT with .json), e.g. a,b "
+                        "to re-measure only tunesmith after a change; the report says so")
     parser.add_argument("--lf-venv", default="/work/lf-venv")
     parser.add_argument("--work", default="/tmp/tunesmith-bench")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -196,16 +199,29 @@ def main() -> None:
 
     load_before = os.getloadavg()
     command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
-    results = []
+    results, reused = _reused(Path(args.out).with_suffix(".json"), args.reuse)
     adapters = {"b": work / "b-out", "c": work / "c-out" / "adapter"}
     for leg in legs:  # the report is rewritten after every leg: a stopped run keeps what it measured
         results.append(summarize(leg, run_leg(leg, pythons[leg], configs[leg], work, args.threads)))
         if leg in adapters:
             results[-1]["eval_loss_same_evaluator"] = cross_eval(model_dir, adapters[leg], evals, args.threads)
-        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(),
+        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), **reused,
                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
                    "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         write_report(Path(args.out), results, machine, command, vars(args))
+
+
+def _reused(previous: Path, legs: str) -> tuple[list[dict], dict]:
+    """Results of `legs` from the previous report, and a note of where they came from."""
+    if not legs:
+        return [], {}
+    report = json.loads(previous.read_text())
+    wanted = legs.split(",")
+    results = [r for r in report["results"] if r["leg"] in wanted]
+    if len(results) != len(wanted):
+        raise SystemExit(f"--reuse {legs}: {previous} has legs {[r['leg'] for r in report['results']]}")
+    return results, {"reused": {"legs": wanted, "measured": report["machine"]["finished"],
+                                "load_average_then": report["machine"]["load_average_before"]}}
 
 
 def _cpu_name() -> str:
