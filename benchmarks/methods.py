@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method, print JSON
     args = parser.parse_args()
-    args.argv = [a for a in sys.argv[1:] if not a.startswith("--workdir")]
+    args.argv = _without_option(sys.argv[1:], "--workdir")
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, args)))
         return
@@ -165,6 +165,20 @@ def main() -> None:
             progress.update(task, advance=1)
             write_doc(Path(args.doc), rows, args, time.perf_counter() - start)  # keep partial results
     print(table(rows))
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """argv without `option VALUE` / `option=VALUE` (the reproduce line should not name a temp dir)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith(option + "="):
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        out.append(a)
+    return out
 
 
 def _child(name: str, args) -> dict:
