@@ -48,7 +48,7 @@ def _reuse_note(machine: dict) -> str:
 
 def _sharing(machine: dict) -> str:
     """A load average near the cores the legs use means nothing else ran; far above, the machine was shared."""
-    if max(machine["load_average_before"][:2]) <= 1.0:
+    if machine["load_average_before"][0] <= 1.0:  # the last minute: longer averages remember earlier work
         return "idle before the run (the legs' own threads are the load after)"
     return "**shared with other work during the run**"
 
