@@ -93,7 +93,7 @@ def _seq2seq_rows(path: Path) -> Path:
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
 MODEL_KINDS = [
     ModelKind("causal-lm", _tiny_llama_dir, _chat_rows, {"name": "sft"}, "AutoModelForCausalLM",
-              {"input_ids": IDS}),
+              {"input_ids": IDS}, lambda output: output.logits[:, -IDS.shape[1]:]),  # after any virtual tokens
     ModelKind("seq-cls", _tiny_bert_dir, _sentiment_rows,
               {"name": "classification", "text_column": "sentence"},
               "AutoModelForSequenceClassification", {"input_ids": IDS}),
@@ -126,8 +126,7 @@ class Trained:
     def logits(self, model) -> torch.Tensor:
         """Logits at the input positions (prompt-learning methods prepend virtual tokens)."""
         with torch.no_grad():
-            logits = self.kind.scores(model.eval()(**self.kind.inputs))
-        return logits[..., -self.kind.inputs["input_ids"].shape[1]:, :] if self.kind.name == "causal-lm" else logits
+            return self.kind.scores(model.eval()(**self.kind.inputs))
 
     def base(self):
         import transformers

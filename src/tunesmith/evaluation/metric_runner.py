@@ -29,8 +29,13 @@ def parse_metric_names(names: str | list[str] | None) -> list[str]:
     return list(dict.fromkeys(parsed))
 
 
+def scored_on_generations(names: list[str]) -> list[str]:
+    """The metrics among `names` that score generated replies (text, or a generated label)."""
+    return [n for n in names if METRICS.get(n).inputs in ("text", "labels")]
+
+
 def needs_generation(names: list[str]) -> bool:
-    return any(METRICS.get(n).inputs in ("text", "labels") for n in names)
+    return bool(scored_on_generations(names))
 
 
 def needs_scoring(names: list[str]) -> bool:

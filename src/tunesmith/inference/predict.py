@@ -51,13 +51,12 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
 def _generate(loaded, input_path: str, batch_size: int, max_new_tokens: int) -> tuple[list[dict], dict]:
     """Chat runs answer each row; rows with a reference reply are scored with the run's text
     metrics (eval.metrics, e.g. rouge), the same scores training logged."""
-    from tunesmith.evaluation.metric_runner import compute_metrics
+    from tunesmith.evaluation.metric_runner import compute_metrics, parse_metric_names, scored_on_generations
     from tunesmith.inference.batch import answer_file, prediction_rows
-    from tunesmith.metrics import METRICS
 
     examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size)
     rows = prediction_rows(examples, replies)
-    names = [n for n in loaded.config.eval.metrics if METRICS.get(n).inputs == "text"]
+    names = scored_on_generations(parse_metric_names(loaded.config.eval.metrics))
     scored = [(e, r) for e, r in zip(examples, replies) if e.reference is not None]
     if not names or not scored:
         return rows, {}

@@ -72,10 +72,11 @@ class MethodSpec:
     def refusal(self, task) -> str | None:
         """Why this method cannot train `task` here (None: it can)."""
         reason = self.unavailable() if self.unavailable else None
-        if reason or head_of(task) in self.heads:
+        head = head_of(task)
+        if reason or head in self.heads:
             return reason
-        others = [m.name for m in METHODS if head_of(task) in m.heads]
-        return (f"method.name: {self.name} does not train {head_of(task)} models (task {task.name}); "
+        others = [m.name for m in METHODS if head in m.heads]
+        return (f"method.name: {self.name} does not train {head} models (task {task.name}); "
                 f"it trains {', '.join(self.heads)}. Methods for task {task.name}: {', '.join(others)}")
 
     def save_trained(self, model, directory) -> None:

@@ -42,14 +42,13 @@ class LoraConfig(MethodConfig):
 PEFT_TASK_TYPES = {  # model class suffix -> PEFT task type (which also picks the head PEFT trains)
     "ForSequenceClassification": "SEQ_CLS",
     "ForQuestionAnswering": "QUESTION_ANS",
-    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
 }
 
 
 def peft_task_type(model) -> str:
-    name = type(model).__name__
     if getattr(model.config, "is_encoder_decoder", False):
         return "SEQ_2_SEQ_LM"
+    name = type(model).__name__
     return next((t for suffix, t in PEFT_TASK_TYPES.items() if name.endswith(suffix)), "CAUSAL_LM")
 
 

@@ -14,6 +14,7 @@ from tunesmith.evaluation.metric_runner import (
     compute_metrics,
     greater_is_better,
     parse_metric_names,
+    scored_on_generations,
 )
 from tunesmith.metrics import METRICS
 from tunesmith.training.callbacks import EarlyStoppingCallback
@@ -57,7 +58,7 @@ def _generation_metrics(config) -> list[str]:
     model generates (label metrics of a classification head are the task's own business)."""
     from tunesmith.tasks import TASKS
 
-    names = [n for n in parse_metric_names(config.eval.metrics) if METRICS.get(n).inputs in ("text", "labels")]
+    names = scored_on_generations(parse_metric_names(config.eval.metrics))
     if TASKS.get(config.task.name).model_class().__name__ == "AutoModelForCausalLM":
         return names
     text = [n for n in names if METRICS.get(n).inputs == "text"]
