@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tunesmith.data.tokenize import IGNORE
+import tunesmith.training.loss as loss_module
 from tunesmith.training.loss import labelled_logits_loss, supports_labelled_logits
 
 
@@ -34,9 +35,13 @@ def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 5], ids=["one-chunk", "chunks-of-5"])
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "peft-lora"])
-def test_labelled_logits_loss_equals_the_models_loss_and_gradients(tiny_model_dir, lora):
+def test_labelled_logits_loss_equals_the_models_loss_and_gradients(tiny_model_dir, lora, chunk_rows, monkeypatch):
     model = _model(tiny_model_dir, lora)
+    if chunk_rows:  # 5 positions per chunk: the 30 labelled positions take 6 chunks
+        monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", chunk_rows * model.config.vocab_size)
+    assert loss_module._plain_head(model) is not None  # the chunked head + loss is what runs
     assert supports_labelled_logits(model)
     batch = _batch(model.config.vocab_size)
 
@@ -52,6 +57,34 @@ def test_labelled_logits_loss_equals_the_models_loss_and_gradients(tiny_model_di
     assert got_grads.keys() == expected_grads.keys() and got_grads
     for name, grad in expected_grads.items():
         torch.testing.assert_close(got_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_chunked_head_loss_under_bf16_autocast_matches_the_models_loss(tiny_model_dir, monkeypatch):
+    model = _model(tiny_model_dir, lora=True)
+    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 7 * model.config.vocab_size)
+    batch = _batch(model.config.vocab_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(**batch).loss
+        expected.backward()
+        expected_grads = _grads(model)
+        model.zero_grad()
+        got = labelled_logits_loss(model, batch)
+        got.backward()
+    torch.testing.assert_close(got, expected, atol=2e-3, rtol=2e-3)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(model.get_parameter(name).grad, grad, atol=1e-3, rtol=2e-2, msg=name)
+
+
+def test_a_trained_head_keeps_the_models_own_head(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, target_modules=["q_proj", "lm_head"], init_lora_weights=False))
+    assert loss_module._plain_head(model) is None
+    batch = _batch(model.config.vocab_size)
+    with torch.no_grad():
+        torch.testing.assert_close(labelled_logits_loss(model, batch), model(**batch).loss, atol=1e-5, rtol=1e-5)
 
 
 def test_labelled_logits_loss_divides_by_the_accumulated_item_count(tiny_model_dir):
