@@ -75,6 +75,22 @@ def test_chunked_head_loss_under_bf16_autocast_matches_the_models_loss(tiny_mode
         torch.testing.assert_close(model.get_parameter(name).grad, grad, atol=1e-3, rtol=2e-2, msg=name)
 
 
+def test_a_head_tied_to_the_embeddings_gets_both_gradients(monkeypatch):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True))
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 4 * 64)
+    batch = _batch(64)
+    model(**batch).loss.backward()
+    expected = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    labelled_logits_loss(model, batch).backward()
+    torch.testing.assert_close(model.lm_head.weight.grad, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_a_trained_head_keeps_the_models_own_head(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

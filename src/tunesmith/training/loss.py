@@ -44,14 +44,12 @@ def _forward_takes_mask(model_class: type) -> bool:
 
 def supports_labelled_logits(model) -> bool:
     """The model (or the base model inside a PEFT wrapper) can return logits for a mask of positions."""
-    base = model
-    peft_config = getattr(model, "peft_config", None)
-    if peft_config:
-        if any(getattr(c, "is_prompt_learning", False) for c in peft_config.values()):
-            return False  # virtual prompt tokens shift positions; keep the standard path
-        if any(str(getattr(c, "peft_type", "")).endswith("ADALORA") for c in peft_config.values()):
-            return False  # AdaLoRA adds its orthogonality penalty to the loss inside forward
-        base = model.get_base_model()
+    peft_config = getattr(model, "peft_config", None) or {}
+    if any(getattr(c, "is_prompt_learning", False) for c in peft_config.values()):
+        return False  # virtual prompt tokens shift positions; keep the standard path
+    if any(str(getattr(c, "peft_type", "")).endswith("ADALORA") for c in peft_config.values()):
+        return False  # AdaLoRA adds its orthogonality penalty to the loss inside forward
+    base = _base_model(model)
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
         return False
@@ -71,23 +69,32 @@ def _head_is_plain(model_class: type) -> bool:
     return re.search(r"logits = self\.lm_head\(hidden_states\)\s*\n\s*loss = None", source) is not None
 
 
+def _base_model(model):
+    """The transformers model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _plain_head(model) -> torch.nn.Linear | None:
     """The model's LM head when the chunked head + loss can stand in for it, else None."""
-    base = model.get_base_model() if getattr(model, "peft_config", None) else model
+    base = _base_model(model)
     head = getattr(base, "lm_head", None)
     if type(head) is not torch.nn.Linear or not _head_is_plain(type(base)):
         return None  # a PEFT-wrapped or trained-as-a-copy head, or logits post-processed
+    weight = head.weight
+    whole = type(weight) is torch.nn.Parameter and weight.shape == (head.out_features, head.in_features)
+    if not whole or hasattr(weight, "ds_id") or weight.numel() == 0:
+        return None  # sharded (FSDP, DeepSpeed ZeRO-3): only whole inside the head's own forward
     return head
 
 
 @contextlib.contextmanager
 def _head_as_identity(model):
     """The model's forward returns its (kept) final hidden states in place of logits."""
-    base = model.get_base_model() if getattr(model, "peft_config", None) else model
+    base = _base_model(model)
     head = base.lm_head
     base.lm_head = torch.nn.Identity()
     try:
-        yield head
+        yield
     finally:
         base.lm_head = head
 
