@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from tunesmith.data.tokenize import IGNORE
 import tunesmith.training.loss as loss_module
+from tunesmith.data.tokenize import IGNORE
 from tunesmith.training.loss import labelled_logits_loss, supports_labelled_logits
 
 
