@@ -85,6 +85,16 @@ def test_a_head_tied_to_the_embeddings_gets_both_gradients(monkeypatch):
     torch.testing.assert_close(got_grads[name], expected_grads[name], atol=1e-5, rtol=1e-4)
 
 
+def test_a_compiled_model_takes_the_chunked_path_with_its_own_loss(tiny_model_dir):
+    model = _model(tiny_model_dir, lora=False)  # full fine-tuning: no PEFT wrapper to reach inside
+    compiled = torch.compile(model, backend="eager")  # what train.torch_compile hands compute_loss
+    assert loss_module._plain_head(compiled) is model.lm_head
+    batch = _batch(model.config.vocab_size)
+    with torch.no_grad():
+        torch.testing.assert_close(labelled_logits_loss(compiled, batch), model(**batch).loss, atol=1e-5, rtol=1e-5)
+    assert type(model.lm_head) is torch.nn.Linear and "lm_head" not in vars(compiled)  # head back, in place
+
+
 def test_a_trained_head_keeps_the_models_own_head(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

@@ -70,7 +70,12 @@ def _head_is_plain(model_class: type) -> bool:
 
 
 def _base_model(model):
-    """The transformers model inside a PEFT wrapper (or the model itself)."""
+    """The transformers model inside torch.compile, DDP and PEFT wrappers (or the model itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    if isinstance(model, DistributedDataParallel):
+        model = getattr(model.module, "_orig_mod", model.module)
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
