@@ -86,8 +86,7 @@ def _plain_head(model) -> torch.nn.Linear | None:
     if type(head) is not torch.nn.Linear or not _head_is_plain(type(base)):
         return None  # a PEFT-wrapped or trained-as-a-copy head, or logits post-processed
     weight = head.weight
-    whole = type(weight) is torch.nn.Parameter and weight.shape == (head.out_features, head.in_features)
-    if not whole or hasattr(weight, "ds_id") or weight.numel() == 0:
+    if type(weight) is not torch.nn.Parameter or weight.shape != (head.out_features, head.in_features):
         return None  # sharded (FSDP, DeepSpeed ZeRO-3): only whole inside the head's own forward
     return head
 
