@@ -3,7 +3,7 @@
 import json
 import random
 
-from tunesmith.training.data import prepare_data
+from tunesmith.data.prepare import prepare_data
 
 
 def _chat(i, text):
@@ -58,7 +58,7 @@ def test_same_pipeline_gives_the_same_data_hash(tiny_config, tmp_path):
 
 def test_augmented_variants_stay_with_their_source_in_eval_ratio_split(tiny_config):
     from tunesmith.data.load import LoadReport
-    from tunesmith.training.data import pipeline_records
+    from tunesmith.data.prepare import pipeline_records
 
     pipeline = [{"step": "augment", "ops": ["swap"], "alpha": 0.3, "fields": []}]
     config = tiny_config(data={"pipeline": pipeline, "eval_ratio": 0.25})
@@ -71,7 +71,7 @@ def test_augmented_variants_stay_with_their_source_in_eval_ratio_split(tiny_conf
 
 def test_mix_step_in_a_run_samples_files_by_weight(tiny_config, tmp_path):
     from tunesmith.data.load import LoadReport
-    from tunesmith.training.data import pipeline_records
+    from tunesmith.data.prepare import pipeline_records
 
     extra = tmp_path / "extra.jsonl"
     extra.write_text("".join(json.dumps(_chat(i, f"extra question {i}")) + "\n" for i in range(30)))

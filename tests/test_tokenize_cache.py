@@ -3,8 +3,8 @@
 import dataclasses
 import json
 
+from tunesmith.data.prepare import prepare_data
 from tunesmith.tasks import TASKS
-from tunesmith.training.data import prepare_data
 
 
 def _counting_task(calls: list):
@@ -56,8 +56,8 @@ def test_changed_data_is_tokenized_again(tiny_config, tiny_model_dir, chat_file)
 
 
 def test_cache_keeps_a_task_report_subclass(tmp_path, monkeypatch):
+    from tunesmith.data import cache
     from tunesmith.tasks.rows import RowsReport
-    from tunesmith.training import cache
 
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path))
     report = RowsReport(rows=1, tokens=3, skipped=["a.tsv:2: no label"])

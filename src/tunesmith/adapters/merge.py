@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tunesmith.adapters.multi import load_adapter_set
 from tunesmith.errors import ConfigError
-from tunesmith.training.rundir import RunDir
+from tunesmith.runs.rundir import RunDir
 from tunesmith.utils.io import write_json
 
 # our name -> PEFT combination_type

@@ -10,7 +10,7 @@ from tunesmith.config.load import validate_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS
-from tunesmith.training.rundir import RunDir
+from tunesmith.runs.rundir import RunDir
 
 
 @dataclass

@@ -67,7 +67,7 @@ def _option_value(value: str):
 
 
 def _default_output(target: str) -> Path:
-    from tunesmith.training.rundir import RunDir
+    from tunesmith.runs.rundir import RunDir
 
     return Path(target) / "eval" if RunDir.is_run(target) else Path("eval") / Path(target).name
 

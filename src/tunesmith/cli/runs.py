@@ -37,7 +37,7 @@ def _time(seconds) -> str:
 
 def _expand(paths: list[Path]) -> list[Path]:
     """Run directories named, or found inside folders named (a sweep, a runs/ folder)."""
-    from tunesmith.training.runs import find_runs
+    from tunesmith.runs.reader import find_runs
 
     found: list[Path] = []
     for path in paths:
@@ -57,7 +57,7 @@ def list_runs(
     """A table of every run below DIRECTORY: method, data, key metrics, time."""
     from rich.table import Table
 
-    from tunesmith.training.runs import summarize
+    from tunesmith.runs.reader import summarize
 
     summaries = [summarize(p) for p in _expand([directory])]
     key = {"eval_loss": lambda s: (s.eval_after is None, s.eval_after or 0), "name": lambda s: str(s.path)}
@@ -79,7 +79,7 @@ def list_runs(
 @runs_app.command("show")
 def show(run: Path = typer.Argument(..., help="Run directory.")):
     """Everything about one run: settings, data, results, files and its last events."""
-    from tunesmith.training.runs import summarize
+    from tunesmith.runs.reader import summarize
     from tunesmith.utils.io import read_jsonl
 
     s = summarize(run)
@@ -114,9 +114,9 @@ def compare(
     """Runs side by side: the config keys that differ, key metrics, and overlaid curves (PNG)."""
     from rich.table import Table
 
-    from tunesmith.training.compare_plot import plot_compare
-    from tunesmith.training.runs import config_differences, summarize
-    from tunesmith.training.tracking import flatten
+    from tunesmith.runs.compare_plot import plot_compare
+    from tunesmith.runs.reader import config_differences, summarize
+    from tunesmith.utils.flat import flatten
 
     paths = _expand(runs)
     summaries = [summarize(p) for p in paths]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gc
 
+from tunesmith.data.examples import load_examples
 from tunesmith.errors import RunDirError
 from tunesmith.evaluation import charts
-from tunesmith.evaluation.examples import load_examples
-from tunesmith.evaluation.metric_runner import directions, greater_is_better
 from tunesmith.evaluation.model_run import run_model
 from tunesmith.evaluation.report_html import esc
 from tunesmith.metrics import METRICS
-from tunesmith.training.rundir import RunDir
+from tunesmith.metrics.runner import directions, greater_is_better
+from tunesmith.runs.rundir import RunDir
 
 
 def forgetting_metrics(metrics: list[str], examples) -> list[str]:

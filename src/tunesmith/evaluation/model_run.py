@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from tunesmith.evaluation.examples import Example
-from tunesmith.evaluation.metric_runner import (
+from tunesmith.data.examples import Example
+from tunesmith.inference.generate import generate_replies
+from tunesmith.metrics.runner import (
     Scored,
     compute_metrics,
     needs_generation,
     needs_scoring,
 )
-from tunesmith.inference.generate import generate_replies
 
 
 @dataclass

@@ -6,12 +6,12 @@ import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunesmith.data.examples import Example, load_examples
 from tunesmith.evaluation import charts
-from tunesmith.evaluation.examples import Example, load_examples
-from tunesmith.evaluation.metric_runner import directions, parse_metric_names
 from tunesmith.evaluation.model_run import GenerationSettings, ModelRun, run_model
 from tunesmith.evaluation.report_html import write_report
 from tunesmith.metrics import METRICS
+from tunesmith.metrics.runner import directions, parse_metric_names
 from tunesmith.metrics.text_utils import MetricInputError
 from tunesmith.utils.io import write_jsonl
 from tunesmith.utils.progress import console

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tunesmith.evaluation import charts
-from tunesmith.evaluation.metric_runner import greater_is_better
 from tunesmith.evaluation.model_run import run_model
 from tunesmith.evaluation.perturb import PERTURBATIONS, load_synonyms, perturb_messages
 from tunesmith.evaluation.report_html import esc
+from tunesmith.metrics.runner import greater_is_better
 
 
 def robustness_scores(loaded, examples, metrics, clean_scores: dict, options, settings, synonyms=None) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.evaluation.examples import Example
+from tunesmith.data.examples import Example
 from tunesmith.tasks import TASKS
 from tunesmith.utils.progress import make_progress
 

@@ -52,7 +52,7 @@ def check_input(spec: ExporterSpec, options, source_path: str) -> str:
 
 
 def output_folder(spec: ExporterSpec, options, source_path: str, out: str | None, overwrite: bool) -> Path:
-    from tunesmith.training.rundir import RunDir
+    from tunesmith.runs.rundir import RunDir
 
     if out:
         target = Path(out)

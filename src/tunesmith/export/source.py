@@ -9,7 +9,7 @@ from pathlib import Path
 from tunesmith.errors import TunesmithError
 from tunesmith.inference.load import Loaded, load_for_inference
 from tunesmith.models import resolve_model
-from tunesmith.training.rundir import RunDir
+from tunesmith.runs.rundir import RunDir
 
 # The fixed prompt set for latency and tokens/s: short, mixed languages and domains, so the
 # numbers in every exports.md row are comparable across formats and runs.
@@ -112,7 +112,7 @@ def _eval_features(source: Source, data: str | None) -> list[dict]:
 
     config, task = source.config, TASKS.get(source.config.task.name)
     if data is None and source.run is not None:
-        from tunesmith.training.data import prepare_data
+        from tunesmith.data.prepare import prepare_data
 
         return prepare_data(config, source.tokenizer, task).eval
     if data is None:

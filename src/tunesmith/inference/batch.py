@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tunesmith.data.examples import Example, to_example
 from tunesmith.data.load import load_shaped_like_run
 from tunesmith.data.records import require_rows
-from tunesmith.evaluation.examples import Example, to_example
 from tunesmith.inference.generate import generate_replies
 from tunesmith.inference.load import Loaded, load_for_inference
 from tunesmith.utils.io import write_jsonl

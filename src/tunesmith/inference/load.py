@@ -10,8 +10,8 @@ from tunesmith.data.templates import get_template
 from tunesmith.errors import RunDirError
 from tunesmith.methods import METHODS
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS
-from tunesmith.training.rundir import RunDir
 
 
 @dataclass

@@ -51,8 +51,8 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
 def _generate(loaded, input_path: str, batch_size: int, max_new_tokens: int) -> tuple[list[dict], dict]:
     """Chat runs answer each row; rows with a reference reply are scored with the run's text
     metrics (eval.metrics, e.g. rouge), the same scores training logged."""
-    from tunesmith.evaluation.metric_runner import compute_metrics, parse_metric_names, scored_on_generations
     from tunesmith.inference.batch import answer_file, prediction_rows
+    from tunesmith.metrics.runner import compute_metrics, parse_metric_names, scored_on_generations
 
     examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size)
     rows = prediction_rows(examples, replies)

@@ -19,6 +19,7 @@ import optuna
 
 from tunesmith.config import load_config, validate_config
 from tunesmith.errors import ConfigError
+from tunesmith.runs.rundir import RunDir
 from tunesmith.sweep.pruning import PruningCallback
 from tunesmith.sweep.space import (
     SweepSpace,
@@ -28,7 +29,6 @@ from tunesmith.sweep.space import (
     sample_points,
     suggest,
 )
-from tunesmith.training.rundir import RunDir
 from tunesmith.utils.io import read_jsonl, write_json, write_yaml
 from tunesmith.utils.progress import console
 

@@ -7,7 +7,7 @@ import time
 
 from transformers import TrainerCallback
 
-from tunesmith.training.rundir import RunDir
+from tunesmith.runs.rundir import RunDir
 from tunesmith.utils.progress import make_progress
 
 

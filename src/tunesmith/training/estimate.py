@@ -72,11 +72,11 @@ def _peak_memory() -> tuple[float, str]:
 
 def _setup(config):
     """Model, data and batching exactly as the runner builds them."""
+    from tunesmith.data.prepare import prepare_data
     from tunesmith.methods import METHODS
     from tunesmith.models import load_model, load_tokenizer, resolve_model
     from tunesmith.tasks import TASKS
     from tunesmith.training.batching import plan_batching
-    from tunesmith.training.data import prepare_data
     from tunesmith.training.loss import supports_labelled_logits
     from tunesmith.training.speed import attention_span
 

@@ -8,17 +8,17 @@ import random
 
 from transformers import TrainerCallback
 
+from tunesmith.data.examples import to_example
 from tunesmith.errors import ConfigError
-from tunesmith.evaluation.examples import to_example
-from tunesmith.evaluation.metric_runner import (
+from tunesmith.metrics import METRICS
+from tunesmith.metrics.runner import (
     compute_metrics,
     greater_is_better,
     parse_metric_names,
     scored_on_generations,
 )
-from tunesmith.metrics import METRICS
+from tunesmith.runs.rundir import RunDir
 from tunesmith.training.callbacks import EarlyStoppingCallback
-from tunesmith.training.rundir import RunDir
 
 SEED_OFFSET = 7  # the sample differs from the train/eval split's shuffle but is fixed for a run
 

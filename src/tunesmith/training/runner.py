@@ -10,19 +10,19 @@ from functools import partial
 from pathlib import Path
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.data.prepare import prepare_data
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
-from tunesmith.training.data import prepare_data
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
-from tunesmith.training.rundir import RunDir
 from tunesmith.training.speed import prepare_speed
 from tunesmith.training.tracking import tracking_callbacks
 from tunesmith.training.trainer import TunesmithTrainer

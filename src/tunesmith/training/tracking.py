@@ -17,7 +17,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from tunesmith.errors import ConfigError
-from tunesmith.training.rundir import RunDir
+from tunesmith.runs.rundir import RunDir
+from tunesmith.utils.flat import flatten
 from tunesmith.utils.io import write_json
 
 MLFLOW_FILE = "mlflow.json"  # in the run dir: where its MLflow run lives
@@ -57,16 +58,6 @@ def mlflow_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def flatten(data: dict, prefix: str = "") -> dict[str, str]:
-    """{"train": {"learning_rate": 1e-4}} -> {"train.learning_rate": "0.0001"}."""
-    flat: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value if isinstance(value, str) else json.dumps(value)
-    return flat
 
 
 class MlflowCallback(TrainerCallback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tunesmith.training.runs import curves
+from tunesmith.runs.reader import curves
 from tunesmith.utils.io import save_png
 
 PREFERRED = ("loss", "eval_loss")  # first panels; other eval_* metrics follow

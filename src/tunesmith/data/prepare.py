@@ -6,12 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from tunesmith.data.cache import build_features_cached
 from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval
 from tunesmith.data.records import require_rows
 from tunesmith.data.steps import run_pipeline
 from tunesmith.data.steps.split import SplitOptions, split_rows
 from tunesmith.errors import DataError
-from tunesmith.training.cache import build_features_cached
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+from tunesmith.data.examples import Example
 from tunesmith.errors import TunesmithError
-from tunesmith.evaluation.examples import Example
 from tunesmith.metrics import METRICS, MetricSpec
 
 LOWER_IS_BETTER_KEYS = {"loss", "perplexity"}

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from tunesmith.errors import RunDirError
-from tunesmith.training.rundir import RunDir
-from tunesmith.training.tracking import flatten
+from tunesmith.runs.rundir import RunDir
+from tunesmith.utils.flat import flatten
 from tunesmith.utils.io import read_jsonl
 
 # logged every step or evaluation but not worth a curve of their own
