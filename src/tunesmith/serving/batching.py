@@ -1,0 +1,116 @@
+"""A batch of sequences decoding together over one KV cache, which new sequences can join.
+
+transformers' `generate` runs a fixed batch from start to end; a server needs sequences that
+arrive and leave at different times, each with its own adapter, sampling and stop rules. So
+this is our own step loop over the model's forward pass: left padding keeps every row's newest
+token in the last column, so a joining group is padded (on the left) to the batch's cache
+length, or the batch to the group's, and both caches are concatenated along the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CacheBatch:
+    """The live batch: a DynamicCache, its attention mask and the last token of each row."""
+
+    cache: object
+    mask: object  # [rows, cache length] 1 = real token, 0 = left padding
+    last: object  # [rows, 1] the token each row feeds next
+
+    @property
+    def rows(self) -> int:
+        return self.mask.shape[0]
+
+
+@dataclass
+class Forward:
+    """Calls the model; `adapters` is one PEFT adapter name per row (or None for a bare model)."""
+
+    model: object
+    peft: bool = False
+    calls: int = field(default=0)
+
+    def __call__(self, ids, mask, cache, adapters: list[str] | None):
+        import torch
+
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+        extra = {"adapter_names": adapters} if self.peft and adapters is not None else {}
+        self.calls += 1
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                             use_cache=True, **extra)
+        return out.logits[:, -1, :].float(), out.past_key_values
+
+
+def prefill(forward: Forward, prompts: list[list[int]], adapters: list[str] | None, pad_id: int):
+    """Run the prompts (left padded) through the model: (last-position logits, CacheBatch-to-be)."""
+    import torch
+    from transformers import DynamicCache
+
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    logits, cache = forward(ids, mask, DynamicCache(), adapters)
+    return logits, cache, mask
+
+
+def joinable(cache) -> bool:
+    """Plain per-layer key/value tensors (no sliding window, no quantized cache) can be padded and joined."""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
+
+
+def join(batch: CacheBatch | None, cache, mask, last) -> CacheBatch:
+    """`batch` with the rows of (cache, mask, last) appended; the shorter side is left padded."""
+    import torch
+
+    if batch is None:
+        return CacheBatch(cache, mask, last)
+    width = max(batch.mask.shape[1], mask.shape[1])
+    for mine, theirs in zip(batch.cache.layers, cache.layers):
+        mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
+        mine.values = torch.cat([_pad_left(mine.values, width), _pad_left(theirs.values, width)])
+    batch.mask = torch.cat([_pad_left(batch.mask, width, dim=1), _pad_left(mask, width, dim=1)])
+    batch.last = torch.cat([batch.last, last])
+    return batch
+
+
+def _pad_left(tensor, width: int, dim: int = -2):
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def keep(batch: CacheBatch, rows: list[int]) -> CacheBatch | None:
+    """Only `rows` stay; columns that are padding in every remaining row are dropped."""
+    import torch
+
+    if not rows:
+        return None
+    index = torch.tensor(rows)
+    batch.cache.batch_select_indices(index)
+    batch.mask, batch.last = batch.mask[index], batch.last[index]
+    start = int((batch.mask.sum(0) > 0).nonzero()[0])
+    if start:
+        for layer in batch.cache.layers:
+            layer.keys, layer.values = layer.keys[..., start:, :], layer.values[..., start:, :]
+        batch.mask = batch.mask[:, start:]
+    return batch
+
+
+def step(forward: Forward, batch: CacheBatch, adapters: list[str] | None):
+    """One decoding step for every row: the logits of each row's next token."""
+    import torch
+
+    batch.mask = torch.cat([batch.mask, batch.mask.new_ones(batch.rows, 1)], dim=1)
+    logits, batch.cache = forward(batch.last, batch.mask, batch.cache, adapters)
+    return logits

@@ -1,0 +1,471 @@
+"""The engine that runs models for the server, behind one interface (`Engine`).
+
+`LocalEngine` (transformers + PEFT, CPU or GPU) keeps one copy of each base model. Every
+LoRA-family run on that base is an adapter in the same PeftModel, loaded on first use and
+evicted least-recently-used beyond `max_adapters`. One scheduler thread per base collects the
+requests that arrive within a few milliseconds, prefills them together and decodes all live
+sequences in one forward pass per token, each row with its own adapter (PEFT's mixed-adapter
+batches, `adapter_names=`); sequences join and leave the batch between steps (continuous
+batching, see batching.py). Tokens go to each request as they are produced; a cancelled
+request leaves the batch at the next step. The waiting queue is bounded: beyond it, Overloaded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tunesmith.serving import batching
+from tunesmith.serving.catalog import Target
+from tunesmith.serving.dialect import Dialect
+from tunesmith.serving.errors import BadRequest, Overloaded
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Chunk:
+    """What a request receives after each generated token (text may be empty while held back)."""
+
+    text: str
+    tokens: int  # completion tokens so far
+    finish_reason: str | None = None  # stop | length | cancelled | error
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Job:
+    prompt: list[int]
+    sampling: Sampling
+    dialect: Dialect
+    on_chunk: Callable[[Chunk], None]
+    adapter: str | None = None  # PEFT adapter name, None for the base / a model of its own
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    generated: list[int] = field(default_factory=list)
+    sent: int = 0  # characters of the reply already sent
+    generator: object = None
+    done: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class Engine(ABC):
+    """What the server needs from an engine; the built-in one is LocalEngine."""
+
+    @abstractmethod
+    def dialect(self, target: Target) -> Dialect: ...
+
+    @abstractmethod
+    def submit(self, target: Target, prompt: list[int], sampling: Sampling, on_chunk: Callable[[Chunk], None]) -> Job:
+        """Queue a generation; raises Overloaded when the queue is full."""
+
+    @abstractmethod
+    def embed(self, target: Target, texts: list[str]) -> tuple[list[list[float]], int]: ...
+
+    @abstractmethod
+    def predict(self, target: Target, rows: list[dict]) -> list[dict]: ...
+
+    @abstractmethod
+    def load(self, target: Target) -> None: ...
+
+    @abstractmethod
+    def unload(self, target: Target) -> None: ...
+
+    @abstractmethod
+    def resident(self) -> dict[str, list[str]]:
+        """{base: [served adapter names]} of the adapters in memory now."""
+
+    @abstractmethod
+    def queue_depth(self) -> int: ...
+
+    def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class LocalEngine(Engine):
+    def __init__(self, max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64, batch_wait_ms: float = 5.0):
+        self.max_adapters, self.max_batch, self.max_queue = max_adapters, max_batch, max_queue
+        self.wait = batch_wait_ms / 1000
+        self._slots: dict[str, Slot] = {}
+        self._dialects: dict[str, Dialect] = {}
+        self._others: dict[str, tuple] = {}  # encoders and task models: path -> (Loaded, lock)
+        self._lock = threading.Lock()
+
+    # --- generation ----------------------------------------------------------------------
+    def submit(self, target, prompt, sampling, on_chunk):
+        if not target.can_generate:
+            raise BadRequest(f"model {target.label!r} (task {target.task}) does not generate text; "
+                             "use POST /v1/predict or /v1/embeddings", "model")
+        slot = self._slot(target)
+        job = Job(prompt, sampling, self.dialect(target), on_chunk)
+        if sampling.seed is not None or sampling.temperature > 0:
+            import torch
+
+            job.generator = torch.Generator().manual_seed(sampling.seed if sampling.seed is not None
+                                                           else int(time.time_ns() % 2**31))
+        if target.kind == "adapter":
+            job.adapter = slot.acquire(target)
+        try:
+            slot.submit(job)
+        except Overloaded:
+            slot.release(job.adapter)
+            raise
+        return job
+
+    def dialect(self, target: Target) -> Dialect:
+        key = target.key if target.kind == "adapter" else target.path
+        if key not in self._dialects:
+            self._dialects[key] = self._make_dialect(target)
+        return self._dialects[key]
+
+    def _make_dialect(self, target: Target) -> Dialect:
+        from tunesmith.inference.load import Loaded
+
+        slot = self._slot(target)
+        if target.kind == "model":
+            return Dialect.of(slot.loaded, slot.context)
+        from tunesmith.adapters.sources import adapter_source
+        from tunesmith.data.templates import get_template
+        from tunesmith.models import load_tokenizer
+
+        source = adapter_source(target.path)
+        has_tokenizer = (source.path / "tokenizer_config.json").is_file()
+        tokenizer = load_tokenizer(source.path) if has_tokenizer else slot.loaded.tokenizer
+        config = source.config
+        loaded = Loaded(None, tokenizer, get_template(config.data.template, tokenizer), config)
+        return Dialect.of(loaded, slot.context)
+
+    def _slot(self, target: Target) -> Slot:
+        key = self._slot_key(target)
+        with self._lock:
+            if key not in self._slots:
+                self._slots[key] = Slot(_load_base(target), self)
+            return self._slots[key]
+
+    @staticmethod
+    def _slot_key(target: Target) -> str:
+        """Adapters share their base's slot; a model directory that is that base shares it too."""
+        from pathlib import Path
+
+        from tunesmith.models import resolve_model
+
+        if target.kind == "model" and target.task is not None:
+            return str(Path(target.path).resolve())
+        return str(resolve_model(target.base).resolve())
+
+    def load(self, target: Target) -> None:
+        if target.kind == "adapter":
+            slot = self._slot(target)
+            slot.release(slot.acquire(target))
+        elif target.can_generate:
+            self._slot(target)
+        else:
+            self._other(target)
+
+    def unload(self, target: Target) -> None:
+        if target.kind == "adapter":
+            slot = self._slots.get(self._slot_key(target))
+            if slot is not None:
+                slot.retire(target.key)
+        else:
+            with self._lock:
+                slot = self._slots.pop(self._slot_key(target), None)
+                self._others.pop(target.path, None)
+            if slot is not None:
+                slot.close()
+
+    def resident(self) -> dict[str, list[str]]:
+        return {base: slot.resident() for base, slot in list(self._slots.items())}
+
+    def queue_depth(self) -> int:
+        return sum(len(s.waiting) for s in list(self._slots.values()))
+
+    def close(self) -> None:
+        for slot in list(self._slots.values()):
+            slot.close()
+
+    # --- encoders and task models ----------------------------------------------------------
+    def _other(self, target: Target):
+        with self._lock:
+            if target.path not in self._others:
+                self._others[target.path] = (_load_plain(target), threading.Lock())
+            return self._others[target.path]
+
+    def embed(self, target, texts):
+        """Mean of the last hidden states over each text's real tokens."""
+        import torch
+
+        loaded, lock = self._other(target)
+        tok = loaded.tokenizer
+        limit = getattr(tok, "model_max_length", 512)
+        batch = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=min(limit, 8192))
+        with lock, torch.inference_mode():
+            hidden = loaded.model(**batch, output_hidden_states=True).hidden_states[-1]
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return vectors.tolist(), int(batch["attention_mask"].sum())
+
+    def predict(self, target, rows):
+        from tunesmith.tasks import TASKS
+
+        task = TASKS.get(target.task) if target.task else None
+        if task is None or task.predict is None:
+            raise BadRequest(f"model {target.label!r} has no predict (task {target.task}); "
+                             "use /v1/chat/completions", "model")
+        loaded, lock = self._other(target)
+        records = [{**row, "_origin": f"request row {i}"} for i, row in enumerate(rows)]
+        with lock:
+            out, _ = task.predict(loaded.model, loaded.tokenizer, records, loaded.config, 16)
+        return out
+
+
+def _load_base(target: Target):
+    """A model to generate with: a run of its own, or an adapter's base (loaded bare)."""
+    from tunesmith.inference.load import load_for_inference
+
+    return load_for_inference(target.path if target.kind == "model" else target.base)
+
+
+def _load_plain(target: Target):
+    """Encoders and task models: a run loads as trained; a plain directory as an encoder."""
+    from tunesmith.config.load import validate_config
+    from tunesmith.inference.load import Loaded, load_for_inference
+    from tunesmith.models import load_model, load_tokenizer, resolve_model
+
+    if target.task is not None:
+        return load_for_inference(target.path)
+    from transformers import AutoModel
+
+    model_dir = resolve_model(target.path)
+    config = validate_config({"model": {"name_or_path": target.path}})
+    return Loaded(load_model(model_dir, AutoModel).eval(), load_tokenizer(model_dir), None, config)
+
+
+class Slot:
+    """One model in memory, its adapters and the scheduler thread that runs its batches."""
+
+    def __init__(self, loaded, engine: LocalEngine):
+        self.loaded, self.engine = loaded, engine
+        from peft import PeftModel
+
+        self.forward = batching.Forward(loaded.model, peft=isinstance(loaded.model, PeftModel))
+        self.own_adapter = self.forward.peft  # a non-LoRA PEFT run served whole: its adapter is always on
+        config = getattr(loaded.model, "config", None)
+        self.context = int(getattr(config, "max_position_embeddings", 0) or 2048)
+        self.pad = loaded.tokenizer.pad_token_id or 0
+        self.waiting: deque[Job] = deque()
+        self.adapters: OrderedDict[str, list] = OrderedDict()  # key -> [references, retired, name]
+        self.lock = threading.Lock()  # the model: held for each forward pass and adapter change
+        self.wake = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, daemon=True, name="tunesmith-batcher")
+        self.thread.start()
+
+    # --- adapters ------------------------------------------------------------------------
+    def acquire(self, target: Target) -> str:
+        """The adapter's PEFT name, loaded if needed and held until release()."""
+        key = target.key
+        with self.lock:
+            if key not in self.adapters:
+                self._load_adapter(key, target.path)
+                self.adapters[key] = [0, False, target.name]
+            entry = self.adapters[key]
+            entry[0] += 1
+            entry[2] = target.name
+            self.adapters.move_to_end(key)
+            self._evict()
+        return key
+
+    def release(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self.lock:
+            entry = self.adapters.get(key)
+            if entry is not None:
+                entry[0] -= 1
+                if entry[1] and entry[0] == 0:
+                    self._delete(key)
+                self._evict()
+
+    def retire(self, key: str) -> None:
+        """Unload once the requests using it are done."""
+        with self.lock:
+            entry = self.adapters.get(key)
+            if entry is not None:
+                entry[1] = True
+                if entry[0] == 0:
+                    self._delete(key)
+
+    def resident(self) -> list[str]:
+        return [entry[2] for entry in list(self.adapters.values())]
+
+    def _load_adapter(self, key: str, run_path: str) -> None:
+        from peft import PeftModel
+
+        from tunesmith.adapters.sources import adapter_source
+
+        path = adapter_source(run_path).path
+        if not self.forward.peft:
+            self.forward.model = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=key).eval()
+            self.forward.peft = True
+        else:
+            self.forward.model.load_adapter(path, adapter_name=key)
+        self.forward.model.eval()
+
+    def _evict(self) -> None:
+        idle = [k for k, (refs, _, _) in self.adapters.items() if refs == 0]
+        while len(self.adapters) > self.engine.max_adapters and idle:
+            self._delete(idle.pop(0))
+
+    def _delete(self, key: str) -> None:
+        self.forward.model.delete_adapter(key)
+        del self.adapters[key]
+
+    # --- scheduling ----------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        with self.wake:
+            if len(self.waiting) >= self.engine.max_queue:
+                raise Overloaded(f"the server is busy ({len(self.waiting)} requests waiting); retry shortly")
+            self.waiting.append(job)
+            self.wake.notify()
+
+    def close(self) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+
+    def _run(self) -> None:
+        batch, live = None, []
+        while True:
+            with self.wake:
+                while not self.waiting and not live and not self.closed:
+                    self.wake.wait()
+                if self.closed:
+                    return
+            if not live:
+                time.sleep(self.engine.wait)  # let concurrent requests arrive and prefill together
+            try:
+                batch, live = self._admit(batch, live)
+                if live:
+                    batch, live = self._decode(batch, live)
+            except Exception as err:  # a failing batch fails its requests, never the server
+                for job in live:
+                    self._finish(job, "", "error", f"{type(err).__name__}: {err}")
+                batch, live = None, []
+
+    def _admit(self, batch, live):
+        with self.wake:
+            room = self.engine.max_batch - len(live)
+            new = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+        new = [j for j in new if not self._dropped(j)]
+        if not new:
+            return batch, live
+        if batch is not None and not batching.joinable(batch.cache):
+            with self.wake:  # this cache cannot be joined: wait for the batch to end
+                self.waiting.extendleft(reversed(new))
+            return batch, live
+        with self.lock:
+            logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad)
+        tokens = self._choose(logits, new)
+        kept = [i for i, (j, t) in enumerate(zip(new, tokens)) if self._emit(j, t)]
+        if kept:
+            import torch
+
+            index = torch.tensor(kept)
+            cache.batch_select_indices(index)
+            last = torch.tensor([[tokens[i]] for i in kept])
+            batch = batching.join(batch, cache, mask[index], last)
+            live = live + [new[i] for i in kept]
+        return batch, live
+
+    def _decode(self, batch, live):
+        with self.lock:
+            logits = batching.step(self.forward, batch, self._names(live))
+        tokens = self._choose(logits, live)
+        kept = [i for i, (job, t) in enumerate(zip(live, tokens)) if self._emit(job, t)]
+        if len(kept) < len(live):
+            batch = batching.keep(batch, kept)
+            live = [live[i] for i in kept]
+        if batch is not None:
+            import torch
+
+            batch.last = torch.tensor([[tokens[i]] for i in kept]) if kept else batch.last
+        return batch, live
+
+    def _names(self, jobs: list[Job]) -> list[str] | None:
+        if not self.forward.peft or self.own_adapter:
+            return None
+        return [j.adapter or BASE_ADAPTER for j in jobs]
+
+    def _choose(self, logits, jobs: list[Job]) -> list[int]:
+        """Greedy for temperature 0; otherwise temperature and nucleus sampling with the job's seed."""
+        import torch
+
+        chosen = logits.argmax(-1).tolist()
+        for i, job in enumerate(jobs):
+            s = job.sampling
+            if s.temperature > 0:
+                probs = torch.softmax(logits[i] / s.temperature, -1)
+                if s.top_p < 1:
+                    ordered, order = probs.sort(descending=True)
+                    outside = ordered.cumsum(-1) - ordered > s.top_p
+                    probs = probs.scatter(0, order, ordered.masked_fill(outside, 0))
+                chosen[i] = int(torch.multinomial(probs, 1, generator=job.generator))
+        return chosen
+
+    def _dropped(self, job: Job) -> bool:
+        if job.cancelled.is_set():
+            self._finish(job, "", "cancelled")
+            return True
+        return False
+
+    def _emit(self, job: Job, token: int) -> bool:
+        """Send what the token adds to the reply; False when the job is finished."""
+        if self._dropped(job):
+            return False
+        d, s = job.dialect, job.sampling
+        job.generated.append(token)
+        if token in d.stop_ids:
+            text = d.tokenizer.decode(job.generated[:-1], skip_special_tokens=True)
+            self._finish(job, text[job.sent:], "stop")
+            return False
+        text = d.tokenizer.decode(job.generated, skip_special_tokens=True)
+        stops = [x for x in (*s.stop, d.stop_text) if x]
+        found = [i for i in (text.find(x, max(0, job.sent - len(x))) for x in stops) if i >= 0]
+        if found:
+            self._finish(job, text[job.sent:min(found)], "stop")
+            return False
+        if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= self.context:
+            self._finish(job, text[job.sent:], "length")
+            return False
+        # hold back what could be the start of a stop string or half of a multi-byte character
+        whole = text.rstrip("\ufffd")
+        hold = max((k for x in stops for k in range(1, len(x)) if whole.endswith(x[:k])), default=0)
+        new = whole[job.sent:max(len(whole) - hold, job.sent)]
+        job.sent += len(new)
+        job.on_chunk(Chunk(new, len(job.generated)))
+        return True
+
+    def _finish(self, job: Job, text: str, reason: str, error: str | None = None) -> None:
+        if job.done:
+            return
+        job.done = True
+        self.release(job.adapter)
+        job.on_chunk(Chunk(text, len(job.generated), reason, error))
