@@ -77,7 +77,8 @@ class Engine(ABC):
     def embed(self, target: Target, texts: list[str]) -> tuple[list[list[float]], int]: ...
 
     @abstractmethod
-    def predict(self, target: Target, rows: list[dict]) -> list[dict]: ...
+    def predict(self, target: Target, rows: list[dict]) -> tuple[list[dict], list[str] | None]:
+        """The task's answer for each row and the run's label map (None for tasks without labels)."""
 
     @abstractmethod
     def load(self, target: Target) -> None: ...
@@ -233,7 +234,7 @@ class LocalEngine(Engine):
         records = [{**row, "_origin": f"request row {i}"} for i, row in enumerate(rows)]
         with lock:
             out, _ = task.predict(loaded.model, loaded.tokenizer, records, loaded.config, 16)
-        return out
+        return out, getattr(loaded.config.task, "labels", None)
 
 
 def _load_base(target: Target):

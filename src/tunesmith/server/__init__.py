@@ -1,0 +1,1 @@
+"""HTTP front ends: the OpenAI-compatible inference app (app.py)."""

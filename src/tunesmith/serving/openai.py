@@ -1,0 +1,152 @@
+"""Requests in OpenAI's wire format (field names as in the `openai` package's
+types/chat/completion_create_params.py and types/completion_create_params.py), validated by
+pydantic; fields tunesmith does not use are accepted and ignored, as OpenAI-compatible servers do."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tunesmith.serving.errors import BadRequest
+
+MAX_N = 16
+MAX_STOP = 4
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ToolCallFunction(Lenient):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(Lenient):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class Message(Lenient):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """Text parts joined; an assistant turn that called tools is those calls as JSON, the way
+        tunesmith trains on them (data/formats/openai.py)."""
+        if isinstance(self.content, list):
+            parts = [p.get("text", "") for p in self.content if p.get("type") in ("text", "input_text")]
+            if len(parts) < len(self.content):
+                raise BadRequest("only text content parts are supported", "messages")
+            return "".join(parts)
+        if not self.content and self.tool_calls:
+            import json
+
+            return json.dumps([c.model_dump(exclude_none=True) for c in self.tool_calls], ensure_ascii=False)
+        return self.content or ""
+
+    def plain(self) -> dict:
+        return {"role": "system" if self.role == "developer" else self.role, "content": self.text()}
+
+
+class StreamOptions(Lenient):
+    include_usage: bool = False
+
+
+class Sampled(Lenient):
+    """Fields shared by chat and text completions."""
+
+    model: str
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int | None = Field(None, ge=1, le=MAX_N)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    logprobs: Any = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value):
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences")
+        return stops
+
+    def check_unsupported(self) -> None:
+        if self.logprobs:
+            raise BadRequest("logprobs are not supported by this server", "logprobs", "unsupported_parameter")
+
+
+class ChatRequest(Sampled):
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    top_logprobs: int | None = None
+
+    @property
+    def limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class CompletionRequest(Sampled):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)
+    echo: bool | None = False
+    suffix: str | None = None
+
+    @property
+    def limit(self) -> int | None:
+        return self.max_tokens
+
+    def prompts(self) -> list[str]:
+        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        if not prompts:
+            raise BadRequest("prompt must not be empty", "prompt")
+        return prompts
+
+
+class EmbeddingRequest(Lenient):
+    model: str
+    input: str | list[str]
+    encoding_format: Literal["float"] | None = "float"
+    user: str | None = None
+
+    def texts(self) -> list[str]:
+        texts = [self.input] if isinstance(self.input, str) else self.input
+        if not texts:
+            raise BadRequest("input must not be empty", "input")
+        return texts
+
+
+class PredictRequest(Lenient):
+    """tunesmith's own: rows in the run's columns, e.g. {"text": ...} or {"question", "context"}."""
+
+    model: str
+    input: dict[str, Any] | list[dict[str, Any]]
+    user: str | None = None
+
+    def rows(self) -> list[dict]:
+        rows = [self.input] if isinstance(self.input, dict) else self.input
+        if not rows:
+            raise BadRequest("input must not be empty", "input")
+        return rows
+
+
+class AdapterRequest(Lenient):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@/-]*$")
+    path: str
+
+
+class FeedbackRequest(Lenient):
+    completion_id: str
+    score: float
