@@ -96,8 +96,9 @@ class Engine(ABC):
     def ready(self) -> bool:
         return True
 
+    @abstractmethod
     def close(self) -> None:
-        pass
+        """Stop the engine's threads."""
 
 
 class LocalEngine(Engine):

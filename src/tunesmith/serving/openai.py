@@ -118,7 +118,7 @@ class CompletionRequest(Sampled):
 class EmbeddingRequest(Lenient):
     model: str
     input: str | list[str]
-    encoding_format: Literal["float"] | None = "float"
+    encoding_format: Literal["float", "base64"] | None = "float"
     user: str | None = None
 
     def texts(self) -> list[str]:

@@ -92,7 +92,7 @@ class Service:
                                  f"of {context} tokens", "max_tokens")
         temperature = 1.0 if req.temperature is None else req.temperature
         return Sampling(req.limit or min(DEFAULT_MAX_TOKENS, room), temperature,
-                        1.0 if req.top_p is None else req.top_p, tuple(req.stop), req.seed)
+                        1.0 if req.top_p is None else req.top_p, tuple(req.stop or ()), req.seed)
 
     async def _generate(self, target: Target, prompts: list[list[int]], sampling: Sampling,
                         ) -> AsyncIterator[tuple[int, Chunk]]:
@@ -272,7 +272,8 @@ class Service:
                              "model")
         vectors, tokens = await asyncio.to_thread(self.engine.embed, target, req.texts())
         return {"object": "list", "model": target.label, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+                "data": [{"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
+                         for i, v in enumerate(vectors)]}
 
     async def predict(self, call: Call, req: PredictRequest) -> dict:
         target = await self.resolve(call, req.model, warm=False)
@@ -299,6 +300,16 @@ class Service:
             raise BadRequest("feedback needs the model registry: start the server with --db", "completion_id")
         self.registry.record_feedback(completion_id, score)
         return {"object": "feedback", "completion_id": completion_id, "recorded": True}
+
+
+def _encode(vector: list[float], how: str | None):
+    """`base64` is what the openai client asks for by default: little-endian float32 bytes."""
+    if how != "base64":
+        return vector
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def _reason(reason: str | None) -> str:
