@@ -121,7 +121,7 @@ class Service:
                 now = time.perf_counter()
                 if not last:
                     self.metrics.ttft.labels(**tags).observe(now - start)
-                elif index in last and chunk.finish_reason is None:
+                elif index in last and chunk.finish_reason not in ("cancelled", "error"):
                     self.metrics.itl.labels(**tags).observe(now - last[index])
                 last[index] = now
                 if chunk.finish_reason:
