@@ -48,7 +48,8 @@ def root(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def running(root: Path, models: list[str], keys=None, rate=None, max_body: int = 1_000_000, **engine):
+def running(root: Path, models: list[str], keys=None, rate=None, max_body: int = 1_000_000, registry=None,
+            **engine):
     """The app on 127.0.0.1, a free port, in a thread; stopped (and its engine closed) on exit."""
     import uvicorn
 
@@ -57,7 +58,7 @@ def running(root: Path, models: list[str], keys=None, rate=None, max_body: int =
     from tunesmith.serving.engine import LocalEngine
     from tunesmith.serving.service import Service
 
-    service = Service(Catalog(root, [str(root / m) for m in models]), LocalEngine(**engine))
+    service = Service(Catalog(root, [str(root / m) for m in models], registry), LocalEngine(**engine))
     app = create_app(service, keys, rate, max_body)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -386,3 +387,101 @@ def test_predict_answers_with_the_runs_label_map(root, tiny_config, tmp_path):
     assert [r["label"] for r in answer["data"]] == [r["label"] for r in offline]
     for got, want in zip(answer["data"], offline):
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+
+
+def test_new_version_of_a_name_keeps_requests_in_flight(server, client):
+    url, service = server
+    long = dict(messages=HELLO, max_tokens=40, temperature=0)
+    want_old = client.chat.completions.create(model="lora1", **long).choices[0].message.content
+    want_new = client.chat.completions.create(model="lora2", **long).choices[0].message.content
+    assert _post(url, {"name": "live", "path": "lora1"}, "/v1/adapters").status_code == 200
+    stream = client.chat.completions.create(model="live", stream=True, **long)
+    parts = [next(stream).choices[0].delta.content, next(stream).choices[0].delta.content]
+    assert _post(url, {"name": "live", "path": "lora2"}, "/v1/adapters").status_code == 200  # replaced mid-stream
+    parts += [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(parts) == want_old
+    assert client.chat.completions.create(model="live", **long).choices[0].message.content == want_new
+    httpx.delete(f"{url}/v1/adapters/live")
+
+
+def test_a_client_that_disconnects_cancels_its_generation(server):
+    url, service = server
+    slot = next(iter(service.engine._slots.values()))
+    before = slot.forward.calls
+    body = {"model": "lora2", "messages": HELLO, "max_tokens": 200, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as answer:
+        next(answer.iter_lines())
+    deadline = time.monotonic() + 10
+    while slot.live and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert slot.live == 0 and slot.forward.calls - before < 150  # stopped well before 200 tokens
+
+
+def test_overload_answers_429_with_retry_after(root):
+    async def burst(url):
+        async with httpx.AsyncClient(timeout=60) as http:
+            body = {"model": "base", "messages": HELLO, "max_tokens": 20, "temperature": 0}
+            return await asyncio.gather(*(http.post(f"{url}/v1/chat/completions", json=body) for _ in range(8)))
+
+    with running(root, ["base"], max_batch=1, max_queue=1) as (url, _):
+        answers = asyncio.run(burst(url))
+    codes = sorted(a.status_code for a in answers)
+    assert 200 in codes and 429 in codes and set(codes) <= {200, 429}
+    for a in answers:
+        if a.status_code == 429:
+            assert a.json()["error"]["code"] == "server_overloaded" and int(a.headers["retry-after"]) >= 1
+
+
+class FakeRegistry:
+    """The registry's five calls (tunesmith.serving.registry is built in parallel): routes by name,
+    a generation that bumps on change, and what the server records."""
+
+    def __init__(self, routes: dict):
+        from collections import namedtuple
+
+        self.Route = namedtuple("Route", "name version run_path")
+        self.routes, self.gen = routes, 0
+        self.requests, self.completions, self.scores, self.subjects = [], [], [], []
+
+    def set(self, name, version, path):
+        self.routes[name] = self.Route(name, version, path)
+        self.gen += 1
+
+    def route(self, name, subject):
+        self.subjects.append(subject)
+        return self.routes.get(name)
+
+    def generation(self):
+        return self.gen
+
+    def record_request(self, name, version, status, latency_ms, subject):
+        self.requests.append((name, version, status, subject))
+
+    def record_completion(self, completion_id, name, version, subject):
+        self.completions.append((completion_id, name, version, subject))
+
+    def record_feedback(self, completion_id, score):
+        self.scores.append((completion_id, score))
+
+
+def test_registry_routes_names_to_versions_without_restart(root):
+    registry = FakeRegistry({})
+    registry.set("support", 1, str(root / "lora1"))
+    ask = dict(messages=HELLO, max_tokens=6, temperature=0, user="alice")
+    with running(root, ["lora1", "lora2"], registry=registry) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        by_run = {m: client.chat.completions.create(model=m, **ask).choices[0].message.content
+                  for m in ("lora1", "lora2")}
+        raw = client.chat.completions.with_raw_response.create(model="support", **ask)
+        first = raw.parse()
+        assert first.model == "support@v1" and raw.headers["x-tunesmith-model-version"] == "v1"
+        assert first.choices[0].message.content == by_run["lora1"]
+        registry.set("support", 2, str(root / "lora2"))  # e.g. a rollback or a new alias target
+        deadline, answer = time.monotonic() + 1.5, first
+        while answer.model != "support@v2" and time.monotonic() < deadline:
+            answer = client.chat.completions.create(model="support", **ask)
+        assert answer.model == "support@v2" and answer.choices[0].message.content == by_run["lora2"]
+        assert _post(url, {"completion_id": answer.id, "score": 1}, "/v1/feedback").status_code == 200
+    assert ("support", 1, 200, "alice") in registry.requests and ("support", 2, 200, "alice") in registry.requests
+    assert (first.id, "support", 1, "alice") in registry.completions
+    assert registry.scores == [(answer.id, 1.0)] and "alice" in registry.subjects

@@ -32,7 +32,8 @@ class Target:
     task: str | None  # the run's task; None for a plain model
     can_generate: bool
     created: int
-    version: str | None = None  # set when the registry routed the name
+    version: str | None = None  # set when the registry routed the name: v3, or the registry's own label
+    route_version: object = None  # the version as the registry gave it (handed back when recording)
 
     @property
     def label(self) -> str:
@@ -159,7 +160,7 @@ class Catalog:
         if route is not None:
             target = describe(str(route.run_path), route.name)
             version = route.version if isinstance(route.version, str) else f"v{route.version}"
-            return replace(target, version=version)
+            return replace(target, version=version, route_version=route.version)
         if name in self.named:
             return self.named[name]
         path = self._inside_root(name)
@@ -171,6 +172,11 @@ class Catalog:
         from tunesmith.runs.reader import find_runs
 
         found = dict(self.named)
+        for name in getattr(self.registry, "names", lambda: [])():
+            try:
+                found[name] = self.resolve(name)
+            except TunesmithError:
+                continue
         if self.root.is_dir():
             for path in find_runs(self.root):
                 name = str(path.relative_to(self.root)) if path != self.root else path.name

@@ -277,6 +277,7 @@ class Slot:
         self.lock = threading.Lock()  # the model: held for each forward pass and adapter change
         self.wake = threading.Condition()
         self.closed = False
+        self.live = 0  # sequences in the running batch
         self.thread = threading.Thread(target=self._run, daemon=True, name="tunesmith-batcher")
         self.thread.start()
 
@@ -367,10 +368,12 @@ class Slot:
                 batch, live = self._admit(batch, live)
                 if live:
                     batch, live = self._decode(batch, live)
+                self.live = len(live)
             except Exception as err:  # a failing batch fails its requests, never the server
                 for job in live:
                     self._finish(job, "", "error", f"{type(err).__name__}: {err}")
                 batch, live = None, []
+                self.live = 0
 
     def _admit(self, batch, live):
         with self.wake:

@@ -48,7 +48,7 @@ class Service:
         self.metrics.requests.labels(**tags, endpoint=call.endpoint, status=str(call.status)).inc()
         self.metrics.latency.labels(**tags, endpoint=call.endpoint).observe(seconds)
         if self.registry is not None and call.target is not None and call.target.version:
-            self.registry.record_request(call.target.name, call.target.version, call.status,
+            self.registry.record_request(call.target.name, call.target.route_version, call.status,
                                          seconds * 1000, call.subject)
 
     def begin(self, endpoint: str, subject: str | None = None) -> Call:
@@ -105,7 +105,8 @@ class Service:
                 try:
                     loop.call_soon_threadsafe(queue.put_nowait, (index, chunk))
                 except RuntimeError:  # the event loop is gone: nobody is listening any more
-                    jobs[index].cancel()
+                    for job in jobs:
+                        job.cancel()
             return put
 
         start = time.perf_counter()
@@ -113,7 +114,7 @@ class Service:
         try:
             for i, prompt in enumerate(prompts):
                 seeded = sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + i)
-                jobs.append(self.engine.submit(target, prompt, seeded, deliver(i)))
+                jobs.append(await asyncio.to_thread(self.engine.submit, target, prompt, seeded, deliver(i)))
             self.metrics.prompt_tokens.labels(**tags).inc(sum(len(p) for p in prompts))
             running = len(jobs)
             while running:
@@ -176,7 +177,7 @@ class Service:
     def _remember(self, call: Call, completion_id: str) -> None:
         target = call.target
         if self.registry is not None and target is not None and target.version:
-            self.registry.record_completion(completion_id, target.name, target.version, call.subject)
+            self.registry.record_completion(completion_id, target.name, target.route_version, call.subject)
 
     async def chat_stream(self, call: Call, req: ChatRequest) -> AsyncIterator[dict]:
         """ChatCompletionChunk dicts; with tools, the reply is held to the end to tell a tool call
