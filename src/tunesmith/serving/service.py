@@ -286,7 +286,13 @@ class Service:
     async def add_adapter(self, name: str, path: str) -> dict:
         previous = self.catalog.named.get(name)
         target = self.catalog.add_under_root(name, path)
-        await asyncio.to_thread(self.engine.load, target)
+        try:
+            await asyncio.to_thread(self.engine.load, target)
+        except BaseException:  # not servable (e.g. its base cannot load): the name keeps what it had
+            self.catalog.named.pop(name, None)
+            if previous is not None:
+                self.catalog.named[name] = previous
+            raise
         if previous is not None and previous.key != target.key:
             self.engine.unload(previous)  # unloaded once its requests in flight are done
         return self._model(target)
