@@ -491,3 +491,25 @@ def test_registry_routes_names_to_versions_without_restart(root):
     assert ("support", 1, 200, "alice") in registry.requests and ("support", 2, 200, "alice") in registry.requests
     assert (first.id, "support", 1, "alice") in registry.completions
     assert registry.scores == [(answer.id, 1.0)] and "alice" in registry.subjects
+
+
+def test_sampled_traffic_log_masks_personal_data(server, client, tmp_path):
+    from tunesmith.serving.traffic import TrafficLog
+
+    _, service = server
+    service.traffic = TrafficLog(tmp_path / "traffic.jsonl", sample=1.0)
+    try:
+        ask = [{"role": "user", "content": "mail me at ann.lee@example.com"}]
+        answer = client.chat.completions.create(model="lora1", messages=ask, max_tokens=4, temperature=0)
+        streamed = client.chat.completions.create(model="lora2", messages=ask, max_tokens=4, temperature=0,
+                                                  stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        service.traffic.sample = 0.0
+        client.chat.completions.create(model="lora1", messages=ask, max_tokens=2)
+    finally:
+        service.traffic = None
+    rows = [json.loads(line) for line in (tmp_path / "traffic.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and [r["model"] for r in rows] == ["lora1", "lora2"]
+    assert rows[0]["messages"][0]["content"] == "mail me at [EMAIL]" and rows[0]["completion_id"] == answer.id
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": answer.choices[0].message.content}
+    assert rows[1]["messages"][-1]["content"] == text

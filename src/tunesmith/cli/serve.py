@@ -28,6 +28,9 @@ def serve(
     rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per minute per key (default: no limit)."),
     max_body: int = typer.Option(1_000_000, "--max-body", help="Largest request body in bytes (413 beyond)."),
     db: str = typer.Option(None, "--db", help="Model registry database URL (default: none; see docs/serving.md)."),
+    log_requests: Path = typer.Option(None, "--log-requests", help="Append sampled chat traffic to this JSONL "
+                                      "file (OpenAI chat rows, personal data masked)."),
+    log_sample: float = typer.Option(0.1, "--log-sample", min=0.0, max=1.0, help="Share of requests logged."),
 ):
     """Serve runs and models over an OpenAI-compatible HTTP API."""
     import uvicorn
@@ -49,7 +52,12 @@ def serve(
     engine = LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
     for target in catalog.named.values():
         engine.load(target) if target.can_generate else None
-    app = create_app(Service(catalog, engine), keys, RateLimiter(rate_limit), max_body)
+    traffic = None
+    if log_requests:
+        from tunesmith.serving.traffic import TrafficLog
+
+        traffic = TrafficLog(log_requests, log_sample)
+    app = create_app(Service(catalog, engine, traffic=traffic), keys, RateLimiter(rate_limit), max_body)
     console.print(f"serving {len(catalog.named)} model(s) on http://{host}:{port}/v1"
                   + (" (API keys required)" if keys.required else ""), highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")

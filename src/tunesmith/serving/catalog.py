@@ -59,8 +59,9 @@ def describe(source: str, name: str | None = None) -> Target:
         return _run_target(RunDir(path), name or path.name, created)
     if (path / "adapter_config.json").is_file():  # a bare PEFT adapter folder
         return _adapter_folder(path, name or path.name, created)
-    if source in ZOO:
-        return Target(name or source, source, "model", source, None, True, created)
+    if source in ZOO or (path.suffix == ".gguf" and path.is_file()):  # gguf: transformers' loader, dequantized
+        return Target(name or path.stem if path.suffix == ".gguf" else name or source, source, "model", source,
+                      None, True, created)
     if (path / "config.json").is_file():
         _safetensors_only(path)
         return Target(name or path.name, str(path), "model", str(path), None, _generates(path), created)

@@ -32,8 +32,8 @@ class Call:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, engine: Engine, metrics: ServerMetrics | None = None):
-        self.catalog, self.engine = catalog, engine
+    def __init__(self, catalog: Catalog, engine: Engine, metrics: ServerMetrics | None = None, traffic=None):
+        self.catalog, self.engine, self.traffic = catalog, engine, traffic  # traffic: a TrafficLog or None
         self.metrics = metrics or ServerMetrics(engine)
 
     @property
@@ -155,7 +155,13 @@ class Service:
             if calls:
                 message["tool_calls"], reason = calls, "tool_calls"
             choices.append({"index": i, "message": message, "finish_reason": reason, "logprobs": None})
-        return self._finish(call, target, "chat.completion", choices, len(prompt), tokens)
+        answer = self._finish(call, target, "chat.completion", choices, len(prompt), tokens)
+        self._log(target, answer["id"], req, texts)
+        return answer
+
+    def _log(self, target: Target, completion_id: str, req: ChatRequest, replies: list[str]) -> None:
+        if self.traffic is not None:
+            self.traffic.chat(target.label, completion_id, [m.plain() for m in req.messages], replies)
 
     async def _collect(self, target, prompts, sampling):
         texts, reasons, tokens = [""] * len(prompts), [None] * len(prompts), [0] * len(prompts)
@@ -202,9 +208,8 @@ class Service:
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         held, total = [""] * n, 0
         async for i, piece in self._generate(target, [prompt] * n, sampling):
-            if hold:
-                held[i] += piece.text
-            elif piece.text:
+            held[i] += piece.text
+            if piece.text and not hold:
                 yield chunk([{"index": i, "delta": {"content": piece.text}, "finish_reason": None}])
             if piece.finish_reason:
                 total += piece.tokens
@@ -220,6 +225,7 @@ class Service:
         if req.stream_options and req.stream_options.include_usage:
             yield chunk([], _usage(len(prompt), total))
         self._remember(call, cid)
+        self._log(target, cid, req, held)
 
     # --- text completions ----------------------------------------------------------------
     def _completion_prompts(self, target: Target, req: CompletionRequest) -> tuple[list[list[int]], Sampling]:
