@@ -180,6 +180,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         param = ".".join(where) or None
         if first.get("type") == "json_invalid":
             return _error(400, "the request body is not valid JSON", code="invalid_json")
+        if param is None:
+            return _error(400, "the request body must be a JSON object, sent as Content-Type: application/json",
+                          code="invalid_json")
         message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg", "invalid request")
         code = "missing_required_parameter" if first.get("type") == "missing" else "invalid_value"
         return _error(400, message, param=param, code=code)

@@ -128,8 +128,11 @@ class Catalog:
     # --- names ---------------------------------------------------------------------------
     def add(self, source: str, name: str | None = None) -> Target:
         """Serve `source` (run, model dir or zoo name) under `name` (default: its own name)."""
-        if self._is_registered(source) and not Path(source).exists():
-            return self.resolve(source)
+        if not Path(source).exists() and source not in ZOO:
+            if self._is_registered(source):
+                return self.resolve(source)
+            if (self.root / source).exists():  # a run named relative to the runs root
+                source = str(self._inside_root(source))
         target = describe(source, name or self._default_name(source))
         self.named[target.name] = target
         return target
