@@ -513,3 +513,27 @@ def test_sampled_traffic_log_masks_personal_data(server, client, tmp_path):
     assert rows[0]["messages"][0]["content"] == "mail me at [EMAIL]" and rows[0]["completion_id"] == answer.id
     assert rows[0]["messages"][-1] == {"role": "assistant", "content": answer.choices[0].message.content}
     assert rows[1]["messages"][-1]["content"] == text
+
+
+def test_logprobs_are_the_models_own(client, root):
+    from transformers import AutoModelForCausalLM
+
+    ids = tiny_tokenizer()("the quick brown", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        expected = torch.log_softmax(AutoModelForCausalLM.from_pretrained(root / "base")(ids).logits[0, -1], -1)
+    text = client.completions.create(model="base", prompt="the quick brown", max_tokens=3, temperature=0, logprobs=2)
+    scores = text.choices[0].logprobs
+    assert len(scores.tokens) == 3 and scores.token_logprobs[0] == pytest.approx(float(expected.max()), abs=1e-4)
+    assert list(scores.top_logprobs[0].values())[0] == pytest.approx(float(expected.max()), abs=1e-4)
+    chat = client.chat.completions.create(model="lora1", messages=HELLO, max_tokens=4, temperature=0, logprobs=True,
+                                          top_logprobs=2)
+    content = chat.choices[0].logprobs.content
+    assert len(content) == chat.usage.completion_tokens - (chat.choices[0].finish_reason == "stop")
+    for entry in content:  # greedy: each chosen token is the most likely one
+        assert len(entry.top_logprobs) == 2 and entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)
+    streamed = client.chat.completions.create(model="lora1", messages=HELLO, max_tokens=4, temperature=0,
+                                              logprobs=True, stream=True)
+    assert [e.logprob for c in streamed if c.choices and c.choices[0].logprobs
+            for e in c.choices[0].logprobs.content] == pytest.approx([e.logprob for e in content])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="lora1", messages=HELLO, top_logprobs=2)

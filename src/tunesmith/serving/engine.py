@@ -34,6 +34,7 @@ class Sampling:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: int | None = None  # None: off; k: the chosen token's log probability and the k most likely
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Chunk:
     tokens: int  # completion tokens so far
     finish_reason: str | None = None  # stop | length | cancelled | error
     error: str | None = None
+    logprobs: list[dict] | None = None  # the token of this step: {token, logprob, bytes, top_logprobs}
 
 
 @dataclass(eq=False)
@@ -389,7 +391,7 @@ class Slot:
         with self.lock:
             logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad)
         tokens = self._choose(logits, new)
-        kept = [i for i, (j, t) in enumerate(zip(new, tokens)) if self._emit(j, t)]
+        kept = [i for i, (j, t) in enumerate(zip(new, tokens)) if self._emit(j, t, self._logprobs(logits[i], j, t))]
         if kept:
             import torch
 
@@ -404,7 +406,8 @@ class Slot:
         with self.lock:
             logits = batching.step(self.forward, batch, self._names(live))
         tokens = self._choose(logits, live)
-        kept = [i for i, (job, t) in enumerate(zip(live, tokens)) if self._emit(job, t)]
+        kept = [i for i, (job, t) in enumerate(zip(live, tokens))
+                if self._emit(job, t, self._logprobs(logits[i], job, t))]
         if len(kept) < len(live):
             batch = batching.keep(batch, kept)
             live = [live[i] for i in kept]
@@ -435,13 +438,30 @@ class Slot:
                 chosen[i] = int(torch.multinomial(probs, 1, generator=job.generator))
         return chosen
 
+    @staticmethod
+    def _logprobs(logits, job: Job, token: int) -> list[dict] | None:
+        """OpenAI's token log probability entry (of the unscaled distribution), when asked for."""
+        if job.sampling.logprobs is None:
+            return None
+        import torch
+
+        logp = torch.log_softmax(logits, -1)
+        tok = job.dialect.tokenizer
+
+        def entry(t: int) -> dict:
+            text = tok.decode([t])
+            return {"token": text, "logprob": float(logp[t]), "bytes": list(text.encode())}
+
+        top = logp.topk(job.sampling.logprobs).indices.tolist() if job.sampling.logprobs else []
+        return [{**entry(token), "top_logprobs": [entry(t) for t in top]}]
+
     def _dropped(self, job: Job) -> bool:
         if job.cancelled.is_set():
             self._finish(job, "", "cancelled")
             return True
         return False
 
-    def _emit(self, job: Job, token: int) -> bool:
+    def _emit(self, job: Job, token: int, logprobs: list[dict] | None = None) -> bool:
         """Send what the token adds to the reply; False when the job is finished."""
         if self._dropped(job):
             return False
@@ -458,19 +478,19 @@ class Slot:
             self._finish(job, text[job.sent:min(found)], "stop")
             return False
         if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= self.context:
-            self._finish(job, text[job.sent:], "length")
+            self._finish(job, text[job.sent:], "length", logprobs=logprobs)
             return False
         # hold back what could be the start of a stop string or half of a multi-byte character
         whole = text.rstrip("\ufffd")
         hold = max((k for x in stops for k in range(1, len(x)) if whole.endswith(x[:k])), default=0)
         new = whole[job.sent:max(len(whole) - hold, job.sent)]
         job.sent += len(new)
-        job.on_chunk(Chunk(new, len(job.generated)))
+        job.on_chunk(Chunk(new, len(job.generated), logprobs=logprobs))
         return True
 
-    def _finish(self, job: Job, text: str, reason: str, error: str | None = None) -> None:
+    def _finish(self, job: Job, text: str, reason: str, error: str | None = None, logprobs=None) -> None:
         if job.done:
             return
         job.done = True
         self.release(job.adapter)
-        job.on_chunk(Chunk(text, len(job.generated), reason, error))
+        job.on_chunk(Chunk(text, len(job.generated), reason, error, logprobs))

@@ -70,7 +70,6 @@ class Sampled(Lenient):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    logprobs: Any = None
 
     @field_validator("stop")
     @classmethod
@@ -80,9 +79,6 @@ class Sampled(Lenient):
             raise ValueError(f"at most {MAX_STOP} stop sequences")
         return stops
 
-    def check_unsupported(self) -> None:
-        if self.logprobs:
-            raise BadRequest("logprobs are not supported by this server", "logprobs", "unsupported_parameter")
 
 
 class ChatRequest(Sampled):
@@ -91,11 +87,18 @@ class ChatRequest(Sampled):
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    top_logprobs: int | None = None
+    logprobs: bool | None = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     @property
     def limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def wanted_logprobs(self) -> int | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise BadRequest("top_logprobs needs logprobs: true", "top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(Sampled):
@@ -103,6 +106,11 @@ class CompletionRequest(Sampled):
     max_tokens: int | None = Field(16, ge=1)
     echo: bool | None = False
     suffix: str | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
+
+    @property
+    def wanted_logprobs(self) -> int | None:
+        return self.logprobs
 
     @property
     def limit(self) -> int | None:

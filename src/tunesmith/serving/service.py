@@ -82,7 +82,6 @@ class Service:
 
     # --- generation ----------------------------------------------------------------------
     def _sampling(self, req, prompt_len: int, context: int) -> Sampling:
-        req.check_unsupported()
         if prompt_len >= context:
             raise ContextTooLong(f"the prompt is {prompt_len} tokens; this model's context is {context} tokens",
                                  "messages" if isinstance(req, ChatRequest) else "prompt")
@@ -92,7 +91,8 @@ class Service:
                                  f"of {context} tokens", "max_tokens")
         temperature = 1.0 if req.temperature is None else req.temperature
         return Sampling(req.limit or min(DEFAULT_MAX_TOKENS, room), temperature,
-                        1.0 if req.top_p is None else req.top_p, tuple(req.stop or ()), req.seed)
+                        1.0 if req.top_p is None else req.top_p, tuple(req.stop or ()), req.seed,
+                        req.wanted_logprobs)
 
     async def _generate(self, target: Target, prompts: list[list[int]], sampling: Sampling,
                         ) -> AsyncIterator[tuple[int, Chunk]]:
@@ -147,14 +147,15 @@ class Service:
         target = await self.resolve(call, req.model)
         prompt = self._chat_prompt(target, req)
         sampling = self._sampling(req, len(prompt), self.engine.dialect(target).context)
-        texts, reasons, tokens = await self._collect(target, [prompt] * (req.n or 1), sampling)
+        texts, reasons, tokens, logprobs = await self._collect(target, [prompt] * (req.n or 1), sampling)
         choices = []
         for i, (text, reason) in enumerate(zip(texts, reasons)):
             calls = tool_calls(text) if req.tools and req.tool_choice != "none" else None
             message = {"role": "assistant", "content": None if calls else text}
             if calls:
                 message["tool_calls"], reason = calls, "tool_calls"
-            choices.append({"index": i, "message": message, "finish_reason": reason, "logprobs": None})
+            choices.append({"index": i, "message": message, "finish_reason": reason,
+                            "logprobs": {"content": logprobs[i]} if req.logprobs else None})
         answer = self._finish(call, target, "chat.completion", choices, len(prompt), tokens)
         self._log(target, answer["id"], req, texts)
         return answer
@@ -165,11 +166,13 @@ class Service:
 
     async def _collect(self, target, prompts, sampling):
         texts, reasons, tokens = [""] * len(prompts), [None] * len(prompts), [0] * len(prompts)
+        logprobs = [[] for _ in prompts]
         async for i, chunk in self._generate(target, prompts, sampling):
             texts[i] += chunk.text
             tokens[i] = chunk.tokens
             reasons[i] = chunk.finish_reason or reasons[i]
-        return texts, [_reason(r) for r in reasons], sum(tokens)
+            logprobs[i] += chunk.logprobs or []
+        return texts, [_reason(r) for r in reasons], sum(tokens), logprobs
 
     def _finish(self, call: Call, target: Target, kind: str, choices: list, prompt_tokens: int, completion: int,
                 ) -> dict:
@@ -209,8 +212,9 @@ class Service:
         held, total = [""] * n, 0
         async for i, piece in self._generate(target, [prompt] * n, sampling):
             held[i] += piece.text
-            if piece.text and not hold:
-                yield chunk([{"index": i, "delta": {"content": piece.text}, "finish_reason": None}])
+            scores = {"logprobs": {"content": piece.logprobs}} if piece.logprobs else {}
+            if (piece.text or scores) and not hold and not piece.finish_reason:
+                yield chunk([{"index": i, "delta": {"content": piece.text}, "finish_reason": None, **scores}])
             if piece.finish_reason:
                 total += piece.tokens
                 delta, reason = {}, _reason(piece.finish_reason)
@@ -221,7 +225,9 @@ class Service:
                         reason = "tool_calls"
                     else:
                         delta = {"content": held[i]}
-                yield chunk([{"index": i, "delta": delta, "finish_reason": reason}])
+                elif piece.text:
+                    delta = {"content": piece.text}
+                yield chunk([{"index": i, "delta": delta, "finish_reason": reason, **scores}])
         if req.stream_options and req.stream_options.include_usage:
             yield chunk([], _usage(len(prompt), total))
         self._remember(call, cid)
@@ -240,9 +246,10 @@ class Service:
             raise BadRequest("suffix is not supported", "suffix", "unsupported_parameter")
         target = await self.resolve(call, req.model)
         prompts, sampling = self._completion_prompts(target, req)
-        texts, reasons, tokens = await self._collect(target, prompts, sampling)
+        texts, reasons, tokens, logprobs = await self._collect(target, prompts, sampling)
         sources = [p for p in req.prompts() for _ in range(req.n or 1)]
-        choices = [{"index": i, "text": (src if req.echo else "") + text, "finish_reason": reason, "logprobs": None}
+        choices = [{"index": i, "text": (src if req.echo else "") + text, "finish_reason": reason,
+                    "logprobs": _legacy_logprobs(logprobs[i]) if req.logprobs is not None else None}
                    for i, (src, text, reason) in enumerate(zip(sources, texts, reasons))]
         prompt_tokens = sum(len(p) for p in prompts[::req.n or 1])
         return self._finish(call, target, "text_completion", choices, prompt_tokens, tokens)
@@ -264,8 +271,9 @@ class Service:
 
         async for i, piece in self._generate(target, prompts, sampling):
             total += piece.tokens if piece.finish_reason else 0
-            if piece.text or piece.finish_reason:
-                yield chunk([{"index": i, "text": piece.text, "logprobs": None,
+            if piece.text or piece.finish_reason or piece.logprobs:
+                scores = _legacy_logprobs(piece.logprobs) if req.logprobs is not None else None
+                yield chunk([{"index": i, "text": piece.text, "logprobs": scores,
                               "finish_reason": _reason(piece.finish_reason) if piece.finish_reason else None}])
         if req.stream_options and req.stream_options.include_usage:
             yield chunk([], _usage(sum(len(p) for p in prompts[::req.n or 1]), total))
@@ -323,6 +331,17 @@ def _encode(vector: list[float], how: str | None):
     import struct
 
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def _legacy_logprobs(entries: list[dict] | None) -> dict:
+    """The completions endpoint's older shape: parallel lists."""
+    entries, offset, offsets = entries or [], 0, []
+    for e in entries:
+        offsets.append(offset)
+        offset += len(e["token"])
+    return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+            "text_offset": offsets}
 
 
 def _reason(reason: str | None) -> str:
