@@ -112,9 +112,9 @@ def _generate(loaded: Loaded, prompts: list[str], params: SamplingParams, adapte
     tok = loaded.tokenizer
     batch = tok.pad({"input_ids": _encode_ids(tok, prompts)}, padding=True, padding_side="left",
                     return_tensors="pt")
-    stops = _stops(loaded, params)
-    multi_token_stops = [s for s in stops if len(_encode_ids(tok, [s])[0]) > 1]
-    kwargs = generate_kwargs(params, tok, stop_token_ids(loaded), multi_token_stops, *cancel)
+    stops, stop_ids = _stops(loaded, params), stop_token_ids(loaded)
+    by_text = [s for s in stops if _encode_ids(tok, [s])[0] not in [[i] for i in stop_ids]]
+    kwargs = generate_kwargs(params, tok, stop_ids, by_text, *cancel)
     model = loaded.model
     with torch.no_grad(), routed(model, adapters), generator_of(model) as generator:
         out = generator.generate(**batch.to(model.device), **kwargs, streamer=streamer)
@@ -122,8 +122,7 @@ def _generate(loaded: Loaded, prompts: list[str], params: SamplingParams, adapte
 
 
 def _stops(loaded: Loaded, params: SamplingParams) -> tuple[str, ...]:
-    stop = loaded.template.stop_text(loaded.tokenizer)
-    return (*params.stop, stop) if stop else params.stop
+    return tuple(s for s in (*params.stop, loaded.template.stop_text(loaded.tokenizer)) if s)
 
 
 def _encode_ids(tok, texts: list[str]) -> list[list[int]]:
