@@ -93,7 +93,7 @@ def list_models(db: Optional[str] = DB, as_json: bool = AS_JSON):
 
     rows = _open(db).list()
     if as_json:
-        console.print_json(json.dumps(rows))
+        typer.echo(json.dumps(rows, indent=1))
         return
     table = Table(title="registered models")
     for column in ("name", "versions", "serves", "aliases"):
@@ -111,7 +111,7 @@ def show(name: str = typer.Argument(...), db: Optional[str] = DB, as_json: bool 
 
     info = _open(db).show(name)
     if as_json:
-        console.print_json(json.dumps(info))
+        typer.echo(json.dumps(info, indent=1))
         return
     aliases = ", ".join(f"@{a}=v{v}" for a, v in info["aliases"].items()) or "none"
     console.print(f"{name} serves {_serves(info['serves'])}; aliases: {aliases}")
@@ -135,7 +135,7 @@ def ab_report(name: str = typer.Argument(...),
 
     report = make_report(_open(db), name, out or Path("ab") / name)
     if as_json:
-        console.print_json(json.dumps(report))
+        typer.echo(json.dumps(report, indent=1))
         return
     table = Table(title=f"A/B report: {name} (feedback: {report['feedback']})")
     for column in ("version", "requests", "errors", "p50 ms", "p95 ms", "feedback n", "mean", "95% interval"):
