@@ -152,6 +152,17 @@ def test_migrations_on_a_fresh_and_an_existing_database_are_idempotent(url, fini
     assert again.route("chat").version == 1 and again.generation() == 1
 
 
+def test_replicas_adding_at_once_get_distinct_versions(url, finished_runs):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    replicas = [ModelRegistry(url), ModelRegistry(url)]
+    with ThreadPoolExecutor(4) as pool:
+        added = list(pool.map(lambda i: replicas[i % 2].add("chat", finished_runs[i % 2]), range(8)))
+    assert sorted(added) == list(range(1, 9))
+    assert [v["version"] for v in replicas[0].show("chat")["versions"]] == list(range(1, 9))
+    assert replicas[1].generation() == 8
+
+
 def _cli(*args):
     from tunesmith.cli.main import run
 
@@ -186,13 +197,14 @@ def test_postgresql_by_url(postgres_db, finished_runs):  # noqa: F811
     registry, replica = ModelRegistry(postgres_db), ModelRegistry(postgres_db)
     assert registry.add("chat", finished_runs[0]) == 1 and registry.add("chat", finished_runs[1]) == 2
     registry.split("chat", {1: 50, 2: 50})
-    versions = {s: replica.route("chat", s).version for s in SUBJECTS}
-    assert versions == {s: registry.route("chat", s).version for s in SUBJECTS}
+    subjects = SUBJECTS[:50]
+    versions = {s: replica.route("chat", s).version for s in subjects}
+    assert versions == {s: registry.route("chat", s).version for s in subjects}
     assert set(versions.values()) == {1, 2}
     before = replica.generation()
     registry.rollback("chat")
     assert replica.generation() > before
-    assert {replica.route("chat", s).version for s in SUBJECTS} == {1}
+    assert {replica.route("chat", s).version for s in subjects} == {1}
     registry.record_completion("cmpl-1", "chat", 1)
     registry.record_feedback("cmpl-1", 0.5)
     assert replica.feedback_of("chat") == [(1, 0.5)]

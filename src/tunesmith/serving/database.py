@@ -4,6 +4,8 @@ default, PostgreSQL for several replicas), brought to the newest schema by Alemb
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,6 +16,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.models.resolve import tunesmith_home
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_LOCK_KEY = 0x7475_6E65  # any fixed number: the advisory lock that serializes migrations
 
 
 class DatabaseError(TunesmithError):
@@ -46,17 +49,37 @@ def open_engine(url: str | None = None) -> Engine:
 
 def _sqlite_engine(url) -> Engine:
     args = {"check_same_thread": False, "timeout": 30}  # the server calls in from many threads
-    if url.database in (None, "", ":memory:"):
-        return sa.create_engine(url, connect_args=args, poolclass=StaticPool)  # one shared in-memory db
-    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args=args)
+    memory = url.database in (None, "", ":memory:")
+    if memory:  # one connection shared, or every connection would see its own empty database
+        engine = sa.create_engine(url, connect_args=args, poolclass=StaticPool)
+    else:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args=args)
 
     @sa.event.listens_for(engine, "connect")
-    def _pragmas(connection, _record):
-        # WAL: readers (servers polling generation) never block the writer, and the reverse
-        connection.execute("PRAGMA journal_mode=WAL")
+    def _connect(dbapi_connection, _record):
+        # The sqlite3 driver opens transactions itself and skips DDL, so a migration would not be
+        # atomic; take over (SQLAlchemy's documented recipe) and emit BEGIN in _begin below.
+        dbapi_connection.isolation_level = None
+        if not memory:  # WAL: readers (replicas polling generation) and the writer never block each other
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a commit costs no fsync
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that writes. On SQLite it takes the write lock at its start (BEGIN IMMEDIATE),
+    so writers from several processes queue on the busy timeout instead of failing halfway."""
+    with engine.connect() as connection:
+        connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with connection.begin():
+            yield connection
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -66,7 +89,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
+        if engine.dialect.name == "postgresql":  # replicas starting together migrate one at a time
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

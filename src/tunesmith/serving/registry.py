@@ -22,7 +22,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.runs.reader import summarize
 from tunesmith.runs.rundir import RunDir
 from tunesmith.serving import tables as t
-from tunesmith.serving.database import open_engine
+from tunesmith.serving.database import open_engine, write_transaction
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _VERSION = re.compile(r"v?(\d+)")
@@ -107,14 +107,15 @@ class ModelRegistry:
         version becomes what NAME serves; later ones serve only once promoted, aliased or split in."""
         _check_name(name, "name")
         run, figures = _finished_run(run_path)
-        try:
-            return self._add(name, run, figures, note, promote)
-        except sa.exc.IntegrityError as err:  # another replica took the same number first
-            raise RegistryError(f"another process added a version of {name!r} at the same moment; "
-                                "run the command again") from err
+        for attempt in range(3):  # on PostgreSQL another replica may take the number first: take the next
+            try:
+                return self._add(name, run, figures, note, promote)
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
 
     def _add(self, name: str, run: Path, figures: dict, note: str, promote: bool) -> int:
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             version = (c.scalar(sa.select(sa.func.max(t.versions.c.version)).where(t.versions.c.name == name))
                        or 0) + 1
             c.execute(t.versions.insert().values(name=name, version=version, run_path=str(run), note=note,
@@ -126,7 +127,7 @@ class ModelRegistry:
 
     def promote(self, name: str, version: int | str) -> None:
         """NAME serves VERSION alone (ends a split)."""
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             self._point(c, name, "", version=self._existing(c, name, parse_version(version)))
             self._bump(c)
 
@@ -135,7 +136,7 @@ class ModelRegistry:
         _check_name(alias, "alias")
         if _VERSION.fullmatch(alias):
             raise RegistryError(f"alias {alias!r} looks like a version number; NAME@vN already means version N")
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             self._point(c, name, alias, version=self._existing(c, name, parse_version(version)))
             self._bump(c)
 
@@ -147,7 +148,7 @@ class ModelRegistry:
             shown = " ".join(f"v{v}={w:g}" for v, w in split.items())
             raise RegistryError(f"split {shown or '(empty)'} for {name!r}: weights are percentages >= 0 "
                                 "that sum to 100, e.g. v3=90 v4=10")
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             for version in split:
                 self._existing(c, name, version)
             live = {v: w for v, w in split.items() if w > 0}
@@ -161,7 +162,7 @@ class ModelRegistry:
         """NAME (or NAME@alias) goes back to what it served before its last change, all traffic at
         once; returns the state now served ({"version": N} or {"split": {...}})."""
         name, target = parse_reference(reference)
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             self._known(c, name)
             history = self._history(c, name, target)
             if len(history) < 2:
@@ -231,12 +232,12 @@ class ModelRegistry:
     # --- traffic and feedback (no generation bump) ----------------------------------------
     def record_request(self, name: str, version: int, status: int, latency_ms: float,
                        subject: str | None = None) -> None:
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             c.execute(t.requests.insert().values(name=name, version=version, status=status,
                                                  latency_ms=float(latency_ms), subject=subject, created_at=_now()))
 
     def record_completion(self, completion_id: str, name: str, version: int, subject: str | None = None) -> None:
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             c.execute(t.completions.insert().values(completion_id=completion_id, name=name, version=version,
                                                     subject=subject, created_at=_now()))
 
@@ -245,7 +246,7 @@ class ModelRegistry:
         score = float(score)
         if not math.isfinite(score):
             raise RegistryError(f"feedback score {score!r} is not a finite number")
-        with self.engine.begin() as c:
+        with write_transaction(self.engine) as c:
             done = c.execute(t.completions.update().where(t.completions.c.completion_id == completion_id)
                              .values(score=score, scored_at=_now()))
             if done.rowcount == 0:
