@@ -129,6 +129,7 @@ def _plot(name: str, rows: list[dict], path: Path) -> Path:
     for axis, title in ((traffic, "requests and errors"), (latency, "latency (ms)"),
                         (feedback, "mean feedback, 95% interval")):
         axis.set_xticks(x, labels)
+        axis.set_xlim(-0.6, len(rows) - 0.4)
         axis.set_title(title)
     traffic.legend()
     latency.legend()

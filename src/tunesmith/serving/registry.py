@@ -322,4 +322,5 @@ def _finished_run(path: str | Path) -> tuple[Path, dict]:
     if run.status() != "succeeded" or not (run.path / "results.json").is_file():
         raise RegistryError(f"{path} is not a finished run (STATUS: {run.status()}); "
                             "register a run whose STATUS is succeeded")
-    return run.path, summarize(run.path).final_metrics
+    figures = summarize(run.path).final_metrics
+    return run.path, {k: v for k, v in figures.items() if not k.endswith(("_time", "_per_second"))}
