@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from finished_runs import finished_runs  # noqa: F401  (fixture)
 from postgres import postgres_db, postgres_server  # noqa: F401  (fixtures)
-from tunesmith.serving.database import current_revision, open_engine, upgrade
+from tunesmith.serving.database import DatabaseError, current_revision, open_engine, upgrade
 from tunesmith.serving.registry import ModelRegistry, RegistryError, pick_version
 
 SUBJECTS = [f"user-{i}" for i in range(200)]
@@ -124,12 +124,25 @@ def test_generation_bumps_on_every_change_only(two_versions):
     assert two_versions.generation() == values[-1]
 
 
+def test_default_database_is_a_sqlite_file_in_tunesmith_home(finished_runs, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TUNESMITH_DB_URL", raising=False)
+    ModelRegistry().add("chat", finished_runs[0])
+    assert (tmp_path / "home" / "registry.db").is_file()
+    assert ModelRegistry(f"sqlite:///{tmp_path / 'home' / 'registry.db'}").route("chat").version == 1
+
+
 def test_bad_splits_and_feedback_are_refused(two_versions):
     for weights in ({1: 60, 2: 60}, {1: 110, 2: -10}, {}, {1: 50, 3: 50}):
         with pytest.raises(RegistryError):
             two_versions.split("chat", weights)
     with pytest.raises(RegistryError, match="unknown completion id 'nope'"):
         two_versions.record_feedback("nope", 1)
+    two_versions.record_completion("cmpl-1", "chat", 1)
+    with pytest.raises(RegistryError, match="already recorded"):
+        two_versions.record_completion("cmpl-1", "chat", 2)
+    with pytest.raises(RegistryError, match="not a finite number"):
+        two_versions.record_feedback("cmpl-1", float("nan"))
 
 
 def test_migrations_on_a_fresh_and_an_existing_database_are_idempotent(url, finished_runs):  # noqa: F811
@@ -150,6 +163,10 @@ def test_migrations_on_a_fresh_and_an_existing_database_are_idempotent(url, fini
     again = ModelRegistry(url)
     assert current_revision(again.engine) == head
     assert again.route("chat").version == 1 and again.generation() == 1
+    with engine.begin() as connection:  # as if a newer tunesmith had migrated this database further
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(DatabaseError, match="has a schema this tunesmith does not know"):
+        ModelRegistry(url)
 
 
 def test_replicas_adding_at_once_get_distinct_versions(url, finished_runs):  # noqa: F811

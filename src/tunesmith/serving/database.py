@@ -39,11 +39,16 @@ def open_engine(url: str | None = None) -> Engine:
     except (sa.exc.ArgumentError, ImportError) as err:
         raise DatabaseError(f"database URL {url!r} is not usable: {err}; "
                             "give e.g. sqlite:///path/registry.db or postgresql+psycopg://user@host/db") from err
+    from alembic.util import CommandError
+
     try:
         upgrade(engine)
     except sa.exc.OperationalError as err:
         reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
         raise DatabaseError(f"cannot open database {shown}: {reason}") from err
+    except CommandError as err:  # e.g. a schema revision from a newer tunesmith
+        raise DatabaseError(f"database {shown} has a schema this tunesmith does not know ({err}); "
+                            "upgrade tunesmith, or use another --db") from err
     return engine
 
 

@@ -232,14 +232,19 @@ class ModelRegistry:
     # --- traffic and feedback (no generation bump) ----------------------------------------
     def record_request(self, name: str, version: int, status: int, latency_ms: float,
                        subject: str | None = None) -> None:
+        """One served request (any status), for the A/B report's traffic, error and latency figures."""
         with write_transaction(self.engine) as c:
             c.execute(t.requests.insert().values(name=name, version=version, status=status,
                                                  latency_ms=float(latency_ms), subject=subject, created_at=_now()))
 
     def record_completion(self, completion_id: str, name: str, version: int, subject: str | None = None) -> None:
-        with write_transaction(self.engine) as c:
-            c.execute(t.completions.insert().values(completion_id=completion_id, name=name, version=version,
-                                                    subject=subject, created_at=_now()))
+        """Remember which version wrote a completion, so that feedback on it counts for that version."""
+        try:
+            with write_transaction(self.engine) as c:
+                c.execute(t.completions.insert().values(completion_id=completion_id, name=name, version=version,
+                                                        subject=subject, created_at=_now()))
+        except sa.exc.IntegrityError:
+            raise RegistryError(f"completion id {completion_id!r} is already recorded; ids must be unique") from None
 
     def record_feedback(self, completion_id: str, score: float) -> None:
         """Score a completion (thumbs up/down = 1/0, or any rating); a later score replaces an earlier one."""
