@@ -101,6 +101,7 @@ def test_aliases_and_explicit_versions(two_versions):
     assert two_versions.route("chat@prod", "someone").version == 1
     assert two_versions.rollback("chat@prod") == {"version": 2}
     assert two_versions.show("chat")["aliases"] == {"prod": 2}
+    assert two_versions.references() == ["chat", "chat@prod", "chat@v1", "chat@v2"]
     for missing in ("chat@staging", "chat@v9", "nobody", "nobody@prod"):
         assert two_versions.route(missing) is None
     with pytest.raises(RegistryError, match="has no version 7"):

@@ -198,6 +198,15 @@ class ModelRegistry:
         with self.engine.connect() as c:
             return list(c.scalars(sa.select(t.versions.c.name).distinct().order_by(t.versions.c.name)))
 
+    def references(self) -> list[str]:
+        """Every id a request may name: NAME, NAME@alias, NAME@vN (for /v1/models and bounded metric labels)."""
+        with self.engine.connect() as c:
+            versions = c.execute(sa.select(t.versions.c.name, t.versions.c.version)).all()
+            live = c.execute(sa.select(t.pointers.c.name, t.pointers.c.target).distinct()
+                             .where(t.pointers.c.rolled_back.is_(False), t.pointers.c.target != "")).all()
+        names = {name for name, _ in versions}
+        return sorted(names | {f"{n}@{a}" for n, a in live} | {f"{n}@v{v}" for n, v in versions})
+
     def list(self) -> list[dict]:
         """One summary per name: versions, what it serves, aliases."""
         rows = []
