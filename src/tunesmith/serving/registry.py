@@ -337,4 +337,6 @@ def _finished_run(path: str | Path) -> tuple[Path, dict]:
         raise RegistryError(f"{path} is not a finished run (STATUS: {run.status()}); "
                             "register a run whose STATUS is succeeded")
     figures = summarize(run.path).final_metrics
-    return run.path, {k: v for k, v in figures.items() if not k.endswith(("_time", "_per_second"))}
+    # NaN is not JSON that PostgreSQL accepts: a figure that is not a finite number is stored as null
+    return run.path, {k: v if not isinstance(v, float) or math.isfinite(v) else None
+                      for k, v in figures.items() if not k.endswith(("_time", "_per_second"))}
