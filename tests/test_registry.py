@@ -211,8 +211,14 @@ def test_cli_drives_the_library_and_errors_are_one_line(url, finished_runs, caps
     assert _cli("registry", "list", "--db", "nosuchdialect://x") == 2
 
 
-def test_postgresql_by_url(postgres_db, finished_runs):  # noqa: F811
+def test_postgresql_by_url(postgres_db, finished_runs, tmp_path):  # noqa: F811
     registry, replica = ModelRegistry(postgres_db), ModelRegistry(postgres_db)
+    diverged = shutil.copytree(finished_runs[0], tmp_path / "diverged")
+    results = json.loads((diverged / "results.json").read_text())
+    results["eval_after"]["eval_loss"] = float("nan")  # a run whose loss blew up still registers
+    (diverged / "results.json").write_text(json.dumps(results))
+    assert registry.add("other", diverged) == 1
+    assert replica.show("other")["versions"][0]["figures"]["eval_loss"] is None
     assert registry.add("chat", finished_runs[0]) == 1 and registry.add("chat", finished_runs[1]) == 2
     registry.split("chat", {1: 50, 2: 50})
     subjects = SUBJECTS[:50]
