@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
 LAYERS = [
     ["errors"], ["registry"], ["utils"], ["config"], ["runs"],  # foundations
     ["models"], ["data"], ["metrics"], ["tasks"], ["methods"],  # components
-    ["inference"], ["evaluation"], ["adapters"], ["training"], ["export"], ["sweep"],  # orchestration
+    ["inference"], ["evaluation"], ["adapters"], ["training"], ["export"], ["sweep"], ["serving"],  # orchestration
     ["quickstart"], ["cli"], ["server"], ["__init__"],  # front ends and the public entry point
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}

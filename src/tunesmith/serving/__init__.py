@@ -1,0 +1,1 @@
+"""Serving what tunesmith trains: the model registry (versions, aliases, splits) and A/B reports."""
