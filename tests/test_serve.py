@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import openai
 import pytest
 import torch
 
+from finished_runs import finished_runs  # noqa: F401  (fixture)
 from tiny import save_tiny_llama, tiny_tokenizer
 from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
 
@@ -438,59 +440,62 @@ def test_overload_answers_429_with_retry_after(root):
             assert a.json()["error"]["code"] == "server_overloaded" and int(a.headers["retry-after"]) >= 1
 
 
-class FakeRegistry:
-    """The registry's five calls (tunesmith.serving.registry is built in parallel): routes by name,
-    a generation that bumps on change, and what the server records."""
+@pytest.fixture
+def two_versions(finished_runs, tmp_path):  # noqa: F811
+    """A registry with v1 and v2 of `support`: two finished LoRA runs whose adapters differ."""
+    from safetensors.torch import load_file, save_file
 
-    def __init__(self, routes: dict):
-        from collections import namedtuple
+    from tunesmith.serving.registry import ModelRegistry
 
-        self.Route = namedtuple("Route", "name version run_path")
-        self.routes, self.gen = routes, 0
-        self.requests, self.completions, self.scores, self.subjects = [], [], [], []
-
-    def set(self, name, version, path):
-        self.routes[name] = self.Route(name, version, path)
-        self.gen += 1
-
-    def route(self, name, subject):
-        self.subjects.append(subject)
-        return self.routes.get(name)
-
-    def generation(self):
-        return self.gen
-
-    def record_request(self, name, version, status, latency_ms, subject):
-        self.requests.append((name, version, status, subject))
-
-    def record_completion(self, completion_id, name, version, subject):
-        self.completions.append((completion_id, name, version, subject))
-
-    def record_feedback(self, completion_id, score):
-        self.scores.append((completion_id, score))
+    second = Path(shutil.copytree(finished_runs[1], tmp_path / "support-v2"))
+    weights = second / "adapter" / "adapter_model.safetensors"
+    torch.manual_seed(5)
+    save_file({k: v + torch.randn_like(v) * 0.5 if "lora_B" in k else v for k, v in load_file(weights).items()},
+              weights)
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'registry.db'}")
+    assert registry.add("support", finished_runs[0]) == 1 and registry.add("support", second) == 2
+    yield registry
+    registry.close()
 
 
-def test_registry_routes_names_to_versions_without_restart(root):
-    registry = FakeRegistry({})
-    registry.set("support", 1, str(root / "lora1"))
-    ask = dict(messages=HELLO, max_tokens=6, temperature=0, user="alice")
-    with running(root, ["lora1", "lora2"], registry=registry) as (url, _):
+def test_registry_versions_splits_and_rollback_without_restart(root, two_versions):
+    registry = two_versions
+    ask = dict(messages=HELLO, max_tokens=6, temperature=0)
+    with running(root, [], registry=registry) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-        by_run = {m: client.chat.completions.create(model=m, **ask).choices[0].message.content
-                  for m in ("lora1", "lora2")}
-        raw = client.chat.completions.with_raw_response.create(model="support", **ask)
-        first = raw.parse()
-        assert first.model == "support@v1" and raw.headers["x-tunesmith-model-version"] == "v1"
-        assert first.choices[0].message.content == by_run["lora1"]
-        registry.set("support", 2, str(root / "lora2"))  # e.g. a rollback or a new alias target
-        deadline, answer = time.monotonic() + 1.5, first
-        while answer.model != "support@v2" and time.monotonic() < deadline:
-            answer = client.chat.completions.create(model="support", **ask)
-        assert answer.model == "support@v2" and answer.choices[0].message.content == by_run["lora2"]
-        assert _post(url, {"completion_id": answer.id, "score": 1}, "/v1/feedback").status_code == 200
-    assert ("support", 1, 200, "alice") in registry.requests and ("support", 2, 200, "alice") in registry.requests
-    assert (first.id, "support", 1, "alice") in registry.completions
-    assert registry.scores == [(answer.id, 1.0)] and "alice" in registry.subjects
+
+        def answer(model="support", user="alice"):
+            raw = client.chat.completions.with_raw_response.create(model=model, user=user, **ask)
+            reply = raw.parse()
+            assert raw.headers["x-tunesmith-model-version"] == reply.model.split("@")[1]
+            return reply
+
+        by_version = {v: answer(f"support@{v}").choices[0].message.content for v in ("v1", "v2")}
+        assert by_version["v1"] != by_version["v2"]
+        first = answer()
+        assert first.model == "support@v1" and first.choices[0].message.content == by_version["v1"]
+        assert "support@v1" in {m.id for m in client.models.list().data}
+
+        registry.split("support", {1: 50, 2: 50})
+        time.sleep(0.6)  # the server polls the registry's generation every 0.5 s
+        seen = {user: answer(user=user) for user in (f"user-{i}" for i in range(12))}
+        assert {r.model for r in seen.values()} == {"support@v1", "support@v2"}
+        for user, reply in seen.items():  # a subject keeps its version, and that version answers
+            assert answer(user=user).model == reply.model
+            assert reply.choices[0].message.content == by_version[reply.model.split("@")[1]]
+
+        registry.rollback("support")
+        deadline = time.monotonic() + 1.0
+        while any(answer(user=u).model != "support@v1" for u in seen) and time.monotonic() < deadline:
+            pass
+        assert {answer(user=u).model for u in seen} == {"support@v1"}
+
+        assert _post(url, {"completion_id": first.id, "score": 1}, "/v1/feedback").status_code == 200
+        unknown = _post(url, {"completion_id": "chatcmpl-nope", "score": 1}, "/v1/feedback")
+        assert unknown.status_code == 400 and "unknown completion id" in unknown.json()["error"]["message"]
+    assert registry.feedback_of("support") == [(1, 1.0)]
+    versions = [version for version, status, _ in registry.requests_of("support") if status == 200]
+    assert versions.count(2) >= 1 and len(versions) >= 2 + 1 + 24 + 12
 
 
 def test_sampled_traffic_log_masks_personal_data(server, client, tmp_path):

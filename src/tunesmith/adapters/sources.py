@@ -21,7 +21,15 @@ class AdapterSource:
 
     @property
     def rank(self) -> int | None:
-        return json.loads((self.path / "adapter_config.json").read_text()).get("r")
+        return self._adapter_config().get("r")
+
+    @property
+    def peft_type(self) -> str | None:
+        """PEFT's name for the adapter kind, e.g. LORA (LoRA, DoRA, rsLoRA, PiSSA ...) or IA3."""
+        return self._adapter_config().get("peft_type")
+
+    def _adapter_config(self) -> dict:
+        return json.loads((self.path / "adapter_config.json").read_text())
 
 
 def adapter_source(path: str | Path) -> AdapterSource:

@@ -86,7 +86,7 @@ def evaluate(
 ):
     """Score a run or model on --data: metrics, predictions.jsonl, report.json and report.html."""
     from tunesmith.evaluation.model_run import GenerationSettings
-    from tunesmith.evaluation.report import EvalRequest, run_evaluation
+    from tunesmith.evaluation.report import EvalRequest
 
     request = EvalRequest(
         [run_or_model], str(data), metrics or [], output or _default_output(run_or_model),
@@ -94,7 +94,7 @@ def evaluate(
         template=template, limit=limit, robustness=robustness, synonyms=str(synonyms) if synonyms else None,
         forgetting=str(forgetting) if forgetting else None,
     )
-    report = run_evaluation(request)
+    report = _with_progress(request)
     _print_scores(report)
     if "eval_loss" in report:
         console.print(f"eval loss {report['eval_loss']:.4f}  perplexity {report['eval_perplexity']:.2f}  "
@@ -114,7 +114,7 @@ def compare(
 ):
     """The same eval set through several models: side-by-side scores, charts, rows where they differ."""
     from tunesmith.evaluation.model_run import GenerationSettings
-    from tunesmith.evaluation.report import EvalRequest, run_evaluation
+    from tunesmith.evaluation.report import EvalRequest
 
     if len(models) < 2:
         raise TunesmithError("compare needs at least two models (e.g. a base model and a run directory)")
@@ -123,7 +123,7 @@ def compare(
         options=parse_metric_options(metric_option), settings=GenerationSettings(max_new_tokens, batch_size),
         template=template, limit=limit,
     )
-    report = run_evaluation(request)
+    report = _with_progress(request)
     _print_scores(report)
     console.print(f"report: {report['report_path']}")
 
@@ -190,3 +190,12 @@ def import_rating(
                       f"Cohen kappa {kappa if kappa is None else round(kappa, 3)}")
     if "report_path" in result:
         console.print(f"report: {result['report_path']}")
+
+
+def _with_progress(request) -> dict:
+    from tunesmith.evaluation.report import run_evaluation
+    from tunesmith.utils.progress import progress_reports
+
+    with progress_reports("generate") as on_progress:
+        request.settings.on_progress = on_progress
+        return run_evaluation(request)

@@ -15,6 +15,7 @@ from tunesmith.cli import estimate as estimate_command
 from tunesmith.cli import export as export_commands
 from tunesmith.cli import methods as methods_commands
 from tunesmith.cli import predict as predict_command
+from tunesmith.cli import registry as registry_commands
 from tunesmith.cli import serve as serve_command
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
@@ -37,6 +38,7 @@ adapters_commands.register(app)
 predict_command.register(app)
 export_commands.register(app)
 estimate_command.register(app)
+registry_commands.register(app)
 serve_command.register(app)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import console, progress_reports
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,8 @@ def predict(
     """Predict with a tuned run, for any task; scores too when the rows have references."""
     from tunesmith.inference.predict import predict_file
 
-    result = predict_file(run, str(input), str(output), batch_size, max_new_tokens)
+    with progress_reports("generate") as on_progress:
+        result = predict_file(run, str(input), str(output), batch_size, max_new_tokens, on_progress)
     console.print(f"wrote {result.rows} predictions to {result.output}")
     if result.metrics:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import console, progress_reports
 
 OVERRIDES = typer.Argument(None, help="key.sub=value overrides, e.g. train.learning_rate=1e-4")
 
@@ -59,19 +59,23 @@ def chat(
     temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
 ):
     """Talk to a tuned run or a base model (interactive, or one shot with --prompt)."""
-    from tunesmith.inference.generate import generate_replies
+    from tunesmith.inference.generate import SamplingParams, stream_reply
     from tunesmith.inference.load import load_for_inference
 
     loaded = load_for_inference(run_or_model)
+    params = SamplingParams(max_new_tokens, temperature)
     history: list[dict] = []
     while True:
         text = prompt if prompt is not None else _read_line()
         if text is None:
             return
         history.append({"role": "user", "content": text})
-        reply = generate_replies(loaded, [history], max_new_tokens, 1, temperature)[0]
-        history.append({"role": "assistant", "content": reply})
-        typer.echo(reply)
+        pieces = []
+        for piece in stream_reply(loaded, history, params):  # shown as it is generated
+            typer.echo(piece, nl=False)
+            pieces.append(piece)
+        typer.echo()
+        history.append({"role": "assistant", "content": "".join(pieces)})
         if prompt is not None:
             return
 
@@ -94,7 +98,8 @@ def generate(
     """Answer every row of --input; writes {prompt, reference, prediction} per line."""
     from tunesmith.inference.batch import generate_file
 
-    count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size)
+    with progress_reports("generate") as on_progress:
+        count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size, on_progress)
     console.print(f"wrote {count} predictions to {output}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tunesmith.data.examples import Example
@@ -19,6 +20,7 @@ from tunesmith.metrics.runner import (
 class GenerationSettings:
     max_new_tokens: int = 128
     batch_size: int = 8
+    on_progress: Callable[[int], None] | None = None  # called with the replies each batch finished
 
 
 @dataclass
@@ -52,7 +54,7 @@ def run_model(loaded, examples: list[Example], metrics: list[str], options: dict
         start = time.time()
         conversations = [e.messages for e in examples if e.messages]
         replies = iter(generate_replies(loaded, conversations, settings.max_new_tokens, settings.batch_size,
-                                        show_progress=True))
+                                        on_progress=settings.on_progress))
         predictions = [next(replies) if e.messages else "" for e in examples]
         seconds["generation"] = round(time.time() - start, 2)
     if needs_scoring(metrics):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tunesmith.data.examples import Example, to_example
 from tunesmith.data.load import load_shaped_like_run
 from tunesmith.data.records import require_rows
@@ -10,14 +12,14 @@ from tunesmith.inference.load import Loaded, load_for_inference
 from tunesmith.utils.io import write_jsonl
 
 
-def answer_file(loaded: Loaded, input_path: str, max_new_tokens: int = 256,
-                batch_size: int = 8) -> tuple[list[Example], list[str]]:
+def answer_file(loaded: Loaded, input_path: str, max_new_tokens: int = 256, batch_size: int = 8,
+                on_progress: Callable[[int], None] | None = None) -> tuple[list[Example], list[str]]:
     """Each row's conversation up to its last reply, answered; rows are read the way the run read
     its training rows (its template steps apply), so a run's raw data layout works as input."""
     records = require_rows(load_shaped_like_run(input_path, loaded.config.data), input_path)
     examples = [to_example(r) for r in records]
     replies = generate_replies(loaded, [e.messages for e in examples], max_new_tokens, batch_size,
-                               show_progress=True)
+                               on_progress=on_progress)
     return examples, replies
 
 
@@ -26,8 +28,9 @@ def prediction_rows(examples: list[Example], replies: list[str]) -> list[dict]:
             for e, reply in zip(examples, replies)]
 
 
-def generate_file(run_or_model: str, input_path: str, output_path: str,
-                  max_new_tokens: int = 256, batch_size: int = 8) -> int:
-    examples, replies = answer_file(load_for_inference(run_or_model), input_path, max_new_tokens, batch_size)
+def generate_file(run_or_model: str, input_path: str, output_path: str, max_new_tokens: int = 256,
+                  batch_size: int = 8, on_progress: Callable[[int], None] | None = None) -> int:
+    examples, replies = answer_file(load_for_inference(run_or_model), input_path, max_new_tokens, batch_size,
+                                    on_progress)
     write_jsonl(output_path, prediction_rows(examples, replies))
     return len(examples)

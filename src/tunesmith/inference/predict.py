@@ -7,6 +7,7 @@ computed too and written beside the predictions as <output>.metrics.json.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,14 +28,15 @@ class PredictResult:
 
 
 def predict_file(run_or_model: str, input_path: str, output_path: str, batch_size: int = 16,
-                 max_new_tokens: int = 256) -> PredictResult:
+                 max_new_tokens: int = 256, on_progress: Callable[[int], None] | None = None) -> PredictResult:
+    """`on_progress(n)`: called as chat replies are generated (n: replies just finished)."""
     loaded = load_for_inference(run_or_model)
     config = loaded.config
     task = TASKS.get(config.task.name)
     if task.predict is None:
         if config.task.name != "sft":
             raise ConfigError(f"task {config.task.name!r} has no predict; use `tunesmith generate` for text")
-        rows, metrics = _generate(loaded, input_path, batch_size, max_new_tokens)
+        rows, metrics = _generate(loaded, input_path, batch_size, max_new_tokens, on_progress)
     else:
         fmt = config.data.format if config.data.format != "auto" or not task.data_format else task.data_format
         records, _ = load_records([input_path], fmt, config.data.on_bad_row, columns=config.data.columns)
@@ -48,13 +50,14 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
     return result
 
 
-def _generate(loaded, input_path: str, batch_size: int, max_new_tokens: int) -> tuple[list[dict], dict]:
+def _generate(loaded, input_path: str, batch_size: int, max_new_tokens: int,
+              on_progress: Callable[[int], None] | None) -> tuple[list[dict], dict]:
     """Chat runs answer each row; rows with a reference reply are scored with the run's text
     metrics (eval.metrics, e.g. rouge), the same scores training logged."""
     from tunesmith.inference.batch import answer_file, prediction_rows
     from tunesmith.metrics.runner import compute_metrics, parse_metric_names, scored_on_generations
 
-    examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size)
+    examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size, on_progress)
     rows = prediction_rows(examples, replies)
     names = scored_on_generations(parse_metric_names(loaded.config.eval.metrics))
     scored = [(e, r) for e, r in zip(examples, replies) if e.reference is not None]

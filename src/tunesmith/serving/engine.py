@@ -219,8 +219,8 @@ class LocalEngine(Engine):
         loaded, lock = self._other(target)
         tok = loaded.tokenizer
         limit = getattr(tok, "model_max_length", 512)
-        batch = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=min(limit, 8192))
-        with lock, torch.inference_mode():
+        with lock, torch.inference_mode():  # the lock covers the tokenizer's padding state too
+            batch = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=min(limit, 8192))
             hidden = loaded.model(**batch, output_hidden_states=True).hidden_states[-1]
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
