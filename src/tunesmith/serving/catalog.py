@@ -18,6 +18,7 @@ from tunesmith.runs.rundir import RunDir
 from tunesmith.serving.errors import BadRequest, ModelNotFound, ModelNotReady
 
 LORA_TYPES = {"LORA"}  # PEFT types that can share a base in one mixed-adapter batch
+PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 PICKLE = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 
@@ -79,6 +80,10 @@ def _run_target(run: RunDir, name: str, created: int) -> Target:
     if (run.adapter_dir / "adapter_config.json").is_file():
         _safetensors_only(run.adapter_dir)
         adapter = json.loads((run.adapter_dir / "adapter_config.json").read_text())
+        if adapter.get("peft_type") in PROMPT_LEARNING and generates:
+            raise BadRequest(f"run {name!r} ({config.method.name}) learns virtual tokens, which this server's "
+                             "cached batches do not serve yet; merge-free runs of LoRA methods do, and "
+                             "`tunesmith generate` answers with it", "model")
         shared = adapter.get("peft_type") in LORA_TYPES and not adapter.get("use_dora") and generates
         kind, base = ("adapter", config.model.name_or_path) if shared else ("model", str(run.path))
         return Target(name, str(run.path), kind, base, config.task.name, generates, created)

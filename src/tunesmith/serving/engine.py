@@ -340,7 +340,11 @@ class Slot:
             self._delete(idle.pop(0))
 
     def _delete(self, key: str) -> None:
-        self.forward.model.delete_adapter(key)
+        import warnings
+
+        with warnings.catch_warnings():  # PEFT warns that the active adapter changes; routing is per row
+            warnings.simplefilter("ignore")
+            self.forward.model.delete_adapter(key)
         del self.adapters[key]
 
     # --- scheduling ----------------------------------------------------------------------
