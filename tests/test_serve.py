@@ -258,6 +258,14 @@ def test_half_written_run_and_adapter_without_its_base(server, root):
     assert 400 <= added.status_code < 500 and "gone" in added.json()["error"]["message"]
     assert _post(url, {"model": "orphan", "messages": HELLO}).status_code == 404  # not left half-added
     assert _post(url, {"name": "x", "path": "../.."}, "/v1/adapters").status_code == 404
+    prompt = root / "prompt-run"
+    (prompt / "adapter").mkdir(parents=True)
+    (prompt / "config.yaml").write_text(f"model:\n  name_or_path: {root / 'base'}\nmethod:\n  name: prompt-tuning\n")
+    (prompt / "STATUS").write_text("succeeded\n")
+    (prompt / "adapter" / "adapter_config.json").write_text(json.dumps({"peft_type": "PROMPT_TUNING"}))
+    (prompt / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    refused = _post(url, {"model": "prompt-run", "messages": HELLO})
+    assert refused.status_code == 400 and "virtual tokens" in refused.json()["error"]["message"]
     assert _post(url, {"model": "lora1", "messages": HELLO, "max_tokens": 2}).status_code == 200
 
 

@@ -81,9 +81,9 @@ def _run_target(run: RunDir, name: str, created: int) -> Target:
         _safetensors_only(run.adapter_dir)
         adapter = json.loads((run.adapter_dir / "adapter_config.json").read_text())
         if adapter.get("peft_type") in PROMPT_LEARNING and generates:
-            raise BadRequest(f"run {name!r} ({config.method.name}) learns virtual tokens, which this server's "
-                             "cached batches do not serve yet; merge-free runs of LoRA methods do, and "
-                             "`tunesmith generate` answers with it", "model")
+            raise BadRequest(f"run {name!r} ({config.method.name}) learns virtual tokens, which the batched "
+                             "server does not serve yet; use `tunesmith generate` for it, or a LoRA-family method",
+                             "model")
         shared = adapter.get("peft_type") in LORA_TYPES and not adapter.get("use_dora") and generates
         kind, base = ("adapter", config.model.name_or_path) if shared else ("model", str(run.path))
         return Target(name, str(run.path), kind, base, config.task.name, generates, created)
