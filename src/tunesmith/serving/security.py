@@ -101,8 +101,9 @@ def check_bind(host: str, keys: ApiKeys) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: a body over `limit` bytes is refused with 413, whether it declares its
-    length or streams chunks."""
+    """ASGI middleware: a body over `limit` bytes is refused with 413 in OpenAI's error format,
+    whether it declares its length or streams chunks. Ours because FastAPI's own `max_body_size`
+    exists only in its newest releases and answers in its own error shape."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
