@@ -61,3 +61,11 @@ class Overloaded(RateLimited):
 class TooLarge(ApiError):
     status = 413
     code = "request_too_large"
+
+
+class GenerationFailed(ApiError):
+    """The engine failed on a batch (a server fault, not the client's): 500 in OpenAI's format."""
+
+    status = 500
+    type = "server_error"
+    code = "generation_failed"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from tunesmith.serving.catalog import Catalog, Target
 from tunesmith.serving.dialect import tool_calls
 from tunesmith.serving.engine import Chunk, Engine, Sampling
-from tunesmith.serving.errors import ApiError, BadRequest, ContextTooLong
+from tunesmith.serving.errors import BadRequest, ContextTooLong, GenerationFailed
 from tunesmith.serving.metrics import ServerMetrics, labels
 from tunesmith.serving.openai import ChatRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
@@ -95,8 +95,9 @@ class Service:
                         req.wanted_logprobs)
 
     async def _generate(self, target: Target, prompts: list[list[int]], sampling: Sampling,
-                        ) -> AsyncIterator[tuple[int, Chunk]]:
-        """Chunks of every prompt's generation as they come; leaving early cancels them all."""
+                        started: float | None = None) -> AsyncIterator[tuple[int, Chunk]]:
+        """Chunks of every prompt's generation as they come; leaving early cancels them all.
+        Time to first token counts from `started` (the request's arrival)."""
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
         tags, jobs = labels(target, self.catalog.known(target.name)), []
 
@@ -109,7 +110,7 @@ class Service:
                         job.cancel()
             return put
 
-        start = time.perf_counter()
+        start = started or time.perf_counter()
         last: dict[int, float] = {}
         try:
             for i, prompt in enumerate(prompts):
@@ -129,7 +130,7 @@ class Service:
                     running -= 1
                     self.metrics.completion_tokens.labels(**tags).inc(chunk.tokens)
                 if chunk.error:
-                    raise ApiError(f"generation failed: {chunk.error}")
+                    raise GenerationFailed(f"generation failed: {chunk.error}")
                 yield index, chunk
         finally:
             for job in jobs:
@@ -147,7 +148,8 @@ class Service:
         target = await self.resolve(call, req.model)
         prompt = self._chat_prompt(target, req)
         sampling = self._sampling(req, len(prompt), self.engine.dialect(target).context)
-        texts, reasons, tokens, logprobs = await self._collect(target, [prompt] * (req.n or 1), sampling)
+        texts, reasons, tokens, logprobs = await self._collect(target, [prompt] * (req.n or 1), sampling,
+                                                               call.started)
         choices = []
         for i, (text, reason) in enumerate(zip(texts, reasons)):
             calls = tool_calls(text) if req.tools and req.tool_choice != "none" else None
@@ -164,10 +166,10 @@ class Service:
         if self.traffic is not None:
             self.traffic.chat(target.label, completion_id, [m.plain() for m in req.messages], replies)
 
-    async def _collect(self, target, prompts, sampling):
+    async def _collect(self, target, prompts, sampling, started=None):
         texts, reasons, tokens = [""] * len(prompts), [None] * len(prompts), [0] * len(prompts)
         logprobs = [[] for _ in prompts]
-        async for i, chunk in self._generate(target, prompts, sampling):
+        async for i, chunk in self._generate(target, prompts, sampling, started):
             texts[i] += chunk.text
             tokens[i] = chunk.tokens
             reasons[i] = chunk.finish_reason or reasons[i]
@@ -210,7 +212,7 @@ class Service:
         for i in range(n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         held, total = [""] * n, 0
-        async for i, piece in self._generate(target, [prompt] * n, sampling):
+        async for i, piece in self._generate(target, [prompt] * n, sampling, call.started):
             held[i] += piece.text
             scores = {"logprobs": {"content": piece.logprobs}} if piece.logprobs else {}
             if (piece.text or scores) and not hold and not piece.finish_reason:
@@ -246,7 +248,7 @@ class Service:
             raise BadRequest("suffix is not supported", "suffix", "unsupported_parameter")
         target = await self.resolve(call, req.model)
         prompts, sampling = self._completion_prompts(target, req)
-        texts, reasons, tokens, logprobs = await self._collect(target, prompts, sampling)
+        texts, reasons, tokens, logprobs = await self._collect(target, prompts, sampling, call.started)
         sources = [p for p in req.prompts() for _ in range(req.n or 1)]
         choices = [{"index": i, "text": (src if req.echo else "") + text, "finish_reason": reason,
                     "logprobs": _legacy_logprobs(logprobs[i]) if req.logprobs is not None else None}
@@ -269,7 +271,7 @@ class Service:
                 out["usage"] = usage
             return out
 
-        async for i, piece in self._generate(target, prompts, sampling):
+        async for i, piece in self._generate(target, prompts, sampling, call.started):
             total += piece.tokens if piece.finish_reason else 0
             if piece.text or piece.finish_reason or piece.logprobs:
                 scores = _legacy_logprobs(piece.logprobs) if req.logprobs is not None else None
