@@ -266,6 +266,12 @@ def test_half_written_run_and_adapter_without_its_base(server, root):
     (prompt / "adapter" / "adapter_model.safetensors").write_bytes(b"")
     refused = _post(url, {"model": "prompt-run", "messages": HELLO})
     assert refused.status_code == 400 and "virtual tokens" in refused.json()["error"]["message"]
+    pickled = root / "pickled"
+    pickled.mkdir()
+    shutil.copy(root / "base" / "config.json", pickled / "config.json")
+    torch.save({}, pickled / "pytorch_model.bin")
+    refused = _post(url, {"name": "pickled", "path": "pickled"}, "/v1/adapters")
+    assert refused.status_code == 400 and "safetensors only" in refused.json()["error"]["message"]
     assert _post(url, {"model": "lora1", "messages": HELLO, "max_tokens": 2}).status_code == 200
 
 

@@ -4,6 +4,7 @@ the runs root; a half-written run answers 409, an unknown name 404."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -53,7 +54,16 @@ class Target:
 
 
 def describe(source: str, name: str | None = None) -> Target:
-    """A Target for a run directory, a model directory (merged or int8 export) or a zoo name."""
+    """A Target for a run directory, a model directory (merged or int8 export) or a zoo name.
+    Remembered until the run's files change, so that a request does not re-read its config."""
+    path = Path(source)
+    stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in
+                  (path, path / "config.yaml", path / "STATUS", path / "adapter" / "adapter_model.safetensors"))
+    return _describe(source, name, stamp)
+
+
+@functools.lru_cache(maxsize=512)
+def _describe(source: str, name: str | None, stamp: tuple) -> Target:
     path = Path(source)
     created = int(path.stat().st_mtime) if path.exists() else int(time.time())
     if RunDir.is_run(path):
