@@ -52,12 +52,17 @@ def _train(model_dir, data, out, batch: int, accum: int, packing: bool):
 
 
 @pytest.mark.parametrize("packing", [True, False], ids=["packed", "padded"])
-def test_batch_times_accumulation_gives_the_same_training(packing, tiny_model_dir, rows_file, tmp_path):
+def test_batch_times_accumulation_gives_the_same_training(packing, tiny_model_dir, rows_file, tmp_path, monkeypatch):
+    from tunesmith.training import runner
+
+    for plot in ("plot_loss", "plot_metrics"):  # tested elsewhere; a quarter of a tiny run's time
+        monkeypatch.setattr(runner, plot, lambda *args: None)
     (losses, weights), *others = [_train(tiny_model_dir, rows_file, tmp_path / f"{b}x{a}", b, a, packing)
                                   for b, a in SPLITS]
     assert len(losses) == 2
     for (batch, accum), (other_losses, other_weights) in zip(SPLITS[1:], others):
         assert other_losses == pytest.approx(losses, abs=ATOL), f"{batch}x{accum} loss curve"
+        split = f"{batch}x{accum}"
         for name, tensor in weights.items():
             torch.testing.assert_close(other_weights[name], tensor, atol=ATOL, rtol=0,
-                                       msg=lambda m, n=name: f"{batch}x{accum} {n}: {m}")
+                                       msg=lambda m, n=name, s=split: f"{s} {n}: {m}")
