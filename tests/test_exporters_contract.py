@@ -69,19 +69,23 @@ def exported(request, run_dir, tmp_path_factory):
     if spec.check:
         spec.check(options, model_type_of(str(run_dir)))
     folder = tmp_path_factory.mktemp(spec.name)
-    result = spec.export(load_source(str(run_dir)), folder, options)
-    return spec, folder, result
+    source = load_source(str(run_dir))
+    result = spec.export(source, folder, options)
+    return spec, folder, result, source
 
 
-def test_the_listed_files_are_written(exported):
-    _, folder, result = exported
+def test_the_listed_files_are_written_and_loaded_back(exported):
+    _, folder, result, source = exported
     assert result.files, "an export lists the files it wrote"
     for name in result.files:
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    runtime_model = getattr(result.runtime, "model", None)  # None: not a torch runtime (onnxruntime)
+    assert runtime_model is None or all(runtime_model is not m for m in (source.loaded.model, source._merged)), \
+        "the runtime is the model in memory, not the files loaded back"
 
 
 def test_loaded_back_it_matches_the_unexported_model(exported, reference):
-    spec, _, result = exported
+    _, _, result, _ = exported
     logits, greedy = reference
     theirs = result.runtime.logits(IDS, torch.ones_like(IDS))
     assert theirs.shape == logits.shape and torch.isfinite(theirs).all()
