@@ -35,4 +35,6 @@ def _history(history) -> list:
     return history
 
 
-register_format("alpaca", "instruction / input / output (+ system, history)", detect, to_record, 30)
+register_format("alpaca", "instruction / input / output (+ system, history)", detect, to_record, 30,
+                example={"instruction": "Add the numbers.", "input": "2 and 3", "output": "5",
+                         "system": "You are terse.", "history": [["hi", "hello"]]})

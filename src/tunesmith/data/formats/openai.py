@@ -46,4 +46,7 @@ def _message(i: int, m: object) -> dict:
     return message
 
 
-register_format("openai", "OpenAI chat: messages [{role, content, weight}] (+ tools)", detect, to_record, 10)
+register_format("openai", "OpenAI chat: messages [{role, content, weight}] (+ tools)", detect, to_record, 10,
+                example={"messages": [{"role": "system", "content": "You are terse."},
+                                      {"role": "user", "content": "2 + 3?"},
+                                      {"role": "assistant", "content": "5"}]})

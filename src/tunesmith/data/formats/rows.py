@@ -20,4 +20,5 @@ def to_record(row: dict) -> dict:
     return dict(row)
 
 
-register_format("rows", "fields as written; the task reads its own columns", detect, to_record, 100)
+register_format("rows", "fields as written; the task reads its own columns", detect, to_record, 100,
+                example={"sentence": "a fine film", "label": "positive"})

@@ -46,4 +46,6 @@ def to_record(row: dict) -> dict:
     return chat_record(messages, tools if isinstance(tools, str) and tools.strip() else None)
 
 
-register_format("sharegpt", "ShareGPT: conversations [{from, value}] (+ system, tools)", detect, to_record, 20)
+register_format("sharegpt", "ShareGPT: conversations [{from, value}] (+ system, tools)", detect, to_record, 20,
+                example={"conversations": [{"from": "human", "value": "2 + 3?"}, {"from": "gpt", "value": "5"}],
+                         "system": "You are terse."})

@@ -14,4 +14,5 @@ def to_record(row: dict) -> dict:
     return {"text": require_str(row, "text")}
 
 
-register_format("text", "plain text for continued pretraining: {text}", detect, to_record, 90)
+register_format("text", "plain text for continued pretraining: {text}", detect, to_record, 90,
+                example={"text": "The quick brown fox jumps over the lazy dog."})

@@ -41,6 +41,10 @@ class Step(ABC):
     summary: ClassVar[str] = ""
     name: ClassVar[str] = ""
     reshapes_rows: ClassVar[bool] = False  # True: rows change shape (predict applies it to new rows too)
+    # Options of a typical use (a data.pipeline entry). tests/test_steps_contract.py runs every step
+    # with them on rows with instruction/input/output/label/group/date fields read from
+    # train.jsonl and extra.jsonl, with eval.jsonl beside them.
+    example: ClassVar[dict] = {}
 
     def __init__(self, options: StepOptions | None = None, context: dict | None = None, **kwargs):
         self.options = options if options is not None else self.Options(**kwargs)

@@ -54,6 +54,7 @@ class CleanOptions(StepOptions):
 class Clean(Step):
     Options = CleanOptions
     summary = "normalise Unicode/whitespace/HTML, mask PII, apply a glossary, filter by length/ratio"
+    example = {"strip_html": True, "pii": ["email"], "min_chars": 3}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         o = self.options

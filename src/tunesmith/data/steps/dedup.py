@@ -42,6 +42,7 @@ class DedupOptions(StepOptions):
 class Dedup(Step):
     Options = DedupOptions
     summary = "remove exact and near-duplicate rows (MinHash LSH, CJK-aware); report clusters"
+    example = {"method": "minhash", "threshold": 0.8}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         finder = DuplicateFinder(self.options)

@@ -64,6 +64,7 @@ def parse_ratios(value) -> list[float]:
 class Split(Step):
     Options = SplitOptions
     summary = "tag rows train/eval/test: by ratio, stratified, grouped or by time"
+    example = {"ratios": [0.5, 0.5], "stratify": "label"}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         parts = split_rows(rows, self.options, self.seed())
