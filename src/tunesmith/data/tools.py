@@ -82,12 +82,13 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
     return {"rows_in": len(rows), "rows_out": n, "bad_rows": [str(b) for b in load.bad_rows]}
 
 
-def mix_files(sources: list[tuple[str, float]], output: str | Path, total: int | None = None,
-              seed: int = 42, keep_origin: bool = False) -> StepReport:
-    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows)."""
+def mix_files(sources: list[tuple[str, float]], output: str | Path, options: dict | None = None,
+              keep_origin: bool = False) -> StepReport:
+    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows);
+    `options`: the step's other options (total, seed)."""
     paths = [p for p, _ in sources]
     _check_output(paths, output)
     rows = read_input(paths)
-    out, report = run_step(build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed}), rows)
+    out, report = run_step(build_step({"step": "mix", **(options or {}), "weights": dict(sources)}), rows)
     write_rows(output, out, keep_origin)
     return report
