@@ -2,6 +2,10 @@
 
 Adding a format touches one file: define `detect(row)` and `to_record(row)` and call
 `register_format`. Importing this package registers every built-in format.
+
+A format's `kind` says which record it makes: "chat" formats make the canonical chat or text
+record (`data.records`); "preference" formats make a preference pair (`data.preference`).
+Auto-detection looks only among the formats of the kind a reader asks for.
 """
 
 from __future__ import annotations
@@ -19,21 +23,23 @@ class FormatSpec:
     detect: Callable[[dict], bool]  # does this row look like this format?
     to_record: Callable[[dict], dict]  # canonical record, or RowError with the reason
     priority: int = 50  # lower is tried first by auto-detection
+    kind: str = "chat"  # "chat" or "preference": the record to_record makes
 
 
 FORMATS: Registry[FormatSpec] = Registry("data format")
 
 
-def register_format(name: str, summary: str, detect, to_record, priority: int = 50) -> FormatSpec:
-    return FORMATS.add(name, FormatSpec(name, summary, detect, to_record, priority))
+def register_format(name: str, summary: str, detect, to_record, priority: int = 50,
+                    kind: str = "chat") -> FormatSpec:
+    return FORMATS.add(name, FormatSpec(name, summary, detect, to_record, priority, kind))
 
 
-def detect_format(row: object) -> FormatSpec | None:
-    """The first registered format, by priority, that recognises `row`."""
+def detect_format(row: object, kind: str = "chat") -> FormatSpec | None:
+    """The first registered format of `kind`, by priority, that recognises `row`."""
     if not isinstance(row, dict):
         return None
     for spec in sorted(FORMATS, key=lambda s: s.priority):
-        if spec.detect(row):
+        if spec.kind == kind and spec.detect(row):
             return spec
     return None
 

@@ -1,0 +1,20 @@
+"""OpenAI preference fine-tuning rows: {"input": {"messages"}, "preferred_output": [...],
+"non_preferred_output": [...]}."""
+
+from __future__ import annotations
+
+from tunesmith.data.formats import register_format
+from tunesmith.data.preference import messages, preference_pair, reply
+
+
+def detect(row: dict) -> bool:
+    return "preferred_output" in row or "non_preferred_output" in row
+
+
+def to_record(row: dict) -> dict:
+    prompt = messages((row.get("input") or {}).get("messages", []))
+    return preference_pair(row, prompt, reply(row.get("preferred_output")), reply(row.get("non_preferred_output")))
+
+
+register_format("openai-preference", "OpenAI DPO: input.messages + preferred_output/non_preferred_output",
+                detect, to_record, 10, kind="preference")

@@ -1,0 +1,18 @@
+"""TRL preference rows: {"prompt": text or messages, "chosen": ..., "rejected": ...} (text or messages)."""
+
+from __future__ import annotations
+
+from tunesmith.data.formats import register_format
+from tunesmith.data.preference import messages, preference_pair, reply
+
+
+def detect(row: dict) -> bool:
+    return "prompt" in row and ("chosen" in row or "rejected" in row)
+
+
+def to_record(row: dict) -> dict:
+    return preference_pair(row, messages(row["prompt"]), reply(row.get("chosen")), reply(row.get("rejected")))
+
+
+register_format("preference", "TRL: prompt + chosen/rejected (text or messages)", detect, to_record, 13,
+                kind="preference")
