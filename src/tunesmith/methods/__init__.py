@@ -123,8 +123,8 @@ METHODS: Registry[Method] = Registry("method")
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: registers one instance, under its config's `name` default."""
     method = cls()
-    METHOD_CONFIGS.add(method.name, cls.config_class)
-    METHODS.add(method.name, method)
+    METHOD_CONFIGS.register(cls.config_class, method.name)
+    METHODS.register(method)
     return cls
 
 

@@ -59,8 +59,8 @@ def register_task(config_class: type[TaskConfig], summary: str, *, model_class, 
     name = config_class.model_fields["name"].default
 
     def wrap(build_features: Callable) -> Callable:
-        TASK_CONFIGS.add(name, config_class)
-        TASKS.add(name, TaskSpec(name, summary, config_class, model_class, build_features, collator,
+        TASK_CONFIGS.register(config_class, name)
+        TASKS.register(TaskSpec(name, summary, config_class, model_class, build_features, collator,
                                  data_format, model_kwargs, make_trainer, predict, expand_records, reads))
         return build_features
 

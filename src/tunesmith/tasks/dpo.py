@@ -30,6 +30,7 @@ class DpoConfig(TaskConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Assumed label noise (cDPO / robust DPO).")
 
 
+@register_preference_task(DpoConfig, "direct preference optimisation on chosen/rejected pairs (TRL)")
 def make_trainer(parts: TrainerParts):
     from trl import DPOConfig, DPOTrainer
 
@@ -37,6 +38,3 @@ def make_trainer(parts: TrainerParts):
     return preference_trainer(parts, DPOConfig, DPOTrainer, beta=cfg.beta, loss_type=list(cfg.loss_type),
                               loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
                               truncation_mode="keep_start", dataset_num_proc=None)
-
-
-register_preference_task(DpoConfig, "direct preference optimisation on chosen/rejected pairs (TRL)", make_trainer)

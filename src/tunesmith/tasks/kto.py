@@ -35,14 +35,6 @@ def _unpaired(record: dict, tokenizer, config) -> dict:
     return {"prompt": pair["prompt"], "completion": pair["chosen"], "label": record["label"]}
 
 
-def make_trainer(parts: TrainerParts):
-    from trl import KTOConfig, KTOTrainer
-
-    cfg = parts.config.task
-    return preference_trainer(parts, KTOConfig, KTOTrainer, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
-                              undesirable_weight=cfg.undesirable_weight)
-
-
 def build_features(records: list[dict], tokenizer, config):
     report = RowsReport()
     paired = [r for r in records if "completion" not in r]
@@ -61,5 +53,11 @@ def build_features(records: list[dict], tokenizer, config):
     return features, report
 
 
-register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)", make_trainer,
-                         build_features)
+@register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
+                          build_features)
+def make_trainer(parts: TrainerParts):
+    from trl import KTOConfig, KTOTrainer
+
+    cfg = parts.config.task
+    return preference_trainer(parts, KTOConfig, KTOTrainer, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
+                              undesirable_weight=cfg.undesirable_weight)

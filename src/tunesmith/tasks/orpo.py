@@ -17,10 +17,8 @@ class OrpoConfig(TaskConfig):
     beta: float = Field(0.1, gt=0, description="Weight of the odds-ratio term against the SFT loss (ORPO's lambda).")
 
 
+@register_preference_task(OrpoConfig, "odds-ratio preference optimisation, no reference model (TRL)")
 def make_trainer(parts: TrainerParts):
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     return preference_trainer(parts, ORPOConfig, ORPOTrainer, beta=parts.config.task.beta)
-
-
-register_preference_task(OrpoConfig, "odds-ratio preference optimisation, no reference model (TRL)", make_trainer)

@@ -94,10 +94,17 @@ def preference_trainer(parts: TrainerParts, args_class, trainer_class, **options
     return trainer
 
 
-def register_preference_task(config_class, summary: str, make_trainer, build_features=None):
-    """Register a causal-LM task trained by a TRL preference trainer on pairs, scored by `score_pairs`."""
-    register_task(config_class, summary, model_class=causal_lm_class, collator=no_collator, data_format="rows",
-                  make_trainer=make_trainer, predict=score_pairs)(build_features or build_pair_features)
+def register_preference_task(config_class, summary: str, build_features=None):
+    """Decorator for the `make_trainer` of a causal-LM task trained by a TRL preference trainer
+    on pairs (`build_pair_features` unless given) and scored by `score_pairs`."""
+
+    def wrap(make_trainer):
+        register_task(config_class, summary, model_class=causal_lm_class, collator=no_collator,
+                      data_format="rows", make_trainer=make_trainer,
+                      predict=score_pairs)(build_features or build_pair_features)
+        return make_trainer
+
+    return wrap
 
 
 def causal_lm_class():

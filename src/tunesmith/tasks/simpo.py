@@ -19,13 +19,10 @@ class SimpoConfig(TaskConfig):
     sft_weight: float = Field(0.0, ge=0, description="Add this much SFT loss on chosen replies (CPO-SimPO).")
 
 
+@register_preference_task(SimpoConfig, "SimPO: reference-free, length-normalised preference optimisation (TRL CPO)")
 def make_trainer(parts: TrainerParts):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     cfg = parts.config.task
     return preference_trainer(parts, CPOConfig, CPOTrainer, loss_type="simpo", beta=cfg.beta,
                               simpo_gamma=cfg.gamma, cpo_alpha=cfg.sft_weight)
-
-
-register_preference_task(SimpoConfig, "SimPO: reference-free, length-normalised preference optimisation (TRL CPO)",
-                         make_trainer)

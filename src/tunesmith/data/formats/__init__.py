@@ -1,7 +1,7 @@
 """Row formats: each module turns one row of its format into a canonical record.
 
-Adding a format touches one file: define `detect(row)` and `to_record(row)` and call
-`register_format`. Importing this package registers every built-in format.
+Adding a format touches one file: define `detect(row)` and decorate `to_record(row)` with
+`@register_format`. Importing this package registers every built-in format.
 
 A format's `kind` says which record it makes: "chat" formats make the canonical chat or text
 record (`data.records`); "preference" formats make a preference pair (`data.preference`).
@@ -29,9 +29,15 @@ class FormatSpec:
 FORMATS: Registry[FormatSpec] = Registry("data format")
 
 
-def register_format(name: str, summary: str, detect, to_record, priority: int = 50,
-                    kind: str = "chat") -> FormatSpec:
-    return FORMATS.add(name, FormatSpec(name, summary, detect, to_record, priority, kind))
+def register_format(name: str, summary: str, *, detect: Callable[[dict], bool], priority: int = 50,
+                    kind: str = "chat"):
+    """Decorator for a format's `to_record(row)`; `detect(row)` says whether a row is in it."""
+
+    def wrap(to_record: Callable[[dict], dict]) -> Callable[[dict], dict]:
+        FORMATS.register(FormatSpec(name, summary, detect, to_record, priority, kind))
+        return to_record
+
+    return wrap
 
 
 def detect_format(row: object, kind: str = "chat") -> FormatSpec | None:

@@ -10,6 +10,7 @@ def detect(row: dict) -> bool:
     return "instruction" in row and "output" in row
 
 
+@register_format("alpaca", "instruction / input / output (+ system, history)", detect=detect, priority=30)
 def to_record(row: dict) -> dict:
     instruction = require_str(row, "instruction")
     extra = require_str(row, "input", optional=True)
@@ -33,6 +34,3 @@ def _history(history) -> list:
     if not ok:
         raise RowError("field 'history' must be a list of [user, assistant] text pairs")
     return history
-
-
-register_format("alpaca", "instruction / input / output (+ system, history)", detect, to_record, 30)

@@ -25,13 +25,11 @@ def _split(transcript: str) -> tuple[list[dict], str]:
     return turns[:-1], turns[-1]["content"]
 
 
+@register_format("hh-preference", "HH-RLHF: chosen/rejected full Human/Assistant transcripts",
+                 detect=detect, priority=14, kind="preference")
 def to_record(row: dict) -> dict:
     prompt, chosen = _split(row["chosen"])
     prompt_rejected, rejected = _split(row["rejected"])
     if prompt != prompt_rejected:
         raise RowError("the chosen and rejected transcripts differ before their last Assistant turn")
     return preference_pair(row, prompt, chosen, rejected)
-
-
-register_format("hh-preference", "HH-RLHF: chosen/rejected full Human/Assistant transcripts", detect,
-                to_record, 14, kind="preference")

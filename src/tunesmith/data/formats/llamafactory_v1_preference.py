@@ -12,12 +12,10 @@ def detect(row: dict) -> bool:
     return "chosen_messages" in row
 
 
+@register_format("llamafactory-v1-preference", "LLaMA-Factory v1: chosen_messages/rejected_messages",
+                 detect=detect, priority=11, kind="preference")
 def to_record(row: dict) -> dict:
     chosen, rejected = messages(row["chosen_messages"]), messages(row.get("rejected_messages"))
     if rejected[:-1] != chosen[:-1]:
         raise RowError("chosen_messages and rejected_messages differ before their last turn")
     return preference_pair(row, chosen[:-1], reply(chosen[-1:]), reply(rejected[-1:]))
-
-
-register_format("llamafactory-v1-preference", "LLaMA-Factory v1: chosen_messages/rejected_messages",
-                detect, to_record, 11, kind="preference")

@@ -11,10 +11,8 @@ def detect(row: dict) -> bool:
     return "preferred_output" in row or "non_preferred_output" in row
 
 
+@register_format("openai-preference", "OpenAI DPO: input.messages + preferred_output/non_preferred_output",
+                 detect=detect, priority=10, kind="preference")
 def to_record(row: dict) -> dict:
     prompt = messages((row.get("input") or {}).get("messages", []))
     return preference_pair(row, prompt, reply(row.get("preferred_output")), reply(row.get("non_preferred_output")))
-
-
-register_format("openai-preference", "OpenAI DPO: input.messages + preferred_output/non_preferred_output",
-                detect, to_record, 10, kind="preference")

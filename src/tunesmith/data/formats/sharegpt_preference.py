@@ -11,13 +11,11 @@ def detect(row: dict) -> bool:
     return ("conversations" in row or "instruction" in row) and ("chosen" in row or "rejected" in row)
 
 
+@register_format("sharegpt-preference", "LLaMA-Factory: conversations or instruction + chosen/rejected",
+                 detect=detect, priority=12, kind="preference")
 def to_record(row: dict) -> dict:
     if "conversations" in row:
         prompt = messages(row["conversations"])
     else:
         prompt = [{"role": "user", "content": "\n\n".join(p for p in (row.get("instruction"), row.get("input")) if p)}]
     return preference_pair(row, prompt, reply(row.get("chosen")), reply(row.get("rejected")))
-
-
-register_format("sharegpt-preference", "LLaMA-Factory: conversations or instruction + chosen/rejected",
-                detect, to_record, 12, kind="preference")

@@ -10,9 +10,7 @@ def detect(row: dict) -> bool:
     return "prompt" in row and ("chosen" in row or "rejected" in row)
 
 
+@register_format("preference", "TRL: prompt + chosen/rejected (text or messages)",
+                 detect=detect, priority=13, kind="preference")
 def to_record(row: dict) -> dict:
     return preference_pair(row, messages(row["prompt"]), reply(row.get("chosen")), reply(row.get("rejected")))
-
-
-register_format("preference", "TRL: prompt + chosen/rejected (text or messages)", detect, to_record, 13,
-                kind="preference")

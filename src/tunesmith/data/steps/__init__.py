@@ -62,8 +62,8 @@ STEPS: Registry[type[Step]] = Registry("data step")
 def register_step(cls: type[Step]) -> type[Step]:
     """Class decorator: the step's name is the default of its Options' `step` field."""
     cls.name = cls.Options.model_fields["step"].default
-    STEP_OPTIONS.add(cls.name, cls.Options)
-    STEPS.add(cls.name, cls)
+    STEP_OPTIONS.register(cls.Options, cls.name)
+    STEPS.register(cls)
     return cls
 
 
