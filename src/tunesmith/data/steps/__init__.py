@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -41,6 +42,7 @@ class Step(ABC):
     summary: ClassVar[str] = ""
     name: ClassVar[str] = ""
     reshapes_rows: ClassVar[bool] = False  # True: rows change shape (predict applies it to new rows too)
+    streams: ClassVar[bool] = False  # True: `stream` keeps rows one by one (files bigger than memory)
 
     def __init__(self, options: StepOptions | None = None, context: dict | None = None, **kwargs):
         self.options = options if options is not None else self.Options(**kwargs)
@@ -50,6 +52,11 @@ class Step(ABC):
     @abstractmethod
     def __call__(self, rows: list[dict]) -> list[dict]:
         """The rows after this step (and self.details filled for the report)."""
+
+    def stream(self, rows: Iterable[dict]) -> Iterator[dict]:
+        """The rows this step keeps, one at a time; for steps with `streams` (self.details filled
+        once the rows are exhausted)."""
+        raise NotImplementedError(f"data step {self.name} does not stream")
 
     def seed(self) -> int:
         own = getattr(self.options, "seed", None)
