@@ -36,8 +36,8 @@ def test_each_layout_is_a_registered_preference_format():
     found = {detect_format(row, kind="preference").name for row in layouts}
     assert found == {f.name for f in FORMATS if f.kind == "preference"}  # five formats, each used
     assert len(found) == 5
-    # auto-detection for chat data never picks a preference format
-    assert all(detect_format(row) is None or detect_format(row).kind == "chat" for row in layouts)
+    # auto-detection for chat and text data never picks a preference format
+    assert all(detect_format(row) is None or detect_format(row).kind == "record" for row in layouts)
 
 
 def test_same_reply_twice_is_a_bad_pair():

@@ -3,8 +3,9 @@
 Adding a format touches one file: define `detect(row)` and decorate `to_record(row)` with
 `@register_format`. Importing this package registers every built-in format.
 
-A format's `kind` says which record it makes: "chat" formats make the canonical chat or text
-record (`data.records`); "preference" formats make a preference pair (`data.preference`).
+A format's `kind` says which record it makes: "record" formats make the canonical chat or text
+record (`data.records`), or pass a task's own columns through (`rows`); "preference" formats
+make a preference pair (`data.preference`).
 Auto-detection looks only among the formats of the kind a reader asks for.
 """
 
@@ -23,14 +24,14 @@ class FormatSpec:
     detect: Callable[[dict], bool]  # does this row look like this format?
     to_record: Callable[[dict], dict]  # canonical record, or RowError with the reason
     priority: int = 50  # lower is tried first by auto-detection
-    kind: str = "chat"  # "chat" or "preference": the record to_record makes
+    kind: str = "record"  # "record" or "preference": what to_record makes
 
 
 FORMATS: Registry[FormatSpec] = Registry("data format")
 
 
 def register_format(name: str, summary: str, *, detect: Callable[[dict], bool], priority: int = 50,
-                    kind: str = "chat"):
+                    kind: str = "record"):
     """Decorator for a format's `to_record(row)`; `detect(row)` says whether a row is in it."""
 
     def wrap(to_record: Callable[[dict], dict]) -> Callable[[dict], dict]:
@@ -40,7 +41,7 @@ def register_format(name: str, summary: str, *, detect: Callable[[dict], bool], 
     return wrap
 
 
-def detect_format(row: object, kind: str = "chat") -> FormatSpec | None:
+def detect_format(row: object, kind: str = "record") -> FormatSpec | None:
     """The first registered format of `kind`, by priority, that recognises `row`."""
     if not isinstance(row, dict):
         return None
