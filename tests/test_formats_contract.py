@@ -5,6 +5,8 @@ example (or, for a forced-only format such as `rows`, it recognises no row at al
 parses into a record whose origin is its file and line, the same from .jsonl and .json; and a
 format that `tunesmith data convert` writes survives a round trip: the example converted to the
 format itself, and through the OpenAI layout and back, reads as the same record.
+Preference formats (kind "preference") are detected among their own kind, read by the
+preference tasks from plain rows, and round-trip as the same checked pair.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tunesmith.cli.main import run
 from tunesmith.data.convert import TARGETS
 from tunesmith.data.formats import FORMATS, detect_format
 from tunesmith.data.load import load_records
+from tunesmith.data.preference import preference_record
 from tunesmith.errors import DataError
 
 ORIGIN = "_origin"
@@ -47,16 +50,21 @@ def _convert(source, to: str, out, fmt: str = "auto") -> None:
 
 
 def test_detection_picks_the_format_for_its_own_example(spec):
-    others = [s.example for s in FORMATS if s.name != spec.name and s.example is not None]
+    others = [s.example for s in FORMATS if s.name != spec.name and s.example is not None and s.kind == spec.kind]
     if spec.detect(spec.example):
-        assert detect_format(spec.example).name == spec.name
-        assert not any(spec.detect(row) and detect_format(row) is spec for row in others)
+        assert detect_format(spec.example, kind=spec.kind).name == spec.name
+        assert not any(spec.detect(row) and detect_format(row, kind=spec.kind) is spec for row in others)
     else:  # forced only (data.format or a task's data_format): it must claim no row at all
         assert not any(spec.detect(row) for row in others), f"{spec.name} detects other formats' rows"
 
 
 def test_the_example_parses_with_its_origin(spec, tmp_path):
     path = _write(tmp_path / "rows.jsonl", [spec.example, spec.example])
+    if spec.kind == "preference":  # preference tasks read plain rows, then each row's pair
+        records, _ = load_records([str(path)], "rows")
+        assert [r[ORIGIN] for r in records] == [f"{path}:1", f"{path}:2"]
+        assert all(preference_record(r) == spec.to_record(dict(spec.example)) for r in records)
+        return
     detected = spec.detect(spec.example)
     records, report = load_records([str(path)], "auto" if detected else spec.name)
     assert [r[ORIGIN] for r in records] == [f"{path}:1", f"{path}:2"]
@@ -88,6 +96,14 @@ def test_round_trip_through_data_convert(spec, tmp_path):
         pytest.skip(f"{spec.name} is not a `data convert` target")
     fmt = "auto" if spec.detect(spec.example) else spec.name
     source = _write(tmp_path / "in.jsonl", [spec.example])
+    if spec.kind == "preference":  # itself, and through the TRL layout and back: the same pair
+        _convert(source, spec.name, tmp_path / "same.jsonl")
+        _convert(tmp_path / "same.jsonl", "preference", tmp_path / "trl.jsonl")
+        _convert(tmp_path / "trl.jsonl", spec.name, tmp_path / "back.jsonl")
+        pair = spec.to_record(dict(spec.example))
+        for out in ("same", "trl", "back"):
+            assert [preference_record(r) for r in _records(tmp_path / f"{out}.jsonl", "rows")] == [pair]
+        return
     original = _records(source, fmt)
     _convert(source, spec.name, tmp_path / "same.jsonl", fmt)
     assert _records(tmp_path / "same.jsonl", spec.name) == original

@@ -44,6 +44,8 @@ class SplitOptions(StepOptions):
 
 def parse_ratios(value) -> list[float]:
     """'7:1:2' -> proportions; a list of floats must sum to 1 (within 1e-6)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]  # ["7:1:2"], as one repeatable command-line option gives it
     if isinstance(value, str):
         try:
             parts = [float(p) for p in value.split(":")]
