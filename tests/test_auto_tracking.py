@@ -24,10 +24,12 @@ def test_auto_epochs_aim_for_one_to_thirty_thousand_rows_seen(rows, epochs):
 
 
 def test_auto_learning_rate_depends_on_method_and_batch():
-    assert auto_learning_rate("lora", True, 8) == 2e-4
-    assert auto_learning_rate("lora", True, 1) == 1e-4  # small batch: half (sqrt rule, floored)
-    assert auto_learning_rate("full", False, 32) == 2e-5  # full weights: 10x lower, doubled
-    assert auto_learning_rate("freeze", False, 8) == 5e-5
+    from tunesmith.methods import METHODS
+
+    assert auto_learning_rate(METHODS.get("lora"), 8) == 2e-4
+    assert auto_learning_rate(METHODS.get("lora"), 1) == 1e-4  # small batch: half (sqrt rule, floored)
+    assert auto_learning_rate(METHODS.get("full"), 32) == 2e-5  # full weights: 10x lower, doubled
+    assert auto_learning_rate(METHODS.get("freeze"), 8) == 5e-5
 
 
 def test_auto_values_are_resolved_from_the_data_and_recorded(tiny_config):

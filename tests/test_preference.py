@@ -29,6 +29,17 @@ def test_every_layout_gives_the_same_pair(row):
     assert preference_record(row) == {"prompt": PROMPT, "chosen": "hi", "rejected": "no"}
 
 
+def test_each_layout_is_a_registered_preference_format():
+    from tunesmith.data.formats import FORMATS, detect_format
+
+    layouts = test_every_layout_gives_the_same_pair.pytestmark[0].args[1]
+    found = {detect_format(row, kind="preference").name for row in layouts}
+    assert found == {f.name for f in FORMATS if f.kind == "preference"}  # five formats, each used
+    assert len(found) == 5
+    # auto-detection for chat and text data never picks a preference format
+    assert all(detect_format(row) is None or detect_format(row).kind == "record" for row in layouts)
+
+
 def test_same_reply_twice_is_a_bad_pair():
     with pytest.raises(RowError, match="same reply"):
         preference_record({"prompt": "q", "chosen": "a", "rejected": " a "})
@@ -63,7 +74,7 @@ def test_dpo_with_lora_raises_reward_accuracy_and_scores_pairs(tiny_config, tmp_
     scored = predict_file(str(result.run_dir), str(data), str(tmp_path / "scores.jsonl"))
     assert scored.metrics["reward_accuracy"] == 1.0 and scored.metrics["reward_margin"] > 0
     assert scored.metrics["logp_accuracy"] >= scored.metrics["base_logp_accuracy"]
-    rows = [json.loads(l) for l in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and rows[0]["chosen_reward"] > rows[0]["rejected_reward"]
 
 
@@ -111,7 +122,7 @@ def test_orpo_simpo_kto_train_and_log_rewards(tiny_config, tmp_path, task):
                          eval={"steps": 3})
     result = train(config)
     assert result.status == "succeeded"
-    losses = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in r for r in losses)
     assert any(k.startswith("eval_rewards/") for k in result.eval_after), sorted(result.eval_after)
     assert (result.run_dir / "adapter" / "adapter_config.json").is_file()

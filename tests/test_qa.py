@@ -108,6 +108,10 @@ def test_qa_trains_evaluates_and_predicts(tiny_config, tmp_path):
     saved = json.loads((result.run_dir / "qa_eval_predictions.json").read_text())
     assert len(saved) == 6 and {"prediction", "answers", "origin"} <= set(saved[0])
     out = predict_file(str(result.run_dir), str(data), str(tmp_path / "pred.jsonl"))
-    rows = [json.loads(l) for l in (tmp_path / "pred.jsonl").read_text().splitlines()]
-    assert len(rows) == 24 and all(r["answer"] in ("", *r["references"]) or r["answer"] for r in rows)
+    rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    written = {r["id"]: r for r in map(json.loads, data.read_text().splitlines())}
+    assert len(rows) == 24 and [r["id"] for r in rows] == list(written)
+    assert all(r["answer"] in written[r["id"]]["context"] for r in rows)  # a span of its own context ("": none)
+    assert any(r["answer"] for r in rows), "every answer is empty"
+    assert all(r["references"] == written[r["id"]]["answers"]["text"] for r in rows)
     assert set(out.metrics) == {"exact_match", "f1"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tiny import tiny_tokenizer
@@ -52,3 +54,59 @@ def sentiment_rows(n: int, start: int = 0) -> list[tuple[str, str]]:
 def write_tsv(path: Path, header: list[str], rows: list[tuple]) -> Path:
     path.write_text("\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
     return path
+
+
+# --- one tiny example per registered task (tests/test_tasks_contract.py runs every task on it) ---
+def _chat(i: int) -> dict:
+    return {"messages": [{"role": "user", "content": f"what is {i} plus {i}?"},
+                         {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]}
+
+
+def _pair(i: int) -> dict:
+    return {"prompt": f"what is {i} plus {i}?", "chosen": f"{i} plus {i} is {2 * i}.",
+            "rejected": "i do not know, go away."}
+
+
+def _qa(i: int) -> dict:
+    name = ("fox", "dog", "cat", "owl")[i % 4]
+    context = f"the quick brown {name} jumps over the lazy wall."
+    return {"id": str(i), "question": "who jumps?", "context": context,
+            "answers": {"text": [name], "answer_start": [context.index(name)]}}
+
+
+def _sentiment(i: int) -> dict:
+    sentence, label = sentiment_rows(1, start=i)[0]
+    return {"sentence": sentence, "label": label}
+
+
+def _llama(path: Path) -> Path:
+    from tiny import save_tiny_llama
+
+    return save_tiny_llama(path)
+
+
+@dataclass(frozen=True)
+class TinyTask:
+    """A tiny model and four rows a task learns from in a few steps, and the run config's task section."""
+
+    make_model: Callable[[Path], Path]
+    row: Callable[[int], dict]  # row i of the training file (jsonl)
+    task: dict
+
+
+TINY_TASKS: dict[str, TinyTask] = {
+    "sft": TinyTask(_llama, _chat, {"name": "sft"}),
+    "pretrain": TinyTask(_llama, lambda i: {"text": f"the quick brown fox number {i} jumps over the lazy dog."},
+                         {"name": "pretrain"}),
+    "dpo": TinyTask(_llama, _pair, {"name": "dpo"}),
+    "orpo": TinyTask(_llama, _pair, {"name": "orpo"}),
+    "simpo": TinyTask(_llama, _pair, {"name": "simpo"}),
+    "kto": TinyTask(_llama, _pair, {"name": "kto"}),
+    "reward": TinyTask(_llama, _pair, {"name": "reward"}),
+    "label_words": TinyTask(_llama, _sentiment, {"name": "label_words", "text_column": "sentence",
+                                                 "prompt": "{text}"}),
+    "classification": TinyTask(save_tiny_bert, _sentiment, {"name": "classification", "text_column": "sentence"}),
+    "qa": TinyTask(save_tiny_bert, _qa, {"name": "qa"}),
+    "seq2seq": TinyTask(save_tiny_t5, lambda i: {"source": f"what is {i} plus {i}?", "target": f"{2 * i}"},
+                        {"name": "seq2seq", "max_new_tokens": 8}),
+}

@@ -1,4 +1,4 @@
-"""Registries: plain dicts filled by decorators, one per kind of extension.
+"""Registries: named collections filled by decorators, one per kind of extension.
 
 The CLI, the config schema and `tunesmith <thing> list` are generated from them, so a new
 method, task or format shows up everywhere without a central if/elif chain.
@@ -18,13 +18,20 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of specs with a helpful error for unknown names."""
+    """A named collection of specs with a helpful error for unknown names.
+
+    Every registry is filled the same way: an entry's module decorates the class or function
+    that does the work with `@register_<kind>(...)` (register_method, register_task,
+    register_format, register_step, register_metric, register_exporter), which builds the entry
+    and calls `REGISTRY.register(entry)`; the entry carries its own `name`."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
 
-    def add(self, name: str, item: T) -> T:
+    def register(self, item: T, name: str | None = None) -> T:
+        """Add `item` under its `name` (or `name`, for entries without one, such as config classes)."""
+        name = item.name if name is None else name
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = item

@@ -70,7 +70,7 @@ def formats_list():
     from tunesmith.data.formats import FORMATS
 
     rows = sorted(FORMATS, key=lambda f: f.priority)
-    _table("data formats", ["name", "rows look like"], [[f.name, f.summary] for f in rows])
+    _table("data formats", ["name", "kind", "rows look like"], [[f.name, f.kind, f.summary] for f in rows])
 
 
 @config_app.command("show")

@@ -1,5 +1,6 @@
-"""`tunesmith data ...`: validate, clean, dedup, decontaminate, balance, split, convert,
-augment and mix data files. Each command parses options and calls tunesmith.data.tools."""
+"""`tunesmith data ...`: validate and convert data files, and one command per registered data
+step (clean, dedup, split, mix ...). Step and template options are generated from their Options
+models (cli/options.py); each command parses them and calls tunesmith.data.tools."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ import typer
 import yaml
 from rich.table import Table
 
+from tunesmith.cli.options import with_options
+from tunesmith.data.convert import TARGETS
+from tunesmith.data.steps import STEPS
+from tunesmith.data.steps.mix import MixOptions
+from tunesmith.data.steps.split import SplitOptions
+from tunesmith.data.steps.template import TemplateOptions
 from tunesmith.utils.progress import console
 
 data_app = typer.Typer(help="Prepare fine-tuning data: validate, clean, dedup, decontaminate, "
@@ -21,15 +28,12 @@ OUT = typer.Option(..., "--output", "-o", help="Output file (.jsonl, .json or .c
 REPORT = typer.Option(None, "--report", help="Also write the step's full report (JSON) here.")
 FIELDS = typer.Option(None, "--fields", help="Comma-separated top-level fields to use (default: all text).")
 ORIGIN_OPT = typer.Option(False, "--keep-origin", help="Keep each row's source file:line as _origin.")
-SEED = typer.Option(42, "--seed", help="Random seed (reproducible output).")
+# Option fields whose flag would clash with a command's own: the template's `output` is the answer.
+FLAGS = {"output": "--answer"}
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 def _extra(options: list[str] | None) -> dict:
@@ -145,154 +149,60 @@ def _print_estimate(e: dict) -> None:
                   f"{e['tokens_per_second']} tok/s ({e['speed_basis']})", highlight=False)
 
 
-@data_app.command("clean")
-def clean(
-    inputs: List[str] = typer.Argument(..., help="Input files."),
-    output: Path = OUT,
-    no_nfkc: bool = typer.Option(False, "--no-nfkc", help="Skip Unicode NFKC normalisation."),
-    strip_html: bool = typer.Option(False, "--strip-html", help="Remove HTML tags, unescape entities."),
-    pii: Optional[str] = typer.Option(None, "--pii", help="Mask these kinds, comma-separated: email, cn_id, "
-                                      "bank_card, cn_mobile, cn_landline, us_ssn, phone; or 'all'."),
-    glossary: Optional[Path] = typer.Option(None, "--glossary", help="YAML of variant: canonical term."),
-    min_chars: int = typer.Option(0, "--min-chars", help="Drop rows with less text."),
-    max_chars: Optional[int] = typer.Option(None, "--max-chars", help="Drop rows with more text."),
-    min_letter_ratio: float = typer.Option(0.0, "--min-letter-ratio", help="Drop rows with fewer letters."),
-    max_repeat_ratio: float = typer.Option(1.0, "--max-repeat-ratio", help="Drop highly repetitive rows."),
-    fields: Optional[str] = FIELDS, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
-    extra: Optional[List[str]] = SET,
-):
-    """Normalise text, mask personal data, apply a glossary and filter rows."""
-    from tunesmith.data.pii import PII_KINDS
+def _step_command(step):
+    """`tunesmith data <step> IN... -o OUT [options]`: one command per registered step, its
+    options generated from the step's Options model."""
 
-    kinds = list(PII_KINDS) if pii == "all" else (_csv(pii) or [])
-    _run(inputs, {"step": "clean", "nfkc": not no_nfkc, "strip_html": strip_html, "pii": kinds,
-                  "glossary": str(glossary) if glossary else None, "min_chars": min_chars,
-                  "max_chars": max_chars, "min_letter_ratio": min_letter_ratio,
-                  "max_repeat_ratio": max_repeat_ratio, "fields": _csv(fields), **_extra(extra)},
-         output, report, keep_origin)
+    @with_options(step.Options, skip=("step",), flags=FLAGS)
+    def command(
+        inputs: List[str] = typer.Argument(..., help="Input files."),
+        output: Path = OUT, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
+        extra: Optional[List[str]] = SET, options: dict = None,
+    ):
+        _run(inputs, {"step": step.name, **options, **_extra(extra)}, output, report, keep_origin)
 
-
-@data_app.command("dedup")
-def dedup(
-    inputs: List[str] = typer.Argument(..., help="Input files (one .jsonl file is streamed)."),
-    output: Path = OUT,
-    method: str = typer.Option("minhash", "--method", help="exact or minhash (near-duplicates too)."),
-    threshold: float = typer.Option(0.8, "--threshold", help="Jaccard similarity for near-duplicates."),
-    shingle_size: int = typer.Option(3, "--shingle-size", help="Tokens per shingle (CJK: characters)."),
-    num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
-    fields: Optional[str] = FIELDS, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
-):
-    """Remove exact and near-duplicate rows; report each cluster and the row kept."""
-    _run(inputs, {"step": "dedup", "method": method, "threshold": threshold, "shingle_size": shingle_size,
-                  "num_perm": num_perm, "fields": _csv(fields)}, output, report, keep_origin)
-
-
-@data_app.command("decontaminate")
-def decontaminate(
-    inputs: List[str] = typer.Argument(..., help="Training files."),
-    against: List[str] = typer.Option(..., "--against", help="Evaluation/benchmark file (repeatable)."),
-    output: Path = OUT,
-    n: int = typer.Option(10, "--n", help="Tokens per n-gram (CJK: characters)."),
-    min_matches: int = typer.Option(1, "--min-matches", help="Shared n-grams that make a row contaminated."),
-    fields: Optional[str] = FIELDS, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
-):
-    """Remove training rows that share n-grams with evaluation rows; report each match."""
-    _run(inputs, {"step": "decontaminate", "against": against, "n": n, "min_matches": min_matches,
-                  "fields": _csv(fields)}, output, report, keep_origin)
-
-
-@data_app.command("balance")
-def balance(
-    inputs: List[str] = typer.Argument(..., help="Input files."),
-    output: Path = OUT,
-    label: str = typer.Option(..., "--label", help="Label field (dotted path)."),
-    target: Optional[str] = typer.Option(None, "--target", help="Shares like pos=0.5,neg=0.5 (default uniform)."),
-    mode: str = typer.Option("under", "--mode", help="under, over or keep_size."),
-    seed: int = SEED, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
-):
-    """Under- or over-sample rows to a target label distribution."""
-    shares = {k: float(v) for k, v in (p.split("=", 1) for p in _csv(target))} if target else "uniform"
-    _run(inputs, {"step": "balance", "label": label, "target": shares, "mode": mode, "seed": seed},
-         output, report, keep_origin)
+    return command
 
 
 @data_app.command("split")
+@with_options(SplitOptions, skip=("step",), flags=FLAGS)
 def split(
     inputs: List[str] = typer.Argument(..., help="Input files."),
     out_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for train/eval/test files."),
-    ratios: str = typer.Option("7:1:2", "--ratios", help="train:eval:test, e.g. 7:1:2 or 0.8,0.2."),
-    stratify: Optional[str] = typer.Option(None, "--stratify", help="Label field to stratify by."),
-    group: Optional[str] = typer.Option(None, "--group", help="Key field; no group straddles splits."),
-    time: Optional[str] = typer.Option(None, "--time", help="Date field; train oldest, test newest."),
     suffix: str = typer.Option(".jsonl", "--suffix", help="Output file type: .jsonl, .json or .csv."),
-    seed: int = SEED, keep_origin: bool = ORIGIN_OPT,
+    keep_origin: bool = ORIGIN_OPT, options: dict = None,
 ):
     """Split into train/eval/test files: by ratio, stratified, grouped or by time."""
     from tunesmith.data.tools import split_files
 
-    parsed = ratios if ":" in ratios else [float(x) for x in ratios.split(",")]
-    counts = split_files(inputs, {"ratios": parsed, "stratify": stratify, "group": group, "time": time,
-                                  "seed": seed}, out_dir, suffix, keep_origin)
+    counts = split_files(inputs, options, out_dir, suffix, keep_origin)
     console.print(", ".join(f"{k}: {v} rows" for k, v in counts.items()) + f" -> {out_dir}")
 
 
 @data_app.command("convert")
+@with_options(TemplateOptions, skip=("step", "keep_fields"), flags=FLAGS)
 def convert(
     inputs: List[str] = typer.Argument(..., help="Input files, or db.sqlite::table / db.sqlite::'SELECT ...'."),
-    to: str = typer.Option(..., "--to", help="openai, sharegpt, alpaca, text, preference, "
-                           "sharegpt-preference or openai-preference."),
+    to: str = typer.Option(..., "--to", help=f"Format to write: {', '.join(TARGETS)}."),
     output: Path = OUT,
     fmt: str = typer.Option("auto", "--from", help="Input row format (auto-detected)."),
-    instruction: Optional[str] = typer.Option(None, "--instruction", help="Jinja template for structured rows."),
-    input_t: Optional[str] = typer.Option(None, "--input", help="Jinja template of the input."),
-    output_t: Optional[str] = typer.Option(None, "--answer", help="Jinja template of the answer (output)."),
-    system: Optional[str] = typer.Option(None, "--system", help="Jinja template of a system prompt."),
-    text: Optional[str] = typer.Option(None, "--text", help="Jinja template of a plain-text row."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and list bad rows instead of stopping."),
-    keep_origin: bool = ORIGIN_OPT,
+    keep_origin: bool = ORIGIN_OPT, options: dict = None,
 ):
     """Convert between formats; render structured records (csv/jsonl/SQL) through templates."""
     from tunesmith.data.tools import convert_files
 
-    template = {k: v for k, v in {"instruction": instruction, "input": input_t, "output": output_t,
-                                  "system": system, "text": text}.items() if v}
-    result = convert_files(inputs, to, output, fmt, template or None, "skip" if skip_bad else "error", keep_origin)
+    result = convert_files(inputs, to, output, fmt, options or None, "skip" if skip_bad else "error", keep_origin)
     console.print(f"{result['rows_in']} rows in, {result['rows_out']} rows out -> {output}")
     for bad in result["bad_rows"][:50]:
         console.print(f"[yellow]skipped[/] {bad}", highlight=False)
 
 
-@data_app.command("augment")
-def augment(
-    inputs: List[str] = typer.Argument(..., help="Input files."),
-    output: Path = OUT,
-    ops: str = typer.Option("synonym,swap,delete", "--ops", help="synonym, insert, swap, delete, mask_fill, "
-                            "back_translate (comma-separated)."),
-    synonyms: Optional[Path] = typer.Option(None, "--synonyms", help="YAML/JSON word -> [synonyms]."),
-    alpha: float = typer.Option(0.1, "--alpha", help="Share of words changed."),
-    copies: int = typer.Option(1, "--copies", help="Variants per row."),
-    fields: Optional[str] = typer.Option(None, "--fields", help="Fields to change (default: prompt fields)."),
-    mask_model: Optional[Path] = typer.Option(None, "--mask-model", help="Local masked-LM dir (mask_fill)."),
-    translate_models: Optional[str] = typer.Option(None, "--translate-models", help="there_dir,back_dir."),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="OpenAI-compatible URL (back_translate)."),
-    seed: int = SEED, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
-):
-    """Add augmented variants of rows (each marked with _augmented_from)."""
-    options = {"step": "augment", "ops": _csv(ops), "synonyms": str(synonyms) if synonyms else None,
-               "alpha": alpha, "copies": copies, "seed": seed, "endpoint": endpoint,
-               "mask_model": str(mask_model) if mask_model else None,
-               "translate_models": _csv(translate_models) or []}
-    if fields:
-        options["fields"] = _csv(fields)
-    _run(inputs, options, output, report, keep_origin)
-
-
 @data_app.command("mix")
+@with_options(MixOptions, skip=("step", "weights"), flags=FLAGS)
 def mix(
     sources: List[str] = typer.Argument(..., help="FILE:WEIGHT pairs, e.g. a.jsonl:0.7 b.json:0.3."),
-    output: Path = OUT,
-    total: Optional[int] = typer.Option(None, "--total", help="Rows out (default: no source repeats rows)."),
-    seed: int = SEED, keep_origin: bool = ORIGIN_OPT,
+    output: Path = OUT, keep_origin: bool = ORIGIN_OPT, options: dict = None,
 ):
     """Mix datasets by weight into one shuffled file for multi-task training."""
     from tunesmith.data.tools import mix_files
@@ -303,7 +213,12 @@ def mix(
         if not sep:
             raise typer.BadParameter(f"{item!r}: write FILE:WEIGHT")
         pairs.append((path, float(weight)))
-    result = mix_files(pairs, output, total, seed, keep_origin)
+    result = mix_files(pairs, output, options, keep_origin)
     console.print(f"{result.rows_out} rows -> {output}")
     for path, c in result.details["sources"].items():
         console.print(f"  {path}: {c['taken']} of {c['available']}{' (repeated)' if c['repeated'] else ''}")
+
+
+for _step in STEPS:  # every other step: rows in, rows out
+    if _step.name not in ("split", "mix"):
+        data_app.command(_step.name, help=_step.summary)(_step_command(_step))

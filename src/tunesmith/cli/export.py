@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import with_options
+from tunesmith.export import EXPORTERS
 from tunesmith.utils.progress import console
 
 exporters_app = typer.Typer(help="Export formats.", no_args_is_help=True)
@@ -15,12 +17,6 @@ def register(app: typer.Typer) -> None:
     app.command(name="export")(export)
     app.command()(distill)
     app.add_typer(exporters_app, name="exporters")
-
-
-def _formats() -> str:
-    from tunesmith.export import EXPORTERS
-
-    return ", ".join(EXPORTERS.names())
 
 
 @exporters_app.command("list")
@@ -34,30 +30,31 @@ def exporters_list():
     for column in ("name", "architectures", "options", "summary"):
         table.add_column(column)
     for spec in EXPORTERS:
-        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in spec.options_class.model_fields.items())
+        fields = spec.options_class.model_fields.items()
+        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in fields)
         table.add_row(spec.name, ", ".join(spec.architectures or ["any causal LM"]), options or "-", spec.summary)
     console.print(table)
 
 
+def _exporters_of(options_class) -> str:
+    return "/".join(s.name for s in EXPORTERS if s.options_class is options_class) + ": "
+
+
+@with_options(*dict.fromkeys(s.options_class for s in EXPORTERS), help_prefix=_exporters_of)
 def export(
     run: str = typer.Argument(..., help="Run directory (or a model name/path)."),
-    to: str = typer.Option(..., "--to", help=f"Format: {_formats()} (`tunesmith exporters list`)."),
+    to: str = typer.Option(..., "--to", help=f"Format: {', '.join(EXPORTERS.names())} (`tunesmith exporters list`)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/exports/<format>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
     data: Path | None = typer.Option(None, "--data", help="Eval data for the quality delta "
                                         "(default: the run's eval set)."),
     new_tokens: int = typer.Option(32, help="Tokens generated per prompt when timing."),
-    sparsity: float | None = typer.Option(None, help="pruned: share of weights to remove, in (0, 1)."),
-    structure: str | None = typer.Option(None, help="pruned: unstructured, heads or channels."),
-    recover_steps: int | None = typer.Option(None, help="pruned: recovery fine-tune steps (0: none)."),
-    quant: str | None = typer.Option(None, help="gguf: f16 or q8_0."),
-    opset: int | None = typer.Option(None, help="onnx: ONNX opset version."),
+    options: dict = None,
 ):
-    """Export a run to a deployable format, with a report of size, speed and quality."""
+    """Export a run to a deployable format, with a report of size, speed and quality. Each
+    format's options (`tunesmith exporters list`) are generated from its options model."""
     from tunesmith.export.pipeline import run_export
 
-    options = {"sparsity": sparsity, "structure": structure, "recover_steps": recover_steps,
-               "quant": quant, "opset": opset}
     report = run_export(run, to, str(out) if out else None, overwrite=overwrite, options=options,
                         data=str(data) if data else None, new_tokens=new_tokens)
     e, q = report["export"], report["quality"]

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunesmith.config.components import ComponentError
+from tunesmith.config.migrations import upgrade
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 
@@ -31,6 +32,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
 
 
 def validate_config(data: dict, source: str = "<config>", lines: dict | None = None) -> RunConfig:
+    """A RunConfig from plain data; a config_version older than today's is migrated first."""
+    data = upgrade(data, source)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:

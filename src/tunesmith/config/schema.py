@@ -13,6 +13,7 @@ from tunesmith.config.components import (
     TaskConfig,
     parse_component,
 )
+from tunesmith.config.migrations import CONFIG_VERSION
 from tunesmith.config.pipeline import StepOptions, parse_steps
 
 
@@ -223,6 +224,10 @@ class OutputSection(Section):
 class RunConfig(Section):
     """Everything one fine-tuning run needs; `tunesmith config schema` prints it."""
 
+    config_version: int = Field(
+        CONFIG_VERSION, ge=1, description="Schema version of this config; a run's saved config.yaml "
+        "written by an older tunesmith is migrated to today's keys when read (config/migrations.py).",
+    )
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     method: SerializeAsAny[MethodConfig] = Field(

@@ -2,7 +2,7 @@
 
 Supervised rows go through the canonical record (so every format reader's checks apply)
 and are written back out in the target's shape. Preference rows (a prompt with a chosen
-and a rejected answer) are read from TRL, LLaMA-Factory and OpenAI DPO layouts.
+and a rejected answer) are read by the preference formats (data/formats/*_preference.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 from tunesmith.data.load import BadRow, LoadReport, rows_to_records
-from tunesmith.data.records import ORIGIN, RowError, check_conversation
+from tunesmith.data.preference import preference_record
+from tunesmith.data.records import ORIGIN, RowError
 from tunesmith.errors import DataError
 
 SFT_TARGETS = ("openai", "sharegpt", "alpaca", "text")
@@ -95,41 +96,9 @@ WRITE: dict[str, Callable[[dict], dict]] = {
 
 # --- preference rows ------------------------------------------------------------------------
 def read_preference(row: dict) -> tuple[list[dict], dict, dict]:
-    """(prompt messages, chosen message, rejected message) from any supported layout."""
-    if "conversations" in row and "chosen" in row:  # LLaMA-Factory sharegpt preference
-        prompt = [{"role": _role(t.get("from")), "content": t.get("value", "")} for t in row["conversations"]]
-        if row.get("system"):
-            prompt.insert(0, {"role": "system", "content": row["system"]})
-        chosen, rejected = (_answer(row[k].get("value") if isinstance(row[k], dict) else row[k]) for k in ("chosen", "rejected"))
-    elif "chosen_messages" in row:  # LLaMA-Factory v1 (content as a list of parts)
-        full = [{"role": m["role"], "content": _parts(m["content"])} for m in row["chosen_messages"]]
-        prompt, chosen = full[:-1], full[-1]
-        rejected = {"role": "assistant", "content": _parts(row["rejected_messages"][-1]["content"])}
-    elif "preferred_output" in row:  # OpenAI DPO
-        prompt = row.get("input", {}).get("messages", [])
-        chosen, rejected = row["preferred_output"][-1], row["non_preferred_output"][-1]
-    elif {"prompt", "chosen", "rejected"} <= set(row):  # TRL (strings or message lists)
-        prompt = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
-        chosen, rejected = (row[k][-1] if isinstance(row[k], list) else _answer(row[k]) for k in ("chosen", "rejected"))
-    else:
-        raise RowError("not a preference row (need prompt/chosen/rejected, conversations+chosen+rejected, "
-                       "chosen_messages/rejected_messages or input/preferred_output/non_preferred_output)")
-    check_conversation(prompt + [chosen])
-    return prompt, chosen, rejected
-
-
-def _role(speaker) -> str:
-    return {"human": "user", "gpt": "assistant", "observation": "tool"}.get(speaker, speaker)
-
-
-def _answer(text) -> dict:
-    if not isinstance(text, str):
-        raise RowError("chosen/rejected answers must be text")
-    return {"role": "assistant", "content": text}
-
-
-def _parts(content) -> str:
-    return content if isinstance(content, str) else "".join(p.get("value") or p.get("text") or "" for p in content)
+    """(prompt messages, chosen message, rejected message) from a row of any preference format."""
+    pair = preference_record(row)
+    return pair["prompt"], *({"role": "assistant", "content": pair[k]} for k in ("chosen", "rejected"))
 
 
 def _trl(prompt, chosen, rejected) -> dict:

@@ -26,8 +26,8 @@ def apply_step(inputs: list[str], options: dict, output: str | Path, report_path
     _check_output(inputs, output)
     load = LoadReport()
     step = build_step(options)
-    if step.name == "dedup" and len(inputs) == 1 and inputs[0].endswith(".jsonl"):
-        report = _dedup_stream(inputs[0], step, output, keep_origin)
+    if step.streams and len(inputs) == 1 and inputs[0].endswith(".jsonl"):
+        report = _stream(inputs[0], step, output, keep_origin)
     else:
         out, report = run_step(step, read_input(inputs, on_bad_row, load))
         write_rows(output, out, keep_origin)
@@ -38,17 +38,20 @@ def apply_step(inputs: list[str], options: dict, output: str | Path, report_path
     return report
 
 
-def _dedup_stream(path: str, step, output, keep_origin: bool) -> StepReport:
-    """Dedup of one jsonl file row by row: memory holds hashes, not rows (for huge files)."""
+def _stream(path: str, step, output, keep_origin: bool) -> StepReport:
+    """A streaming step over one jsonl file row by row (for files bigger than memory)."""
     import time
 
-    from tunesmith.data.steps.dedup import DuplicateFinder
+    start, seen = time.perf_counter(), [0]
 
-    start = time.perf_counter()
-    finder = DuplicateFinder(step.options)
-    rows = ({**r.data, ORIGIN: r.origin} for r in read_rows(path, "raise") if not isinstance(r.data, Unreadable))
-    kept = write_rows(output, finder.filter(rows), keep_origin)
-    return StepReport("dedup", len(finder.origins), kept, round(time.perf_counter() - start, 3), finder.report())
+    def rows():
+        for r in read_rows(path, "raise"):
+            if not isinstance(r.data, Unreadable):
+                seen[0] += 1
+                yield {**r.data, ORIGIN: r.origin}
+
+    kept = write_rows(output, step.stream(rows()), keep_origin)
+    return StepReport(step.name, seen[0], kept, round(time.perf_counter() - start, 3), step.details)
 
 
 def split_files(inputs: list[str], options: dict, out_dir: str | Path, suffix: str = ".jsonl",
@@ -82,12 +85,13 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
     return {"rows_in": len(rows), "rows_out": n, "bad_rows": [str(b) for b in load.bad_rows]}
 
 
-def mix_files(sources: list[tuple[str, float]], output: str | Path, total: int | None = None,
-              seed: int = 42, keep_origin: bool = False) -> StepReport:
-    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows)."""
+def mix_files(sources: list[tuple[str, float]], output: str | Path, options: dict | None = None,
+              keep_origin: bool = False) -> StepReport:
+    """Sample several datasets by weight into one shuffled file (the `mix` step on their rows);
+    `options`: the step's other options (total, seed)."""
     paths = [p for p, _ in sources]
     _check_output(paths, output)
     rows = read_input(paths)
-    out, report = run_step(build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed}), rows)
+    out, report = run_step(build_step({"step": "mix", **(options or {}), "weights": dict(sources)}), rows)
     write_rows(output, out, keep_origin)
     return report

@@ -34,8 +34,9 @@ def row_nll(loaded, examples: list[Example], batch_size: int = 8) -> list[dict]:
 
 
 def _features(task, record: dict, loaded) -> list[dict]:
-    # Plain-text rows (a general corpus for forgetting checks) are scored as continued pretraining.
-    if "messages" not in record and "pretrain" in TASKS:
-        task = TASKS.get("pretrain")
+    # Plain-text rows (a general corpus for forgetting checks) are scored by the task that reads
+    # plain text (continued pretraining).
+    if "messages" not in record:
+        task = next((t for t in TASKS if t.reads == "text"), task)
     features, _ = task.build_features([record], loaded.tokenizer, loaded.config)
     return features

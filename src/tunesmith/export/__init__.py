@@ -61,7 +61,7 @@ def register_exporter(name: str, summary: str, *, options: type[ExportOptions] =
     """Decorator for an exporter's `export(source, out_dir, options) -> ExportResult`."""
 
     def wrap(export: Callable) -> Callable:
-        EXPORTERS.add(name, ExporterSpec(name, summary, options, export, architectures,
+        EXPORTERS.register(ExporterSpec(name, summary, options, export, architectures,
                                          folder_name or (lambda _opts: name), check))
         return export
 

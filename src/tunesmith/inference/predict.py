@@ -34,7 +34,7 @@ def predict_file(run_or_model: str, input_path: str, output_path: str, batch_siz
     config = loaded.config
     task = TASKS.get(config.task.name)
     if task.predict is None:
-        if config.task.name != "sft":
+        if task.reads != "messages":
             raise ConfigError(f"task {config.task.name!r} has no predict; use `tunesmith generate` for text")
         rows, metrics = _generate(loaded, input_path, batch_size, max_new_tokens, on_progress)
     else:

@@ -1,29 +1,26 @@
-"""Fine-tuning methods: one file each, registered here by `register_method`.
+"""Fine-tuning methods: one file each, a `Method` subclass registered by `@register_method`.
 
-A method is a config class (documented fields, defaults from the papers or PEFT) and an
-`apply(model, cfg)` that returns the model with exactly the parameters to train set
-`requires_grad`. Importing this package registers every built-in method.
+A method is, like PEFT's `BaseTuner`, one required method and a few attributes:
+- `config_class`: the options (documented fields, defaults from the papers or PEFT); its `name`
+  default is the method's name;
+- `summary`, `mergeable` (can the trained weights be folded into the base model?),
+  `saves_adapter` (True: run/adapter; False: run/model with the full weights), `heads`;
+- `apply(model, cfg)`: the model with exactly the parameters to train set `requires_grad`.
 
-Most methods need nothing else. The few that reach into training or saving declare optional
-hooks on their spec (all default to None = the ordinary behaviour):
-- `training_args(cfg) -> dict`: TrainingArguments overrides (GaLore's optimizer);
-- `optimizer(model, cfg, optimizer_cls, optimizer_kwargs, args) -> Optimizer` (LoRA+ groups);
-- `callbacks(model, cfg) -> list[TrainerCallback]` (AdaLoRA's rank budget schedule);
-- `save(model, directory)` / `load(base_model, directory) -> model`: adapters that are not
-  plain PEFT ones (bottleneck adapters; PiSSA/OLoRA converted back to plain LoRA on save);
-- `load_kwargs(cfg) -> dict`: extra `from_pretrained` arguments (QLoRA's quantisation);
-- `unavailable() -> str | None`: why the method cannot run on this machine (QLoRA on a CPU).
-
-A method also says which model heads it trains (`heads`, default all of HEADS); the tasks it
-supports follow from each task's model class, and `refusal(task)` explains a mismatch before any
-work is done.
+Everything else is an ordinary method of `Method` with the ordinary behaviour; the few methods
+that reach into training or saving override one (GaLore's optimizer arguments, LoRA+'s groups,
+AdaLoRA's rank schedule, QLoRA's quantised loading, bottleneck adapters' own files). State a
+method keeps between `apply` and `save_trained` lives in the method, in a
+`weakref.WeakKeyDictionary` keyed by the model (one instance serves any number of models and
+forgets each with it), never as attributes on the model. Importing this package registers every method.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import ClassVar
 
 from tunesmith.config.components import METHOD_CONFIGS, MethodConfig
 from tunesmith.registry import Registry, import_submodules
@@ -36,6 +33,9 @@ HEADS = {
     "AutoModelForSeq2SeqLM": "seq2seq",
 }
 ALL_HEADS = tuple(HEADS.values())
+# Base learning rates for `train.learning_rate: auto`: PEFT adapters take ~10x the rate of full
+# fine-tuning; partial (freeze-style) training sits between.
+ADAPTER_LR, PARTIAL_LR, FULL_LR = 2e-4, 5e-5, 1e-5
 
 
 def head_of(task) -> str:
@@ -44,23 +44,60 @@ def head_of(task) -> str:
     return HEADS.get(auto_class, auto_class)
 
 
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    summary: str
-    config_class: type[MethodConfig]
-    apply: Callable  # (model, cfg) -> trainable model
-    mergeable: bool  # can the trained weights be folded into the base model?
-    saves_adapter: bool  # True: run/adapter (PEFT); False: run/model (full weights)
-    heads: tuple[str, ...] = ALL_HEADS
-    training_args: Callable | None = None
-    optimizer: Callable | None = None
-    callbacks: Callable | None = None
-    save: Callable | None = None
-    load: Callable | None = None
-    load_kwargs: Callable | None = None
-    unavailable: Callable | None = None
-    peft: bool = True  # saves a PEFT adapter that plain `PeftModel.from_pretrained` loads
+class Method(ABC):
+    """Base of every fine-tuning method; the registry holds one instance of each."""
+
+    config_class: ClassVar[type[MethodConfig]]
+    summary: ClassVar[str]
+    mergeable: ClassVar[bool]
+    saves_adapter: ClassVar[bool]
+    heads: ClassVar[tuple[str, ...]] = ALL_HEADS
+    trains_every_weight: ClassVar[bool] = False  # gradients and optimizer state for every weight
+    # A method with its own optimizer defines `optimizer(model, cfg, optimizer_cls,
+    # optimizer_kwargs, args) -> Optimizer` (LoRA+); None: the Trainer's, and its class unwrapped.
+    optimizer: ClassVar[Callable | None] = None
+
+    @abstractmethod
+    def apply(self, model, cfg):
+        """The model (or a wrapper of it) with exactly the parameters to train set requires_grad."""
+
+    @property
+    def name(self) -> str:
+        return self.config_class.model_fields["name"].default
+
+    @property
+    def peft(self) -> bool:
+        """Saves a PEFT adapter that plain `PeftModel.from_pretrained` loads."""
+        return self.saves_adapter
+
+    @property
+    def base_learning_rate(self) -> float:
+        """Where `train.learning_rate: auto` starts (then scaled by the batch size)."""
+        return ADAPTER_LR if self.saves_adapter else PARTIAL_LR
+
+    def unavailable(self) -> str | None:
+        """Why this method cannot run on this machine (None: it can)."""
+        return None
+
+    def load_kwargs(self, cfg) -> dict:
+        """Extra `from_pretrained` arguments for the base model."""
+        return {}
+
+    def training_args(self, cfg) -> dict:
+        """TrainingArguments this method sets itself."""
+        return {}
+
+    def callbacks(self, model, cfg) -> list:
+        """TrainerCallbacks this method needs during training."""
+        return []
+
+    def save_trained(self, model, directory) -> None:
+        model.save_pretrained(directory)
+
+    def load_adapter(self, base_model, directory):
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base_model, directory)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -71,7 +108,7 @@ class MethodSpec:
 
     def refusal(self, task) -> str | None:
         """Why this method cannot train `task` here (None: it can)."""
-        reason = self.unavailable() if self.unavailable else None
+        reason = self.unavailable()
         head = head_of(task)
         if reason or head in self.heads:
             return reason
@@ -79,34 +116,16 @@ class MethodSpec:
         return (f"method.name: {self.name} does not train {head} models (task {task.name}); "
                 f"it trains {', '.join(self.heads)}. Methods for task {task.name}: {', '.join(others)}")
 
-    def save_trained(self, model, directory) -> None:
-        (self.save or (lambda m, d: m.save_pretrained(d)))(model, directory)
 
-    def load_adapter(self, base_model, directory):
-        if self.load:
-            return self.load(base_model, directory)
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(base_model, directory)
+METHODS: Registry[Method] = Registry("method")
 
 
-METHODS: Registry[MethodSpec] = Registry("method")
-
-
-def register_method(config_class: type[MethodConfig], summary: str, *, mergeable: bool,
-                    saves_adapter: bool, heads: tuple[str, ...] = ALL_HEADS, **hooks):
-    """Decorator for a method's `apply`; the config's `name` default is the method's name.
-    `hooks` are the optional MethodSpec fields described in this module's docstring."""
-    name = config_class.model_fields["name"].default
-
-    def wrap(apply: Callable) -> Callable:
-        METHOD_CONFIGS.add(name, config_class)
-        hooks.setdefault("peft", saves_adapter)
-        METHODS.add(name, MethodSpec(name, summary, config_class, apply, mergeable, saves_adapter,
-                                     heads, **hooks))
-        return apply
-
-    return wrap
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: registers one instance, under its config's `name` default."""
+    method = cls()
+    METHOD_CONFIGS.register(cls.config_class, method.name)
+    METHODS.register(method)
+    return cls
 
 
 def trainable_parameters(model) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 from tunesmith.methods.lora import head_exclusions, peft_task_type, wrap_with_peft
 
 
@@ -34,7 +34,7 @@ class AdaLoraConfig(MethodConfig):
     orth_reg_weight: float = Field(0.5, ge=0, description="Weight of the orthogonality penalty.")
 
 
-def budget_callbacks(model, cfg: AdaLoraConfig) -> list:
+def _budget_callbacks(model, cfg: AdaLoraConfig) -> list:
     from transformers import TrainerCallback
 
     class RankBudget(TrainerCallback):
@@ -51,25 +51,32 @@ def budget_callbacks(model, cfg: AdaLoraConfig) -> list:
     return [RankBudget()]
 
 
-@register_method(AdaLoraConfig, "LoRA whose rank budget is reallocated by importance (AdaLoRA)",
-                 mergeable=True, saves_adapter=True, callbacks=budget_callbacks)
-def apply(model, cfg: AdaLoraConfig):
-    from peft import AdaLoraConfig as PeftAdaLoraConfig
+@register_method
+class AdaLora(Method):
+    config_class = AdaLoraConfig
+    summary = "LoRA whose rank budget is reallocated by importance (AdaLoRA)"
+    mergeable, saves_adapter = True, True
 
-    if cfg.target_r > cfg.init_r:
-        from tunesmith.errors import ConfigError
+    def apply(self, model, cfg: AdaLoraConfig):
+        from peft import AdaLoraConfig as PeftAdaLoraConfig
 
-        raise ConfigError(f"method.target_r ({cfg.target_r}) must be <= method.init_r ({cfg.init_r})")
-    peft_config = PeftAdaLoraConfig(
-        init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules, deltaT=cfg.delta_t, beta1=cfg.beta1, beta2=cfg.beta2,
-        orth_reg_weight=cfg.orth_reg_weight, task_type=peft_task_type(model),
-        exclude_modules=head_exclusions(model),
-        total_step=1, tinit=0, tfinal=0,  # the real schedule is set when training starts
-    )
-    peft_model = wrap_with_peft(model, peft_config)
-    peft_model.base_model.register_forward_pre_hook(_regularise_only_in_training(cfg))
-    return peft_model
+        if cfg.target_r > cfg.init_r:
+            from tunesmith.errors import ConfigError
+
+            raise ConfigError(f"method.target_r ({cfg.target_r}) must be <= method.init_r ({cfg.init_r})")
+        peft_config = PeftAdaLoraConfig(
+            init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+            target_modules=cfg.target_modules, deltaT=cfg.delta_t, beta1=cfg.beta1, beta2=cfg.beta2,
+            orth_reg_weight=cfg.orth_reg_weight, task_type=peft_task_type(model),
+            exclude_modules=head_exclusions(model),
+            total_step=1, tinit=0, tfinal=0,  # the real schedule is set when training starts
+        )
+        peft_model = wrap_with_peft(model, peft_config)
+        peft_model.base_model.register_forward_pre_hook(_regularise_only_in_training(cfg))
+        return peft_model
+
+    def callbacks(self, model, cfg: AdaLoraConfig) -> list:
+        return _budget_callbacks(model, cfg)
 
 
 def _regularise_only_in_training(cfg: AdaLoraConfig):

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.errors import ConfigError
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 
 class BitFitConfig(MethodConfig):
@@ -26,18 +26,22 @@ def _norm_parameter_names(model) -> set[str]:
     return names
 
 
-@register_method(BitFitConfig, "train only biases and norm weights, freeze the rest (BitFit)",
-                 mergeable=False, saves_adapter=False)
-def apply(model, cfg: BitFitConfig):
-    norms = _norm_parameter_names(model) if cfg.norms else set()
-    chosen = 0
-    for name, p in model.named_parameters():
-        train = (cfg.biases and name.endswith(".bias")) or name in norms
-        p.requires_grad_(train)
-        chosen += train
-    if chosen == 0:
-        raise ConfigError(
-            f"method bitfit: this {model.config.model_type} model has no "
-            f"{'bias' if cfg.biases else ''}{' or ' if cfg.biases and cfg.norms else ''}"
-            f"{'norm' if cfg.norms else ''} parameters; set method.biases/method.norms to true")
-    return model
+@register_method
+class BitFit(Method):
+    config_class = BitFitConfig
+    summary = "train only biases and norm weights, freeze the rest (BitFit)"
+    mergeable, saves_adapter = False, False
+
+    def apply(self, model, cfg: BitFitConfig):
+        norms = _norm_parameter_names(model) if cfg.norms else set()
+        chosen = 0
+        for name, p in model.named_parameters():
+            train = (cfg.biases and name.endswith(".bias")) or name in norms
+            p.requires_grad_(train)
+            chosen += train
+        if chosen == 0:
+            raise ConfigError(
+                f"method bitfit: this {model.config.model_type} model has no "
+                f"{'bias' if cfg.biases else ''}{' or ' if cfg.biases and cfg.norms else ''}"
+                f"{'norm' if cfg.norms else ''} parameters; set method.biases/method.norms to true")
+        return model

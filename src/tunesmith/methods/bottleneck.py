@@ -2,15 +2,16 @@
 non-linearity, up-project block with a residual, after the attention and/or feed-forward output.
 
 Why our own module: PEFT has no bottleneck adapters, and AdapterHub's `adapters` (1.3) pins
-transformers ~=4.57 while tunesmith runs on transformers 5. The block is a few lines; it is
-attached with forward hooks so the base model's weight names stay untouched, and it saves
-only its own weights (plus any head trained with it) beside a small JSON config in adapter/.
+transformers ~=4.57 while tunesmith runs on transformers 5. The block (models/bottleneck.py)
+is a few lines; it is attached with forward hooks so the base model's weight names stay
+untouched, and it saves only its own weights (plus any head trained with it) beside a small JSON config in adapter/.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import weakref
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,7 @@ from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.errors import ConfigError, RunDirError
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 CONFIG_FILE = "bottleneck_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -44,29 +45,6 @@ class BottleneckConfig(MethodConfig):
         None, description="Regex of the feed-forward output modules (default: known per architecture).")
 
 
-def _make_block(hidden: int, cfg: BottleneckConfig):
-    import torch
-    from torch import nn
-
-    activations = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
-    activation = cfg.activation or ("relu" if cfg.placement == "pfeiffer" else "silu")
-
-    class Bottleneck(nn.Module):
-        def __init__(self):
-            super().__init__()
-            size = max(1, hidden // cfg.reduction_factor)
-            self.down, self.act, self.up = nn.Linear(hidden, size), activations[activation](), nn.Linear(size, hidden)
-            nn.init.normal_(self.down.weight, std=1e-2)
-            nn.init.zeros_(self.down.bias)
-            nn.init.zeros_(self.up.weight)  # starts as the identity: the base model is unchanged
-            nn.init.zeros_(self.up.bias)
-
-        def forward(self, h: torch.Tensor) -> torch.Tensor:
-            return h + self.up(self.act(self.down(h)))
-
-    return Bottleneck()
-
-
 def _targets(model, cfg: BottleneckConfig) -> list[str]:
     model_type = model.config.model_type
     known = PLACEMENTS.get(model_type, (None, None))
@@ -84,55 +62,63 @@ def _targets(model, cfg: BottleneckConfig) -> list[str]:
 
 
 def _insert(model, cfg: BottleneckConfig):
+    from tunesmith.models.bottleneck import Bottleneck
+
     for p in model.parameters():
         p.requires_grad_(False)
     modules = dict(model.named_modules())
+    activation = cfg.activation or ("relu" if cfg.placement == "pfeiffer" else "silu")
     for name in _targets(model, cfg):
         module = modules[name]
         hidden = getattr(module, "out_features", None) or module.weight.shape[-1]
-        module.add_module("bottleneck", _make_block(hidden, cfg))
+        module.add_module("bottleneck", Bottleneck(hidden, max(1, hidden // cfg.reduction_factor), activation))
         module.register_forward_hook(lambda m, args, out: m.bottleneck(out))
     if "ForSequenceClassification" in type(model).__name__:  # the new head trains with the adapters
         head = getattr(model, "score", None) or getattr(model, "classifier", None)
         for p in head.parameters() if head is not None else ():
             p.requires_grad_(True)
-    model._tunesmith_bottleneck = cfg
     return model
 
 
-def save(model, directory) -> None:
-    from safetensors.torch import save_file
+@register_method
+class BottleneckAdapters(Method):
+    config_class = BottleneckConfig
+    summary = "bottleneck adapters after attention/FFN (Houlsby, Pfeiffer)"
+    mergeable, saves_adapter, peft = False, True, False
+    heads = ("causal-lm", "seq-cls", "qa")  # placements are known for decoders and encoders
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(weights, directory / WEIGHTS_FILE)
-    meta = {"method": model._tunesmith_bottleneck.model_dump(mode="json"),
-            "base_model_name_or_path": str(getattr(model, "name_or_path", "")),
-            "model_type": model.config.model_type}
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    def __init__(self):
+        self._configs = weakref.WeakKeyDictionary()  # model -> the options it was applied with
 
+    def apply(self, model, cfg: BottleneckConfig):
+        self._configs[model] = cfg
+        return _insert(model, cfg)
 
-def load(base_model, directory):
-    from safetensors.torch import load_file
+    def save_trained(self, model, directory) -> None:
+        from safetensors.torch import save_file
 
-    directory = Path(directory)
-    if not (directory / CONFIG_FILE).is_file():
-        raise RunDirError(f"{directory} holds no bottleneck adapter ({CONFIG_FILE} missing)")
-    meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    model = _insert(base_model, BottleneckConfig.model_validate(meta["method"]))
-    weights = load_file(directory / WEIGHTS_FILE)
-    params = dict(model.named_parameters())
-    missing = sorted(set(weights) - set(params))
-    if missing:
-        raise RunDirError(f"{directory}: adapter weights do not fit this base model (e.g. {missing[0]})")
-    for name, tensor in weights.items():
-        params[name].data.copy_(tensor)
-    return model
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(weights, directory / WEIGHTS_FILE)
+        meta = {"method": self._configs[model].model_dump(mode="json"),
+                "base_model_name_or_path": str(getattr(model, "name_or_path", "")),
+                "model_type": model.config.model_type}
+        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
+    def load_adapter(self, base_model, directory):
+        from safetensors.torch import load_file
 
-@register_method(BottleneckConfig, "bottleneck adapters after attention/FFN (Houlsby, Pfeiffer)",
-                 mergeable=False, saves_adapter=True, save=save, load=load, peft=False,
-                 heads=("causal-lm", "seq-cls", "qa"))  # placements are known for decoders and encoders
-def apply(model, cfg: BottleneckConfig):
-    return _insert(model, cfg)
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file():
+            raise RunDirError(f"{directory} holds no bottleneck adapter ({CONFIG_FILE} missing)")
+        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        model = self.apply(base_model, BottleneckConfig.model_validate(meta["method"]))
+        weights = load_file(directory / WEIGHTS_FILE)
+        params = dict(model.named_parameters())
+        missing = sorted(set(weights) - set(params))
+        if missing:
+            raise RunDirError(f"{directory}: adapter weights do not fit this base model (e.g. {missing[0]})")
+        for name, tensor in weights.items():
+            params[name].data.copy_(tensor)
+        return model

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import Lora, LoraConfig
 
 
 class DoraConfig(LoraConfig):
@@ -15,7 +15,7 @@ class DoraConfig(LoraConfig):
     use_dora: bool = Field(True, description="DoRA: learn magnitude and direction separately.")
 
 
-@register_method(DoraConfig, "weight-decomposed LoRA: low-rank direction + learned magnitude",
-                 mergeable=True, saves_adapter=True, save=save_lora)
-def apply(model, cfg: DoraConfig):
-    return apply_lora(model, cfg)
+@register_method
+class Dora(Lora):
+    config_class = DoraConfig
+    summary = "weight-decomposed LoRA: low-rank direction + learned magnitude"

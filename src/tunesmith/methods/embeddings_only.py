@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 
 class EmbeddingsOnlyConfig(MethodConfig):
@@ -16,13 +16,17 @@ class EmbeddingsOnlyConfig(MethodConfig):
         False, description="Also train the output embeddings (the LM head) when they are not tied.")
 
 
-@register_method(EmbeddingsOnlyConfig, "train only the token embeddings, freeze the rest",
-                 mergeable=False, saves_adapter=False)
-def apply(model, cfg: EmbeddingsOnlyConfig):
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.get_input_embeddings().weight.requires_grad_(True)
-    output = model.get_output_embeddings() if cfg.output_embeddings else None
-    if output is not None:
-        output.weight.requires_grad_(True)
-    return model
+@register_method
+class EmbeddingsOnly(Method):
+    config_class = EmbeddingsOnlyConfig
+    summary = "train only the token embeddings, freeze the rest"
+    mergeable, saves_adapter = False, False
+
+    def apply(self, model, cfg: EmbeddingsOnlyConfig):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.get_input_embeddings().weight.requires_grad_(True)
+        output = model.get_output_embeddings() if cfg.output_embeddings else None
+        if output is not None:
+            output.weight.requires_grad_(True)
+        return model

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.errors import ConfigError
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 
 class FreezeConfig(MethodConfig):
@@ -23,24 +23,28 @@ class FreezeConfig(MethodConfig):
     )
 
 
-@register_method(FreezeConfig, "train the last N layers or named modules, freeze the rest",
-                 mergeable=False, saves_adapter=False)
-def apply(model, cfg: FreezeConfig):
-    layers = _layer_indices(model)
-    keep = set(sorted(layers)[-cfg.trainable_layers:]) if cfg.trainable_layers else set()
-    regexes = [re.compile(p) for p in cfg.patterns]
-    chosen = 0
-    for name, p in model.named_parameters():
-        index = _layer_of(name)
-        train = (index in keep) or any(r.search(name) for r in regexes)
-        p.requires_grad_(train)
-        chosen += train
-    if chosen == 0:
-        raise ConfigError(
-            f"method freeze: no parameter matched (model has {len(layers)} layers; "
-            f"patterns {cfg.patterns}); raise method.trainable_layers or fix method.patterns"
-        )
-    return model
+@register_method
+class Freeze(Method):
+    config_class = FreezeConfig
+    summary = "train the last N layers or named modules, freeze the rest"
+    mergeable, saves_adapter = False, False
+
+    def apply(self, model, cfg: FreezeConfig):
+        layers = _layer_indices(model)
+        keep = set(sorted(layers)[-cfg.trainable_layers:]) if cfg.trainable_layers else set()
+        regexes = [re.compile(p) for p in cfg.patterns]
+        chosen = 0
+        for name, p in model.named_parameters():
+            index = _layer_of(name)
+            train = (index in keep) or any(r.search(name) for r in regexes)
+            p.requires_grad_(train)
+            chosen += train
+        if chosen == 0:
+            raise ConfigError(
+                f"method freeze: no parameter matched (model has {len(layers)} layers; "
+                f"patterns {cfg.patterns}); raise method.trainable_layers or fix method.patterns"
+            )
+        return model
 
 
 _LAYER = re.compile(r"\.(?:layers|layer|h|blocks)\.(\d+)\.")

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.errors import ConfigError
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 
 class GaloreConfig(MethodConfig):
@@ -28,35 +28,39 @@ class GaloreConfig(MethodConfig):
         "adamw", description="Optimizer around the projection; replaces train.optimizer.")
 
 
-def unavailable() -> str | None:
-    from transformers.utils import is_galore_torch_available
+@register_method
+class Galore(Method):
+    config_class = GaloreConfig
+    summary = "full training with low-rank projected optimizer state (GaLore)"
+    mergeable, saves_adapter = False, False
+    heads = ("causal-lm",)  # default targets name decoder-LLM modules
+    trains_every_weight = True
 
-    if not is_galore_torch_available():
-        return "method galore needs the galore-torch package: pip install galore-torch bitsandbytes"
-    return None
+    def unavailable(self) -> str | None:
+        from transformers.utils import is_galore_torch_available
 
+        if not is_galore_torch_available():
+            return "method galore needs the galore-torch package: pip install galore-torch bitsandbytes"
+        return None
 
-def training_args(cfg: GaloreConfig) -> dict:
-    optim_args = f"rank={cfg.rank},update_proj_gap={cfg.update_proj_gap},scale={cfg.scale},proj_type={cfg.proj_type}"
-    return {"optim": f"galore_{cfg.optimizer}", "optim_target_modules": cfg.target_modules,
-            "optim_args": optim_args}
+    def training_args(self, cfg: GaloreConfig) -> dict:
+        optim_args = (f"rank={cfg.rank},update_proj_gap={cfg.update_proj_gap},scale={cfg.scale},"
+                      f"proj_type={cfg.proj_type}")
+        return {"optim": f"galore_{cfg.optimizer}", "optim_target_modules": cfg.target_modules,
+                "optim_args": optim_args}
 
+    def apply(self, model, cfg: GaloreConfig):
+        import torch
+        from transformers.trainer_utils import check_target_module_exists
 
-@register_method(GaloreConfig, "full training with low-rank projected optimizer state (GaLore)",
-                 mergeable=False, saves_adapter=False, training_args=training_args,
-                 unavailable=unavailable, heads=("causal-lm",))  # default targets name decoder-LLM modules
-def apply(model, cfg: GaloreConfig):
-    import torch
-    from transformers.trainer_utils import check_target_module_exists
-
-    reason = unavailable()
-    if reason:
-        raise ConfigError(reason)
-    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    if not any(check_target_module_exists(cfg.target_modules, n) for n in linear):
-        tails = sorted({n.split(".")[-1] for n in linear} | {n.split(".")[-2] for n in linear if "." in n})
-        raise ConfigError(f"method.target_modules {cfg.target_modules} match no linear module; "
-                          f"names in this model include: {', '.join(tails)}")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+        reason = self.unavailable()
+        if reason:
+            raise ConfigError(reason)
+        linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+        if not any(check_target_module_exists(cfg.target_modules, n) for n in linear):
+            tails = sorted({n.split(".")[-1] for n in linear} | {n.split(".")[-2] for n in linear if "." in n})
+            raise ConfigError(f"method.target_modules {cfg.target_modules} match no linear module; "
+                              f"names in this model include: {', '.join(tails)}")
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 from tunesmith.methods.lora import peft_task_type, wrap_with_peft
 
 
@@ -21,12 +21,16 @@ class Ia3Config(MethodConfig):
         "default: PEFT's choice for the architecture.")
 
 
-@register_method(Ia3Config, "learned rescaling vectors on keys, values and FFN (IA3)",
-                 mergeable=True, saves_adapter=True)
-def apply(model, cfg: Ia3Config):
-    from peft import IA3Config
+@register_method
+class Ia3(Method):
+    config_class = Ia3Config
+    summary = "learned rescaling vectors on keys, values and FFN (IA3)"
+    mergeable, saves_adapter = True, True
 
-    peft_config = IA3Config(target_modules=cfg.target_modules,
-                            feedforward_modules=cfg.feedforward_modules,
-                            task_type=peft_task_type(model))
-    return wrap_with_peft(model, peft_config)
+    def apply(self, model, cfg: Ia3Config):
+        from peft import IA3Config
+
+        peft_config = IA3Config(target_modules=cfg.target_modules,
+                                feedforward_modules=cfg.feedforward_modules,
+                                task_type=peft_task_type(model))
+        return wrap_with_peft(model, peft_config)

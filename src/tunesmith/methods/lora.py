@@ -7,16 +7,16 @@ use_dora: true}` are the same run.
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
+import weakref
 from typing import Literal
 
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
 from tunesmith.errors import ConfigError
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 
 
 class LoraConfig(MethodConfig):
@@ -69,9 +69,8 @@ def wrap_with_peft(model, peft_config, option: str = "method.target_modules"):
         return get_peft_model(model, peft_config)
     except (ValueError, TypeError, KeyError) as err:
         names = sorted({n.split(".")[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
-        raise ConfigError(
-            f"{option}: {str(err).rstrip('. ')}. Linear modules in this {model.config.model_type} model: {', '.join(names)}"
-        ) from None
+        raise ConfigError(f"{option}: {str(err).rstrip('. ')}. Linear modules in this "
+                          f"{model.config.model_type} model: {', '.join(names)}") from None
 
 
 def peft_lora_config(model, cfg: LoraConfig, **extra):
@@ -90,37 +89,41 @@ def peft_lora_config(model, cfg: LoraConfig, **extra):
 CONVERTIBLE_HEADS = ("causal-lm", "seq2seq")
 
 
-def apply_lora(model, cfg: LoraConfig):
-    if cfg.init in ("pissa", "olora") and peft_task_type(model) not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
-        raise ConfigError(f"method.init: {cfg.init} cannot save a model with a trained head ({type(model).__name__}); "
-                          "use init default (or method dora) for this task")
-    peft_model = wrap_with_peft(model, peft_lora_config(model, cfg))
-    if cfg.init in ("pissa", "olora"):
-        _remember_initial_adapter(peft_model)
-    return peft_model
+@register_method
+class Lora(Method):
+    config_class = LoraConfig
+    summary = "low-rank adapters on linear layers (PEFT)"
+    mergeable, saves_adapter = True, True
+
+    def __init__(self):
+        # PiSSA/OLoRA: the adapter folder as initialised, per model, for the conversion on save
+        self._initial_adapters = weakref.WeakKeyDictionary()
+
+    def apply(self, model, cfg: LoraConfig):
+        if cfg.init in ("pissa", "olora") and peft_task_type(model) not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
+            raise ConfigError(f"method.init: {cfg.init} cannot save a model with a trained head "
+                              f"({type(model).__name__}); use init default (or method dora) for this task")
+        peft_model = wrap_with_peft(model, peft_lora_config(model, cfg))
+        if cfg.init in ("pissa", "olora"):
+            self._initial_adapters[peft_model] = _save_initial_adapter(peft_model)
+        return peft_model
+
+    def save_trained(self, model, directory) -> None:
+        """PiSSA/OLoRA change the base weights; PEFT converts the trained adapter into a plain
+        LoRA (twice the rank) relative to the untouched base, given the adapter as initialised."""
+        initial = self._initial_adapters.get(model)
+        if initial:
+            model.save_pretrained(directory, path_initial_model_for_weight_conversion=initial)
+        else:
+            model.save_pretrained(directory)
 
 
-def save_lora(model, directory) -> None:
-    """PiSSA/OLoRA change the base weights; PEFT converts the trained adapter into a plain LoRA
-    (twice the rank) relative to the untouched base, given the adapter as it was initialised."""
-    initial = getattr(model, "_tunesmith_initial_adapter", None)
-    if initial:
-        model.save_pretrained(directory, path_initial_model_for_weight_conversion=initial)
-    else:
-        model.save_pretrained(directory)
-
-
-def _remember_initial_adapter(peft_model) -> None:
+def _save_initial_adapter(peft_model) -> str:
+    """A temporary folder with the adapter as initialised; removed with the model (or at exit)."""
     config = peft_model.peft_config["default"]
     init, config.init_lora_weights = config.init_lora_weights, True
     folder = tempfile.mkdtemp(prefix="tunesmith-lora-init-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    weakref.finalize(peft_model, shutil.rmtree, folder, ignore_errors=True)
     peft_model.save_pretrained(folder)
     config.init_lora_weights = init
-    peft_model._tunesmith_initial_adapter = folder
-
-
-@register_method(LoraConfig, "low-rank adapters on linear layers (PEFT)", mergeable=True,
-                 saves_adapter=True, save=save_lora)
-def apply(model, cfg: LoraConfig):
-    return apply_lora(model, cfg)
+    return folder

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import CONVERTIBLE_HEADS, LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import CONVERTIBLE_HEADS, Lora, LoraConfig
 
 
 class OloraConfig(LoraConfig):
@@ -17,8 +17,8 @@ class OloraConfig(LoraConfig):
         "olora", description="Initialisation (olora: QR decomposition of W).")
 
 
-@register_method(OloraConfig, "LoRA initialised orthonormally from a QR of the weights (OLoRA)",
-                 mergeable=True, saves_adapter=True, save=save_lora,
-                 heads=CONVERTIBLE_HEADS)
-def apply(model, cfg: OloraConfig):
-    return apply_lora(model, cfg)
+@register_method
+class Olora(Lora):
+    config_class = OloraConfig
+    summary = "LoRA initialised orthonormally from a QR of the weights (OLoRA)"
+    heads = CONVERTIBLE_HEADS

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 from tunesmith.methods.lora import peft_task_type, wrap_with_peft
 
 
@@ -21,15 +21,19 @@ class PTuningConfig(MethodConfig):
     encoder_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout in the prompt encoder.")
 
 
-@register_method(PTuningConfig, "input virtual tokens from a prompt encoder (P-tuning v1, PEFT)",
-                 mergeable=False, saves_adapter=True,
-                 heads=("causal-lm", "seq-cls", "seq2seq"))  # virtual tokens shift the positions a QA head points at
-def apply(model, cfg: PTuningConfig):
-    from peft import PromptEncoderConfig
+@register_method
+class PTuning(Method):
+    config_class = PTuningConfig
+    summary = "input virtual tokens from a prompt encoder (P-tuning v1, PEFT)"
+    mergeable, saves_adapter = False, True
+    heads = ("causal-lm", "seq-cls", "seq2seq")  # virtual tokens shift the positions a QA head points at
 
-    peft_config = PromptEncoderConfig(
-        num_virtual_tokens=cfg.num_virtual_tokens, encoder_reparameterization_type=cfg.encoder,
-        encoder_hidden_size=cfg.encoder_hidden_size, encoder_num_layers=cfg.encoder_num_layers,
-        encoder_dropout=cfg.encoder_dropout, task_type=peft_task_type(model),
-    )
-    return wrap_with_peft(model, peft_config, option="method.name")
+    def apply(self, model, cfg: PTuningConfig):
+        from peft import PromptEncoderConfig
+
+        peft_config = PromptEncoderConfig(
+            num_virtual_tokens=cfg.num_virtual_tokens, encoder_reparameterization_type=cfg.encoder,
+            encoder_hidden_size=cfg.encoder_hidden_size, encoder_num_layers=cfg.encoder_num_layers,
+            encoder_dropout=cfg.encoder_dropout, task_type=peft_task_type(model),
+        )
+        return wrap_with_peft(model, peft_config, option="method.name")

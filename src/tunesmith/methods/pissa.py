@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import CONVERTIBLE_HEADS, LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import CONVERTIBLE_HEADS, Lora, LoraConfig
 
 
 class PissaConfig(LoraConfig):
@@ -18,8 +18,8 @@ class PissaConfig(LoraConfig):
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input (PiSSA uses 0).")
 
 
-@register_method(PissaConfig, "LoRA initialised from the principal singular vectors (PiSSA)",
-                 mergeable=True, saves_adapter=True, save=save_lora,
-                 heads=CONVERTIBLE_HEADS)
-def apply(model, cfg: PissaConfig):
-    return apply_lora(model, cfg)
+@register_method
+class Pissa(Lora):
+    config_class = PissaConfig
+    summary = "LoRA initialised from the principal singular vectors (PiSSA)"
+    heads = CONVERTIBLE_HEADS

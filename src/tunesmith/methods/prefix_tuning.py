@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import MethodConfig
-from tunesmith.methods import register_method
+from tunesmith.methods import Method, register_method
 from tunesmith.methods.lora import peft_task_type, wrap_with_peft
 
 
@@ -19,13 +19,17 @@ class PrefixTuningConfig(MethodConfig):
     encoder_hidden_size: int = Field(512, gt=0, description="Hidden size of the reparameterisation MLP.")
 
 
-@register_method(PrefixTuningConfig, "trained key/value prefixes in every layer, via an MLP (PEFT)",
-                 mergeable=False, saves_adapter=True)
-def apply(model, cfg: PrefixTuningConfig):
-    from peft import PrefixTuningConfig as PeftPrefixConfig
+@register_method
+class PrefixTuning(Method):
+    config_class = PrefixTuningConfig
+    summary = "trained key/value prefixes in every layer, via an MLP (PEFT)"
+    mergeable, saves_adapter = False, True
 
-    peft_config = PeftPrefixConfig(
-        num_virtual_tokens=cfg.num_virtual_tokens, prefix_projection=True,
-        encoder_hidden_size=cfg.encoder_hidden_size, task_type=peft_task_type(model),
-    )
-    return wrap_with_peft(model, peft_config, option="method.name")
+    def apply(self, model, cfg: PrefixTuningConfig):
+        from peft import PrefixTuningConfig as PeftPrefixConfig
+
+        peft_config = PeftPrefixConfig(
+            num_virtual_tokens=cfg.num_virtual_tokens, prefix_projection=True,
+            encoder_hidden_size=cfg.encoder_hidden_size, task_type=peft_task_type(model),
+        )
+        return wrap_with_peft(model, peft_config, option="method.name")

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods import register_method
-from tunesmith.methods.lora import LoraConfig, apply_lora, save_lora
+from tunesmith.methods.lora import Lora, LoraConfig
 
 
 class RsLoraConfig(LoraConfig):
@@ -15,7 +15,7 @@ class RsLoraConfig(LoraConfig):
     use_rslora: bool = Field(True, description="rsLoRA: scale by alpha/sqrt(r), stable at high ranks.")
 
 
-@register_method(RsLoraConfig, "LoRA scaled by alpha/sqrt(r) (rank-stabilised LoRA)",
-                 mergeable=True, saves_adapter=True, save=save_lora)
-def apply(model, cfg: RsLoraConfig):
-    return apply_lora(model, cfg)
+@register_method
+class RsLora(Lora):
+    config_class = RsLoraConfig
+    summary = "LoRA scaled by alpha/sqrt(r) (rank-stabilised LoRA)"

@@ -32,7 +32,7 @@ def register_metric(name: str, summary: str, *, greater_is_better: bool = True, 
     """Decorator for a metric's compute function."""
 
     def wrap(compute: Callable) -> Callable:
-        METRICS.add(name, MetricSpec(name, summary, compute, greater_is_better, inputs, needs_references))
+        METRICS.register(MetricSpec(name, summary, compute, greater_is_better, inputs, needs_references))
         return compute
 
     return wrap

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from tunesmith.config.migrations import FIRST_VERSION, upgrade
 from tunesmith.errors import RunDirError
 from tunesmith.utils.io import append_jsonl, write_text, write_yaml
 
@@ -61,7 +62,10 @@ class RunDir:
         file = self.path / "config.yaml"
         if not file.is_file():
             raise RunDirError(f"{self.path} is not a run directory (no config.yaml)")
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise RunDirError(f"{file}: not a run config (the top level must be a mapping)")
+        return upgrade(data, str(file), unversioned=FIRST_VERSION)  # older runs load with today's keys
 
     def set_status(self, status: str, reason: str = "") -> None:
         assert status in STATUSES

@@ -28,6 +28,9 @@ class TaskSpec:
     make_trainer: Callable | None = None  # (TrainerParts) -> Trainer; None: the default Trainer
     predict: Callable | None = None  # (model, tokenizer, records, config, batch_size) -> (rows, metrics)
     expand_records: Callable | None = None  # (records) -> records: one file row holding many (a SQuAD file)
+    # The canonical records it learns from as a language model: "messages" (chats: without its
+    # own `predict` it answers by generating replies) or "text" (plain text: scores any corpus).
+    reads: str | None = None
 
 
 @dataclass
@@ -51,14 +54,14 @@ TASKS: Registry[TaskSpec] = Registry("task")
 def register_task(config_class: type[TaskConfig], summary: str, *, model_class, collator,
                   data_format: str | None = None, model_kwargs: Callable | None = None,
                   make_trainer: Callable | None = None, predict: Callable | None = None,
-                  expand_records: Callable | None = None):
+                  expand_records: Callable | None = None, reads: str | None = None):
     """Decorator for a task's `build_features`."""
     name = config_class.model_fields["name"].default
 
     def wrap(build_features: Callable) -> Callable:
-        TASK_CONFIGS.add(name, config_class)
-        TASKS.add(name, TaskSpec(name, summary, config_class, model_class, build_features, collator,
-                                 data_format, model_kwargs, make_trainer, predict, expand_records))
+        TASK_CONFIGS.register(config_class, name)
+        TASKS.register(TaskSpec(name, summary, config_class, model_class, build_features, collator,
+                                 data_format, model_kwargs, make_trainer, predict, expand_records, reads))
         return build_features
 
     return wrap

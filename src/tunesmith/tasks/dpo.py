@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
-from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.preference import build_pair_features, causal_lm_class, no_collator, score_pairs
+from tunesmith.tasks import TrainerParts
+from tunesmith.tasks.preference import preference_trainer, register_preference_task
 
 LOSSES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
           "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
@@ -30,39 +30,11 @@ class DpoConfig(TaskConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Assumed label noise (cDPO / robust DPO).")
 
 
-def drop_reference_adapter(model) -> None:
-    """TRL copies a PEFT model's adapter as a "ref" adapter; a fresh LoRA equals the base model, so
-    we drop the copy and TRL falls back to the base with adapters disabled (no extra weights)."""
-    if hasattr(model, "peft_config") and "ref" in model.peft_config:
-        model.delete_adapter("ref")
-        model.set_adapter("default")
-
-
-def dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list(rows) if rows else None
-
-
+@register_preference_task(DpoConfig, "direct preference optimisation on chosen/rejected pairs (TRL)")
 def make_trainer(parts: TrainerParts):
     from trl import DPOConfig, DPOTrainer
 
-    cfg, data = parts.config.task, parts.config.data
-    args = parts.arguments(
-        DPOConfig, beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
-        label_smoothing=cfg.label_smoothing, max_length=data.cutoff_len, truncation_mode="keep_start",
-        dataset_num_proc=None,
-    )
-    trainer = DPOTrainer(
-        model=parts.model, args=args, train_dataset=dataset(parts.train), eval_dataset=dataset(parts.eval),
-        processing_class=parts.tokenizer, callbacks=parts.callbacks,
-    )
-    drop_reference_adapter(trainer.model)
-    return trainer
-
-
-@register_task(DpoConfig, "direct preference optimisation on chosen/rejected pairs (TRL)",
-               model_class=causal_lm_class, collator=no_collator, data_format="rows",
-               make_trainer=make_trainer, predict=score_pairs)
-def build_features(records: list[dict], tokenizer, config):
-    return build_pair_features(records, tokenizer, config)
+    cfg = parts.config.task
+    return preference_trainer(parts, DPOConfig, DPOTrainer, beta=cfg.beta, loss_type=list(cfg.loss_type),
+                              loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
+                              truncation_mode="keep_start", dataset_num_proc=None)

@@ -12,18 +12,10 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
+from tunesmith.data.preference import messages, reply
 from tunesmith.data.records import RowError
-from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.dpo import dataset, drop_reference_adapter
-from tunesmith.tasks.preference import (
-    _messages,
-    _reply,
-    causal_lm_class,
-    no_collator,
-    read_pairs,
-    render_pair,
-    score_pairs,
-)
+from tunesmith.tasks import TrainerParts
+from tunesmith.tasks.preference import preference_trainer, read_pairs, register_preference_task, render_pair
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
 
 
@@ -37,32 +29,17 @@ class KtoConfig(TaskConfig):
 def _unpaired(record: dict, tokenizer, config) -> dict:
     if not isinstance(record.get("label"), bool):
         raise RowError("an unpaired KTO row needs label: true or false")
-    prompt = _messages(record.get("prompt", record.get("conversations")))
-    completion = _reply(record.get("completion"))
+    prompt = messages(record.get("prompt", record.get("conversations")))
+    completion = reply(record.get("completion"))
     pair = render_pair({"prompt": prompt, "chosen": completion, "rejected": completion + " "}, tokenizer, config)
     return {"prompt": pair["prompt"], "completion": pair["chosen"], "label": record["label"]}
 
 
-def make_trainer(parts: TrainerParts):
-    from trl import KTOConfig, KTOTrainer
-
-    cfg = parts.config.task
-    args = parts.arguments(KTOConfig, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
-                           undesirable_weight=cfg.undesirable_weight, max_length=parts.config.data.cutoff_len)
-    trainer = KTOTrainer(model=parts.model, args=args, train_dataset=dataset(parts.train),
-                         eval_dataset=dataset(parts.eval), processing_class=parts.tokenizer, callbacks=parts.callbacks)
-    drop_reference_adapter(trainer.model)
-    return trainer
-
-
-@register_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
-               model_class=causal_lm_class, collator=no_collator, data_format="rows",
-               make_trainer=make_trainer, predict=score_pairs)
 def build_features(records: list[dict], tokenizer, config):
     report = RowsReport()
     paired = [r for r in records if "completion" not in r]
     features = []
-    for record, pair in read_pairs(paired, tokenizer, config, report):
+    for _record, pair in read_pairs(paired, tokenizer, config, report):
         features.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
         features.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
         report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
@@ -74,3 +51,13 @@ def build_features(records: list[dict], tokenizer, config):
             bad_row(report, config, record, str(err))
     say_skipped(report, "KTO")
     return features, report
+
+
+@register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
+                          build_features)
+def make_trainer(parts: TrainerParts):
+    from trl import KTOConfig, KTOTrainer
+
+    cfg = parts.config.task
+    return preference_trainer(parts, KTOConfig, KTOTrainer, beta=cfg.beta, desirable_weight=cfg.desirable_weight,
+                              undesirable_weight=cfg.undesirable_weight)

@@ -1,121 +1,20 @@
 """Preference pairs, shared by the DPO, ORPO, SimPO, KTO and reward-model tasks.
 
-Rows become `{"prompt": [messages], "chosen": str, "rejected": str}`. Accepted layouts:
-- LLaMA-Factory: `conversations` (from/value, or role/content) + `chosen`/`rejected` (a message or text);
-  also alpaca-style `instruction` (+ `input`, `system`) with `chosen`/`rejected` text;
-- LLaMA-Factory v1: `chosen_messages` / `rejected_messages` (shared turns, then the two replies);
-- OpenAI preference fine-tuning: `{input: {messages}, preferred_output: [...], non_preferred_output: [...]}`;
-- TRL: `prompt` (text or messages) + `chosen`/`rejected` (text or messages);
-- HH-RLHF: `chosen`/`rejected` full transcripts ("\\n\\nHuman: ... \\n\\nAssistant: ...").
+Rows become `{"prompt": [messages], "chosen": str, "rejected": str}` through the "preference"
+formats (data/formats/*_preference.py: LLaMA-Factory, LLaMA-Factory v1, OpenAI, TRL, HH-RLHF).
 A pair whose chosen equals its rejected answer teaches nothing and is a bad row.
 """
 
 from __future__ import annotations
 
-import re
-
+from tunesmith.data.preference import preference_record
 from tunesmith.data.records import RowError
 from tunesmith.data.templates import get_template
+from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
 from tunesmith.tasks.sft import with_system
 
-_ROLE = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-         "observation": "tool", "tool": "tool", "function_call": "assistant", "function": "tool"}
-_HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
-
-
-def _text(content) -> str:
-    """Message content as text: a string, or a list of {type: text, text|value} parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", p.get("value", "")) for p in content if isinstance(p, dict))
-    raise RowError(f"message content must be text, got {type(content).__name__}")
-
-
-def _message(m) -> dict:
-    if not isinstance(m, dict):
-        raise RowError(f"a message must be an object, got {type(m).__name__}")
-    role = _ROLE.get(m.get("role", m.get("from")))
-    if role is None:
-        raise RowError(f"unknown message role {m.get('role', m.get('from'))!r}")
-    return {"role": role, "content": _text(m.get("content", m.get("value", "")))}
-
-
-def _messages(value) -> list[dict]:
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list):
-        raise RowError(f"expected a list of messages, got {type(value).__name__}")
-    return [_message(m) for m in value]
-
-
-def _reply(value) -> str:
-    """A reply given as text, one message, or a list of messages (the last assistant one)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return _message(value)["content"]
-    if isinstance(value, list) and value:
-        replies = [m for m in _messages(value) if m["role"] == "assistant"]
-        if replies:
-            return replies[-1]["content"]
-    raise RowError("a chosen/rejected reply must be text, a message, or a list with an assistant message")
-
-
-def _hh(chosen: str, rejected: str) -> tuple[list[dict], str, str]:
-    """Split two HH transcripts into their shared conversation and last assistant replies."""
-    def split(text):
-        parts = _HH_TURN.split("\n\n" + text.lstrip("\n") if not text.startswith("\n\n") else text)
-        turns = [{"role": "user" if who == "Human" else "assistant", "content": body.strip()}
-                 for who, body in zip(parts[1::2], parts[2::2])]
-        if len(turns) < 2 or turns[-1]["role"] != "assistant":
-            raise RowError("an HH transcript must end with an \"Assistant:\" turn")
-        return turns[:-1], turns[-1]["content"]
-
-    prompt_c, reply_c = split(chosen)
-    prompt_r, reply_r = split(rejected)
-    if prompt_c != prompt_r:
-        raise RowError("the chosen and rejected transcripts differ before their last Assistant turn")
-    return prompt_c, reply_c, reply_r
-
-
-def preference_record(row: dict) -> dict:
-    """Any accepted layout -> {"prompt": messages, "chosen": text, "rejected": text}; RowError otherwise."""
-    if "preferred_output" in row or "non_preferred_output" in row:
-        prompt = _messages((row.get("input") or {}).get("messages", []))
-        chosen, rejected = _reply(row.get("preferred_output")), _reply(row.get("non_preferred_output"))
-    elif "chosen_messages" in row:
-        chosen_msgs, rejected_msgs = _messages(row["chosen_messages"]), _messages(row.get("rejected_messages"))
-        prompt, chosen, rejected = chosen_msgs[:-1], _reply(chosen_msgs[-1:]), _reply(rejected_msgs[-1:])
-        if rejected_msgs[:-1] != prompt:
-            raise RowError("chosen_messages and rejected_messages differ before their last turn")
-    elif "conversations" in row:
-        prompt = _messages(row["conversations"])
-        chosen, rejected = _reply(row.get("chosen")), _reply(row.get("rejected"))
-    elif "instruction" in row:
-        text = "\n\n".join(p for p in (row.get("instruction"), row.get("input")) if p)
-        prompt = [{"role": "user", "content": text}]
-        chosen, rejected = _reply(row.get("chosen")), _reply(row.get("rejected"))
-    elif "prompt" in row:
-        prompt = _messages(row["prompt"])
-        chosen, rejected = _reply(row.get("chosen")), _reply(row.get("rejected"))
-    elif isinstance(row.get("chosen"), str) and isinstance(row.get("rejected"), str):
-        prompt, chosen, rejected = _hh(row["chosen"], row["rejected"])
-    else:
-        keys = ", ".join(k for k in row if k != "_origin")
-        raise RowError(f"not a preference pair (keys: {keys}); expected conversations+chosen+rejected, "
-                       "input+preferred_output+non_preferred_output, prompt+chosen+rejected, or HH chosen/rejected")
-    if row.get("system") and (not prompt or prompt[0]["role"] != "system"):
-        prompt = [{"role": "system", "content": row["system"]}, *prompt]
-    if not prompt or prompt[-1]["role"] not in ("user", "tool"):
-        raise RowError("the prompt must end with a user turn")
-    if not chosen.strip() or not rejected.strip():
-        raise RowError("the chosen or rejected reply is empty")
-    if chosen.strip() == rejected.strip():
-        raise RowError("chosen and rejected are the same reply; the pair teaches nothing")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
+__all__ = ["preference_record", "read_pairs", "build_pair_features", "score_pairs"]
 
 def render_pair(pair: dict, tokenizer, config) -> dict:
     """Prompt text up to the assistant's turn, and each reply with its end-of-turn marker."""
@@ -169,6 +68,45 @@ def build_pair_features(records: list[dict], tokenizer, config) -> tuple[list[di
     return features, report
 
 
+def dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows) if rows else None
+
+
+def drop_reference_adapter(model) -> None:
+    """TRL copies a PEFT model's adapter as a "ref" adapter; a fresh LoRA equals the base model, so
+    we drop the copy and TRL falls back to the base with adapters disabled (no extra weights)."""
+    if hasattr(model, "peft_config") and "ref" in model.peft_config:
+        model.delete_adapter("ref")
+        model.set_adapter("default")
+
+
+def preference_trainer(parts: TrainerParts, args_class, trainer_class, **options):
+    """The one builder of the TRL preference trainers (DPO, KTO, ORPO, SimPO, reward): `args_class`
+    made from the run's arguments, `options` and max_length = data.cutoff_len, on the rendered
+    rows. Methods with a reference (DPO, KTO) use the base with adapters off (see above)."""
+    args = parts.arguments(args_class, max_length=parts.config.data.cutoff_len, **options)
+    trainer = trainer_class(model=parts.model, args=args, train_dataset=dataset(parts.train),
+                            eval_dataset=dataset(parts.eval), processing_class=parts.tokenizer,
+                            callbacks=parts.callbacks)
+    drop_reference_adapter(trainer.model)
+    return trainer
+
+
+def register_preference_task(config_class, summary: str, build_features=None):
+    """Decorator for the `make_trainer` of a causal-LM task trained by a TRL preference trainer
+    on pairs (`build_pair_features` unless given) and scored by `score_pairs`."""
+
+    def wrap(make_trainer):
+        register_task(config_class, summary, model_class=causal_lm_class, collator=no_collator,
+                      data_format="rows", make_trainer=make_trainer,
+                      predict=score_pairs)(build_features or build_pair_features)
+        return make_trainer
+
+    return wrap
+
+
 def causal_lm_class():
     from transformers import AutoModelForCausalLM
 
@@ -184,7 +122,9 @@ def reply_logps(model, tokenizer, prompts: list[str], replies: list[str], batch_
     """Summed log-probability of each reply after its prompt, and the reply's token count."""
     from tunesmith.tasks.batching import continuation_logps
 
-    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
     return continuation_logps(model, tokenizer, [(encode(p), encode(r)) for p, r in zip(prompts, replies)],
                               batch_size, cutoff)
 

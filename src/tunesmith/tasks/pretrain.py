@@ -17,7 +17,7 @@ class PretrainConfig(TaskConfig):
 
 
 @register_task(PretrainConfig, "continued pretraining on plain text",
-               model_class=causal_lm_class, collator=CausalLMCollator)
+               model_class=causal_lm_class, collator=CausalLMCollator, reads="text")
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     report = TokenizeReport()
     features: list[dict] = []

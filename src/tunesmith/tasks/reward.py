@@ -10,9 +10,8 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.dpo import dataset
 from tunesmith.tasks.heads import train_task_head
-from tunesmith.tasks.preference import build_pair_features, no_collator, read_pairs
+from tunesmith.tasks.preference import build_pair_features, no_collator, preference_trainer, read_pairs
 from tunesmith.tasks.rows import RowsReport
 
 
@@ -37,10 +36,8 @@ def make_trainer(parts: TrainerParts):
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
 
-    args = parts.arguments(TrlRewardConfig, max_length=parts.config.data.cutoff_len,
-                           center_rewards_coefficient=parts.config.task.center_rewards)
-    return RewardTrainer(model=parts.model, args=args, train_dataset=dataset(parts.train),
-                         eval_dataset=dataset(parts.eval), processing_class=parts.tokenizer, callbacks=parts.callbacks)
+    return preference_trainer(parts, TrlRewardConfig, RewardTrainer,
+                              center_rewards_coefficient=parts.config.task.center_rewards)
 
 
 def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16) -> tuple[list[dict], dict]:

@@ -24,7 +24,7 @@ def with_system(messages: list[dict], system: str | None) -> list[dict]:
 
 
 @register_task(SftConfig, "chat / instruction tuning on conversations",
-               model_class=causal_lm_class, collator=CausalLMCollator)
+               model_class=causal_lm_class, collator=CausalLMCollator, reads="messages")
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     template = get_template(config.data.template, tokenizer)
     report = TokenizeReport()

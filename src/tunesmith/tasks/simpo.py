@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
-from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.dpo import dataset
-from tunesmith.tasks.preference import build_pair_features, causal_lm_class, no_collator, score_pairs
+from tunesmith.tasks import TrainerParts
+from tunesmith.tasks.preference import preference_trainer, register_preference_task
 
 
 class SimpoConfig(TaskConfig):
@@ -20,18 +19,10 @@ class SimpoConfig(TaskConfig):
     sft_weight: float = Field(0.0, ge=0, description="Add this much SFT loss on chosen replies (CPO-SimPO).")
 
 
+@register_preference_task(SimpoConfig, "SimPO: reference-free, length-normalised preference optimisation (TRL CPO)")
 def make_trainer(parts: TrainerParts):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     cfg = parts.config.task
-    args = parts.arguments(CPOConfig, loss_type="simpo", beta=cfg.beta, simpo_gamma=cfg.gamma,
-                           cpo_alpha=cfg.sft_weight, max_length=parts.config.data.cutoff_len)
-    return CPOTrainer(model=parts.model, args=args, train_dataset=dataset(parts.train),
-                      eval_dataset=dataset(parts.eval), processing_class=parts.tokenizer, callbacks=parts.callbacks)
-
-
-@register_task(SimpoConfig, "SimPO: reference-free, length-normalised preference optimisation (TRL CPO)",
-               model_class=causal_lm_class, collator=no_collator, data_format="rows",
-               make_trainer=make_trainer, predict=score_pairs)
-def build_features(records: list[dict], tokenizer, config):
-    return build_pair_features(records, tokenizer, config)
+    return preference_trainer(parts, CPOConfig, CPOTrainer, loss_type="simpo", beta=cfg.beta,
+                              simpo_gamma=cfg.gamma, cpo_alpha=cfg.sft_weight)

@@ -4,9 +4,9 @@ The rules (documented in docs/sweeps.md) are deliberately simple so a user can p
 
 - batch_size: about 0.2% of the training rows per optimizer step, split over grad_accum,
   between 1 and 16 rows per device (a larger batch needs grad_accum, not more memory).
-- learning_rate: a base rate for the kind of method (adapters learn with larger rates than
-  full weights), scaled by sqrt(effective batch / 8) within 0.5x..2x (the square-root rule
-  for Adam-type optimizers).
+- learning_rate: the method's base rate (`Method.base_learning_rate`: adapters learn with
+  larger rates than full weights), scaled by sqrt(effective batch / 8) within 0.5x..2x (the
+  square-root rule for Adam-type optimizers).
 - epochs: 3, raised for small data sets so the model sees at least 1,000 rows in total (at
   most 10 epochs) and lowered for large ones so it sees at most 30,000 (at least 1 epoch).
 """
@@ -18,18 +18,15 @@ import math
 BATCH_SHARE = 0.002
 MAX_DEVICE_BATCH = 16
 MIN_SEEN, MAX_SEEN, DEFAULT_EPOCHS, MAX_EPOCHS = 1_000, 30_000, 3, 10
-# Base rates by method: PEFT adapters take ~10x the rate of full fine-tuning; partial
-# (freeze-style) training sits between.
-BASE_LR = {"full": 1e-5}
-ADAPTER_LR, PARTIAL_LR = 2e-4, 5e-5
 
 
 def auto_batch_size(rows: int, grad_accum: int) -> int:
     return min(MAX_DEVICE_BATCH, max(1, math.ceil(BATCH_SHARE * rows / grad_accum)))
 
 
-def auto_learning_rate(method_name: str, saves_adapter: bool, effective_batch: int) -> float:
-    base = BASE_LR.get(method_name, ADAPTER_LR if saves_adapter else PARTIAL_LR)
+def auto_learning_rate(method, effective_batch: int) -> float:
+    """The method's base rate (`Method.base_learning_rate`) scaled by the square-root rule."""
+    base = method.base_learning_rate
     scale = min(2.0, max(0.5, math.sqrt(effective_batch / 8)))
     return float(f"{base * scale:.3g}")
 
@@ -42,7 +39,7 @@ def auto_epochs(rows: int) -> int:
     return DEFAULT_EPOCHS
 
 
-def resolve_auto(train, rows: int, method_name: str, saves_adapter: bool) -> dict[str, str]:
+def resolve_auto(train, rows: int, method) -> dict[str, str]:
     """Replace every `auto` in the train section in place; returns {field: how it was chosen}."""
     notes: dict[str, str] = {}
     if train.batch_size == "auto":
@@ -51,8 +48,8 @@ def resolve_auto(train, rows: int, method_name: str, saves_adapter: bool) -> dic
                                f"{train.grad_accum}, between 1 and {MAX_DEVICE_BATCH})")
     if train.learning_rate == "auto":
         effective = train.batch_size * train.grad_accum
-        train.learning_rate = auto_learning_rate(method_name, saves_adapter, effective)
-        notes["learning_rate"] = f"{train.learning_rate:g} ({method_name}, effective batch {effective})"
+        train.learning_rate = auto_learning_rate(method, effective)
+        notes["learning_rate"] = f"{train.learning_rate:g} ({method.name}, effective batch {effective})"
     if train.epochs == "auto":
         train.epochs = float(auto_epochs(rows))
         notes["epochs"] = f"{train.epochs:g} ({rows:,} rows; aim for {MIN_SEEN:,}-{MAX_SEEN:,} rows seen)"

@@ -32,7 +32,7 @@ def method_footprint(config: RunConfig) -> Footprint:
     model_dir = resolve_model(config.model.name_or_path)
     model = load_model(model_dir, task.model_class(),
                        config.model.trust_remote_code,
-                       **(method.load_kwargs(config.method) if method.load_kwargs else {}))
+                       **method.load_kwargs(config.method))
     model = method.apply(model, config.method)
     trainable, total = trainable_parameters(model)
     return Footprint(method.name, config.model.name_or_path, trainable, total)

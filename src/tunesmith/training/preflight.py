@@ -3,7 +3,8 @@
 The time estimate divides trained tokens by a throughput figure measured on the reference
 machine (2 shared CPU cores): SmolLM2-135M with LoRA trains at ~225 tokens/s in fp32 and
 ~500 tokens/s with bf16 autocast. Other models scale by parameter count (compute per token
-grows with it); full fine-tuning is slower than LoRA by the optimizer's extra work. Pass
+grows with it); methods that train every weight (`Method.trains_every_weight`) are slower
+than LoRA by the optimizer's extra work. Pass
 a measured `tokens_per_second` for your own machine.
 """
 
@@ -13,6 +14,7 @@ import math
 from pathlib import Path
 
 from tunesmith.data.validate import Validation, validate_file
+from tunesmith.methods import METHODS
 
 REFERENCE_PARAMS = 135e6
 REFERENCE_TOKENS_PER_SECOND = {"fp32": 225.0, "bf16": 500.0, "fp16": 225.0}
@@ -55,7 +57,7 @@ def _speed(config, measured: float | None) -> tuple[float, str]:
     precision = config.train.precision if config.train.precision != "auto" else "bf16"
     params = _parameters(config.model.name_or_path)
     speed = REFERENCE_TOKENS_PER_SECOND.get(precision, 225.0) * REFERENCE_PARAMS / params
-    if config.method.name not in ("lora",):
+    if METHODS.get(config.method.name).trains_every_weight:
         speed /= FULL_FINE_TUNING_SLOWDOWN
     return speed, (f"reference {REFERENCE_TOKENS_PER_SECOND.get(precision, 225.0):.0f} tok/s for a 135M model "
                    f"with LoRA ({precision}) on 2 CPU cores, scaled to {params / 1e6:.0f}M parameters")

@@ -83,7 +83,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
     write_json(run.path / "data_report.json", data.report)
     _resolve_auto(config, run, len(data.train))
     run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
-    load_kwargs = method.load_kwargs(config.method) if method.load_kwargs else {}
+    load_kwargs = method.load_kwargs(config.method)
     load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
     model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
@@ -95,7 +95,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
     from tunesmith.training.arguments import training_arguments
 
-    overrides = method.training_args(config.method) if method.training_args else {}
+    overrides = method.training_args(config.method)
 
     def arguments(args_class=None, **extra):
         classes = {"args_class": args_class} if args_class else {}
@@ -105,8 +105,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
     callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += extra_callbacks
-    if method.callbacks:
-        callbacks += method.callbacks(model, config.method)
+    callbacks += method.callbacks(model, config.method)
     if method.optimizer:
         trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
     parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
@@ -118,7 +117,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
 
 def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
     """Settle `auto` training values from the data; config.yaml keeps the numbers used."""
-    notes = resolve_auto(config.train, rows, config.method.name, METHODS.get(config.method.name).saves_adapter)
+    notes = resolve_auto(config.train, rows, METHODS.get(config.method.name))
     if notes:
         run.write_config(config.model_dump(mode="json"))
         run.event("auto", "; ".join(f"{k} auto -> {v}" for k, v in notes.items()), **notes)

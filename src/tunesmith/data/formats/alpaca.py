@@ -10,6 +10,9 @@ def detect(row: dict) -> bool:
     return "instruction" in row and "output" in row
 
 
+@register_format("alpaca", "instruction / input / output (+ system, history)", detect=detect, priority=30,
+                 example={"instruction": "Add the numbers.", "input": "2 and 3", "output": "5",
+                          "system": "You are terse.", "history": [["hi", "hello"]]})
 def to_record(row: dict) -> dict:
     instruction = require_str(row, "instruction")
     extra = require_str(row, "input", optional=True)
@@ -33,6 +36,3 @@ def _history(history) -> list:
     if not ok:
         raise RowError("field 'history' must be a list of [user, assistant] text pairs")
     return history
-
-
-register_format("alpaca", "instruction / input / output (+ system, history)", detect, to_record, 30)

@@ -14,6 +14,10 @@ def detect(row: dict) -> bool:
     return isinstance(row.get("messages"), list)
 
 
+@register_format("openai", "OpenAI chat: messages [{role, content, weight}] (+ tools)", detect=detect, priority=10,
+                 example={"messages": [{"role": "system", "content": "You are terse."},
+                                       {"role": "user", "content": "2 + 3?"},
+                                       {"role": "assistant", "content": "5"}]})
 def to_record(row: dict) -> dict:
     messages = row.get("messages")
     if not isinstance(messages, list):
@@ -44,6 +48,3 @@ def _message(i: int, m: object) -> dict:
     if not isinstance(message["content"], str):
         raise RowError(f"message {i} content must be text")
     return message
-
-
-register_format("openai", "OpenAI chat: messages [{role, content, weight}] (+ tools)", detect, to_record, 10)

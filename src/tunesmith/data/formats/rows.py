@@ -14,10 +14,9 @@ def detect(row: dict) -> bool:
     return False
 
 
+@register_format("rows", "fields as written; the task reads its own columns", detect=detect, priority=100,
+                 example={"sentence": "a fine film", "label": "positive"})
 def to_record(row: dict) -> dict:
     if not isinstance(row, dict):
         raise RowError(f"expected an object with named fields, got {type(row).__name__}")
     return dict(row)
-
-
-register_format("rows", "fields as written; the task reads its own columns", detect, to_record, 100)

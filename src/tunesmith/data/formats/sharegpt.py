@@ -24,6 +24,9 @@ def detect(row: dict) -> bool:
     return isinstance(row.get("conversations"), list)
 
 
+@register_format("sharegpt", "ShareGPT: conversations [{from, value}] (+ system, tools)", detect=detect, priority=20,
+                 example={"conversations": [{"from": "human", "value": "2 + 3?"}, {"from": "gpt", "value": "5"}],
+                          "system": "You are terse."})
 def to_record(row: dict) -> dict:
     turns = row.get("conversations")
     if not isinstance(turns, list):
@@ -44,6 +47,3 @@ def to_record(row: dict) -> dict:
         messages.append({"role": ROLE_OF[speaker], "content": value})
     tools = row.get("tools")
     return chat_record(messages, tools if isinstance(tools, str) and tools.strip() else None)
-
-
-register_format("sharegpt", "ShareGPT: conversations [{from, value}] (+ system, tools)", detect, to_record, 20)

@@ -10,8 +10,7 @@ def detect(row: dict) -> bool:
     return "text" in row and isinstance(row["text"], str)
 
 
+@register_format("text", "plain text for continued pretraining: {text}", detect=detect, priority=90,
+                 example={"text": "The quick brown fox jumps over the lazy dog."})
 def to_record(row: dict) -> dict:
     return {"text": require_str(row, "text")}
-
-
-register_format("text", "plain text for continued pretraining: {text}", detect, to_record, 90)

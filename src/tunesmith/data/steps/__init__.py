@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -41,6 +42,11 @@ class Step(ABC):
     summary: ClassVar[str] = ""
     name: ClassVar[str] = ""
     reshapes_rows: ClassVar[bool] = False  # True: rows change shape (predict applies it to new rows too)
+    # Options of a typical use (a data.pipeline entry). tests/test_steps_contract.py runs every step
+    # with them on rows with instruction/input/output/label/group/date fields read from
+    # train.jsonl and extra.jsonl, with eval.jsonl beside them.
+    example: ClassVar[dict] = {}
+    streams: ClassVar[bool] = False  # True: `stream` keeps rows one by one (files bigger than memory)
 
     def __init__(self, options: StepOptions | None = None, context: dict | None = None, **kwargs):
         self.options = options if options is not None else self.Options(**kwargs)
@@ -50,6 +56,11 @@ class Step(ABC):
     @abstractmethod
     def __call__(self, rows: list[dict]) -> list[dict]:
         """The rows after this step (and self.details filled for the report)."""
+
+    def stream(self, rows: Iterable[dict]) -> Iterator[dict]:
+        """The rows this step keeps, one at a time; for steps with `streams` (self.details filled
+        once the rows are exhausted)."""
+        raise NotImplementedError(f"data step {self.name} does not stream")
 
     def seed(self) -> int:
         own = getattr(self.options, "seed", None)
@@ -62,8 +73,8 @@ STEPS: Registry[type[Step]] = Registry("data step")
 def register_step(cls: type[Step]) -> type[Step]:
     """Class decorator: the step's name is the default of its Options' `step` field."""
     cls.name = cls.Options.model_fields["step"].default
-    STEP_OPTIONS.add(cls.name, cls.Options)
-    STEPS.add(cls.name, cls)
+    STEP_OPTIONS.register(cls.Options, cls.name)
+    STEPS.register(cls)
     return cls
 
 

@@ -56,6 +56,7 @@ class AugmentOptions(StepOptions):
 class Augment(Step):
     Options = AugmentOptions
     summary = "EDA (synonym/insert/swap/delete, CJK-aware), mask-fill, back-translation; rows keep provenance"
+    example = {"ops": ["synonym", "swap", "delete"], "synonyms": {"quick": ["fast"], "brown": ["tan"]}, "copies": 2}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         o = self.options

@@ -30,6 +30,7 @@ class BalanceOptions(StepOptions):
 class Balance(Step):
     Options = BalanceOptions
     summary = "under/over-sample rows to a target label distribution"
+    example = {"label": "label", "mode": "over"}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         o = self.options

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.pii import PII_KINDS, mask_pii
@@ -38,7 +38,8 @@ class CleanOptions(StepOptions):
     strip_html: bool = Field(False, description="Remove HTML tags and unescape entities (only in text "
                              "that contains tags).")
     pii: list[Literal[PII_KINDS]] = Field(  # type: ignore[valid-type]
-        default_factory=list, description=f"Mask personal data of these kinds: {', '.join(PII_KINDS)}.")
+        default_factory=list, description=f"Mask personal data of these kinds: {', '.join(PII_KINDS)}; "
+        "or all.")
     glossary: str | dict[str, str] | None = Field(
         None, description="YAML file (or mapping) variant -> canonical term, applied to all text.")
     min_chars: int = Field(0, ge=0, description="Drop rows with fewer characters of text.")
@@ -49,11 +50,17 @@ class CleanOptions(StepOptions):
                                     "word 3-grams is higher (e.g. 'Eat a banana!' x 2000).")
     fields: list[str] | None = Field(None, description="Only these top-level fields (default: all text).")
 
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _all_kinds(cls, v):
+        return list(PII_KINDS) if v in ("all", ["all"]) else v
+
 
 @register_step
 class Clean(Step):
     Options = CleanOptions
     summary = "normalise Unicode/whitespace/HTML, mask PII, apply a glossary, filter by length/ratio"
+    example = {"strip_html": True, "pii": ["email"], "min_chars": 3}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         o = self.options

@@ -38,6 +38,7 @@ class DecontaminateOptions(StepOptions):
 class Decontaminate(Step):
     Options = DecontaminateOptions
     summary = "remove training rows sharing n-grams with eval/benchmark rows"
+    example = {"against": ["eval.jsonl"], "n": 3}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         o = self.options

@@ -42,12 +42,21 @@ class DedupOptions(StepOptions):
 class Dedup(Step):
     Options = DedupOptions
     summary = "remove exact and near-duplicate rows (MinHash LSH, CJK-aware); report clusters"
+    example = {"method": "minhash", "threshold": 0.8}
+
+    streams = True
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         finder = DuplicateFinder(self.options)
         out = list(finder.filter(rows, len(rows)))
         self.details = finder.report()
         return out
+
+    def stream(self, rows: Iterable[dict]) -> Iterator[dict]:
+        """Memory holds hashes, not rows."""
+        finder = DuplicateFinder(self.options)
+        yield from finder.filter(rows)
+        self.details = finder.report()
 
 
 class DuplicateFinder:

@@ -26,6 +26,7 @@ class MixOptions(StepOptions):
 class Mix(Step):
     Options = MixOptions
     summary = "sample several files by weight into one shuffled multi-task set"
+    example = {"weights": {"train.jsonl": 2, "extra.jsonl": 1}}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         by_file: dict[str, list[dict]] = {}

@@ -44,6 +44,8 @@ class SplitOptions(StepOptions):
 
 def parse_ratios(value) -> list[float]:
     """'7:1:2' -> proportions; a list of floats must sum to 1 (within 1e-6)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]  # ["7:1:2"], as one repeatable command-line option gives it
     if isinstance(value, str):
         try:
             parts = [float(p) for p in value.split(":")]
@@ -64,6 +66,7 @@ def parse_ratios(value) -> list[float]:
 class Split(Step):
     Options = SplitOptions
     summary = "tag rows train/eval/test: by ratio, stratified, grouped or by time"
+    example = {"ratios": [0.5, 0.5], "stratify": "label"}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         parts = split_rows(rows, self.options, self.seed())

@@ -42,6 +42,7 @@ class Template(Step):
     Options = TemplateOptions
     reshapes_rows = True
     summary = "render structured records into instruction or text rows with Jinja templates"
+    example = {"instruction": "Classify: {{ input }}", "output": "{{ label }}"}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
