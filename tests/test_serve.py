@@ -556,3 +556,20 @@ def test_logprobs_are_the_models_own(client, root):
             for e in c.choices[0].logprobs.content] == pytest.approx([e.logprob for e in content])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="lora1", messages=HELLO, top_logprobs=2)
+
+
+def test_tools_reach_the_chat_template_either_kind():
+    from tunesmith.data.templates import get_template
+    from tunesmith.serving.dialect import Dialect
+
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    own = tiny_tokenizer("{% if tools %}TOOLS:{{ tools|tojson }}\n{% endif %}{% for m in messages %}<{{ m['role'] }}>"
+                         "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+    dialect = Dialect(own, get_template("auto", own), None, frozenset(), "", 256)
+    assert own.decode(dialect.chat_prompt([{"role": "user", "content": "hi"}], tools)) == \
+        'TOOLS:[{"type": "function", "function": {"name": "f"}}]\n<user>hi<assistant>'
+    chatml = tiny_tokenizer()
+    dialect = Dialect(chatml, get_template("chatml", chatml), "be nice", frozenset(), "", 256)
+    text = chatml.decode(dialect.chat_prompt([{"role": "user", "content": "hi"}], tools))
+    assert text.startswith("<|im_start|>system\nbe nice\n\nYou may call these tools:\n[{")
+    assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")

@@ -45,7 +45,9 @@ class Dialect:
                 tok = self.tokenizer
                 prefix = self.template.assistant_prefix.replace("{bos}", tok.bos_token or "")
                 return head + prefix.replace("{eos}", tok.eos_token or "")
-            return self.template._render(messages, tools, generation_prompt=True)
+            plain = [{"role": m["role"], "content": m["content"]} for m in messages]  # the tokenizer's template
+            return self.tokenizer.apply_chat_template(plain, tools=json.loads(tools), tokenize=False,
+                                                      add_generation_prompt=True)
         except (KeyError, TypeError, ValueError) as err:  # a role or shape the template cannot render
             raise BadRequest(f"the model's chat template cannot render these messages: {err}", "messages") from None
 
