@@ -289,6 +289,10 @@ def test_adapters_load_and_unload_at_run_time(server, client):
         client.chat.completions.create(model=name, messages=HELLO, max_tokens=1)
     resident = [n for names in service.engine.resident().values() for n in names]
     assert sorted(resident) == ["lora1", "lora3"]
+    scraped = _scrape(url)
+    assert sorted(k for k in scraped if k.startswith("tunesmith_adapter_resident")) == [
+        f"tunesmith_adapter_resident[('base', '{(service.engine._slot_key(service.catalog.named[n]))}'), "
+        f"('model', '{n}')]" for n in ("lora1", "lora3")]
 
 
 def test_eight_concurrent_streams_over_three_adapters_equal_alone(server, client):
@@ -573,3 +577,14 @@ def test_tools_reach_the_chat_template_either_kind():
     text = chatml.decode(dialect.chat_prompt([{"role": "user", "content": "hi"}], tools))
     assert text.startswith("<|im_start|>system\nbe nice\n\nYou may call these tools:\n[{")
     assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_the_last_adapter_can_go_and_others_come_back(root):
+    with running(root, ["lora1"]) as (url, service):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        ask = dict(messages=HELLO, max_tokens=6, temperature=0)
+        first = client.chat.completions.create(model="lora1", **ask).choices[0].message.content
+        assert httpx.delete(f"{url}/v1/adapters/lora1").status_code == 200
+        assert [n for names in service.engine.resident().values() for n in names] == []
+        assert _post(url, {"name": "again", "path": "lora1"}, "/v1/adapters").status_code == 200
+        assert client.chat.completions.create(model="again", **ask).choices[0].message.content == first

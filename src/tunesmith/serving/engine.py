@@ -12,6 +12,7 @@ request leaves the batch at the next step. The waiting queue is bounded: beyond 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -280,6 +281,7 @@ class Slot:
         self.wake = threading.Condition()
         self.closed = False
         self.live = 0  # sequences in the running batch
+        self.joining: list[Job] = []  # taken from the queue, not yet in the batch
         self.thread = threading.Thread(target=self._run, daemon=True, name="tunesmith-batcher")
         self.thread.start()
 
@@ -344,7 +346,11 @@ class Slot:
 
         with warnings.catch_warnings():  # PEFT warns that the active adapter changes; routing is per row
             warnings.simplefilter("ignore")
-            self.forward.model.delete_adapter(key)
+            if len(self.forward.model.peft_config) > 1:
+                self.forward.model.delete_adapter(key)
+            else:  # the last one: PEFT cannot take new adapters after that, so go back to the bare base
+                self.loaded.model = self.forward.model = self.forward.model.unload()
+                self.forward.peft = False
         del self.adapters[key]
 
     # --- scheduling ----------------------------------------------------------------------
@@ -376,9 +382,10 @@ class Slot:
                     batch, live = self._decode(batch, live)
                 self.live = len(live)
             except Exception as err:  # a failing batch fails its requests, never the server
-                for job in live:
+                logging.getLogger("tunesmith.serve").exception("a batch failed")
+                for job in live + self.joining:
                     self._finish(job, "", "error", f"{type(err).__name__}: {err}")
-                batch, live = None, []
+                batch, live, self.joining = None, [], []
                 self.live = 0
 
     def _admit(self, batch, live):
@@ -392,6 +399,7 @@ class Slot:
             with self.wake:  # this cache cannot be joined: wait for the batch to end
                 self.waiting.extendleft(reversed(new))
             return batch, live
+        self.joining = new  # failed with the batch if prefill fails
         with self.lock:
             logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad)
         tokens = self._choose(logits, new)
@@ -404,6 +412,7 @@ class Slot:
             last = torch.tensor([[tokens[i]] for i in kept])
             batch = batching.join(batch, cache, mask[index], last)
             live = live + [new[i] for i in kept]
+        self.joining = []
         return batch, live
 
     def _decode(self, batch, live):

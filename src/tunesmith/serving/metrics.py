@@ -5,6 +5,7 @@ so a client sending random model names cannot grow the label set."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 UNKNOWN = "unknown"
@@ -29,6 +30,7 @@ class ServerMetrics:
         if engine is not None:
             queue.set_function(engine.queue_depth)
             resident.set_function(lambda: sum(len(v) for v in engine.resident().values()))
+            r.register(_ResidentAdapters(engine))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -39,3 +41,19 @@ def labels(target=None, known: bool = True) -> dict:
     if target is None or not known:
         return {"model": UNKNOWN, "version": ""}
     return {"model": target.name, "version": target.version or ""}
+
+
+class _ResidentAdapters:
+    """One series per adapter in memory now, read at scrape time: evicted adapters disappear
+    instead of lingering as zeros, so the series stay bounded by --max-adapters per base."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        family = GaugeMetricFamily("tunesmith_adapter_resident", "1 for each LoRA adapter in memory",
+                                   labels=["model", "base"])
+        for base, names in self.engine.resident().items():
+            for name in names:
+                family.add_metric([name, base], 1)
+        yield family
