@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.output import JSON, listing
 from tunesmith.utils.progress import console
 
 exporters_app = typer.Typer(help="Export formats.", no_args_is_help=True)
@@ -24,19 +25,15 @@ def _formats() -> str:
 
 
 @exporters_app.command("list")
-def exporters_list():
+def exporters_list(as_json: bool = JSON):
     """Export formats, what they support and their options."""
-    from rich.table import Table
-
     from tunesmith.export import EXPORTERS
 
-    table = Table(title="export formats (tunesmith export RUN --to NAME)")
-    for column in ("name", "architectures", "options", "summary"):
-        table.add_column(column)
-    for spec in EXPORTERS:
-        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in spec.options_class.model_fields.items())
-        table.add_row(spec.name, ", ".join(spec.architectures or ["any causal LM"]), options or "-", spec.summary)
-    console.print(table)
+    rows = [{"name": spec.name, "architectures": ", ".join(spec.architectures or ["any causal LM"]),
+             "options": ", ".join(f"--{k.replace('_', '-')} ({f.default})"
+                                  for k, f in spec.options_class.model_fields.items()) or "-",
+             "summary": spec.summary} for spec in EXPORTERS]
+    listing("export formats (tunesmith export RUN --to NAME)", rows, as_json)
 
 
 def export(

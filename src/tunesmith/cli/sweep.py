@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from tunesmith.cli.output import stdout
 from tunesmith.utils.progress import console
 
 
@@ -61,7 +62,7 @@ def print_trials(rows: list[dict], objective: str) -> None:
             note = f"resumed {Path(r['run_dir'] or '').name} {note}".strip()
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.0f}s"
         table.add_row(str(r["trial"]), r["state"], value, *shown, note, seconds)
-    console.print(table)
+    stdout.print(table)
     console.print("runs: <sweep>/trial-NNNN (tunesmith runs compare <sweep> to compare them)")
 
 
