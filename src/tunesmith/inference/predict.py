@@ -27,8 +27,8 @@ class PredictResult:
 
 
 def predict_file(run_or_model: str, input_path: str, output_path: str, batch_size: int = 16,
-                 max_new_tokens: int = 256) -> PredictResult:
-    loaded = load_for_inference(run_or_model)
+                 max_new_tokens: int = 256, trust_remote_code: bool = False) -> PredictResult:
+    loaded = load_for_inference(run_or_model, trust_remote_code=trust_remote_code)
     config = loaded.config
     task = TASKS.get(config.task.name)
     if task.predict is None:
