@@ -8,7 +8,7 @@ import typer
 import yaml
 from typer.core import TyperGroup
 
-from tunesmith.cli.output import JSON, listing, stdout
+from tunesmith.cli.output import JSON, check_output, listing, stdout
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -92,6 +92,7 @@ def evaluate(
     from tunesmith.evaluation.model_run import GenerationSettings
     from tunesmith.evaluation.report import EvalRequest, run_evaluation
 
+    check_output(output, "--output", folder=True)
     request = EvalRequest(
         [run_or_model], str(data), metrics or [], output or _default_output(run_or_model),
         options=parse_metric_options(metric_option), settings=GenerationSettings(max_new_tokens, batch_size),
@@ -123,6 +124,7 @@ def compare(
 
     if len(models) < 2:
         raise TunesmithError("compare needs at least two models (e.g. a base model and a run directory)")
+    check_output(output, "--output", folder=True)
     request = EvalRequest(
         models, str(data), metrics or [], output, labels=[x.strip() for x in labels.split(",")] if labels else [],
         options=parse_metric_options(metric_option), settings=GenerationSettings(max_new_tokens, batch_size),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.output import check_output
 from tunesmith.cli.run_commands import TRUST_REMOTE_CODE
 from tunesmith.utils.progress import console
 
@@ -25,6 +26,7 @@ def predict(
     """Predict with a tuned run, for any task; scores too when the rows have references."""
     from tunesmith.inference.predict import predict_file
 
+    check_output(output, "--output")
     result = predict_file(run, str(input), str(output), batch_size, max_new_tokens, trust_remote_code)
     console.print(f"wrote {result.rows} predictions to {result.output}")
     if result.metrics:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.output import check_output
 from tunesmith.utils.progress import console
 
 TRUST_REMOTE_CODE = typer.Option(False, "--trust-remote-code", help="Let Python code shipped in the model folder "
@@ -98,6 +99,7 @@ def generate(
     """Answer every row of --input; writes {prompt, reference, prediction} per line."""
     from tunesmith.inference.batch import generate_file
 
+    check_output(output, "--output")
     count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size, trust_remote_code)
     console.print(f"wrote {count} predictions to {output}")
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tunesmith.cli.output import JSON, print_json, stdout
+from tunesmith.cli.output import JSON, check_output, print_json, stdout
 from tunesmith.utils.progress import console
 
 runs_app = typer.Typer(help="List, inspect and compare run directories.", no_args_is_help=True)
@@ -133,6 +133,7 @@ def compare(
     from tunesmith.runs.reader import config_differences, summarize
     from tunesmith.utils.flat import flatten
 
+    check_output(output, "--output")
     paths = _expand(runs)
     summaries = [summarize(p) for p in paths]
     differing = config_differences([s.config for s in summaries])
