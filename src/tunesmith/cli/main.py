@@ -48,7 +48,7 @@ def run(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="tunesmith", standalone_mode=False)
     except NoArgsIsHelpError as err:  # `tunesmith` or `tunesmith data` alone: the help, as click prints it
         typer.echo(err.format_message(), err=True)
         sys.exit(2)
@@ -56,7 +56,7 @@ def run(argv: list[str] | None = None) -> None:
         if debug:
             raise
         ctx = getattr(err, "ctx", None)
-        _error(err.format_message() + (f" (see: {ctx.command_path} --help)" if ctx else ""))
+        _error(f"{err.format_message()} (see: {ctx.command_path if ctx else 'tunesmith COMMAND'} --help)")
     except (typer.Abort, KeyboardInterrupt):
         console.print("interrupted; finished work is kept (training: resume with --resume)")
         sys.exit(130)
@@ -88,6 +88,7 @@ def os_error_line(err: OSError) -> str:
             errno.EROFS: "the disk is read-only; choose another path",
             errno.EISDIR: "it is a folder; give a file path",
             errno.ENOTDIR: "a part of the path is a file, not a folder",
+            errno.EEXIST: "a file is in the way where a folder is needed",
             errno.ENOSPC: "the disk is full"}.get(err.errno, "choose another path")
     return f"{path}: {reason}; {hint}"
 
