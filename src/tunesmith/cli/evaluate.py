@@ -168,6 +168,7 @@ def export_rating(
     """A blind, shuffled human rating kit (CSV + static HTML form; relevance, fluency, domain correctness 1-5)."""
     from tunesmith.evaluation.rating import export_rating as export
 
+    check_output(output, "--output", folder=True)
     kit = export(sources, output, seed, max_rows, not no_reference)
     console.print(f"{kit['items']} items from {', '.join(kit['systems'])} -> {output}/rating_form.csv and "
                   f"rating_form.html (keep {output}/rating_key.json away from raters)")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tunesmith.cli.output import stdout
+from tunesmith.cli.output import check_output, stdout
 from tunesmith.utils.progress import console
 
 
@@ -30,6 +30,7 @@ def sweep(
     from tunesmith.sweep import open_sweep, run_sweep, write_report
     from tunesmith.sweep.report import trial_rows
 
+    check_output(out, "--out", folder=True)
     plan = open_sweep(config, space, trials, jobs=jobs, out=out, storage=storage, study_name=study_name,
                       overrides=overrides or [])
     study = run_sweep(plan)
