@@ -325,6 +325,15 @@ def test_generate_answers_prompt_only_rows(capsys, tmp_path, tiny_model_dir, pro
     assert len(rows) == 2 and rows[0]["reference"] is None and isinstance(rows[0]["prediction"], str)
 
 
+def test_predict_answers_prompt_only_rows(capsys, tmp_path, tiny_run, prompts):
+    out = tmp_path / "pred.jsonl"
+    succeeds(capsys, ["predict", tiny_run, "--input", prompts, "--output", out, "--max-new-tokens", "2"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and "hello there" in rows[0]["prompt"] and "2 plus 2" in rows[1]["prompt"]
+    assert all(r["reference"] is None and isinstance(r["prediction"], str) for r in rows)
+    assert not out.with_suffix(".metrics.json").exists()  # nothing to score without references
+
+
 def test_listings_go_to_stdout_and_json(capsys, tiny_run):
     out, err = succeeds(capsys, ["models", "list"])
     assert "minilm-l6" in out and "minilm-l6" not in err
