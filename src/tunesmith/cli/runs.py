@@ -97,26 +97,25 @@ def show(run: Path = typer.Argument(..., help="Run directory."), as_json: bool =
     if as_json:
         print_json({**_as_dict(s), "config": s.config})
         return
-    console = stdout
     t = s.config.get("train", {})
-    console.print(f"[bold]{s.path}[/]  {s.status}")
-    console.print(f"model {s.config['model']['name_or_path']} · method {s.method} · task "
-                  f"{s.config.get('task', {}).get('name', '?')}")
-    console.print(f"data {s.data} · {s.rows if s.rows is not None else '?'} training rows")
-    console.print(f"train epochs {t.get('epochs')} · max_steps {t.get('max_steps')} · batch {s.batch} · "
-                  f"lr {t.get('learning_rate')} ({t.get('scheduler')}) · precision {t.get('precision')}")
+    stdout.print(f"[bold]{s.path}[/]  {s.status}")
+    stdout.print(f"model {s.config['model']['name_or_path']} · method {s.method} · task "
+                 f"{s.config.get('task', {}).get('name', '?')}")
+    stdout.print(f"data {s.data} · {s.rows if s.rows is not None else '?'} training rows")
+    stdout.print(f"train epochs {t.get('epochs')} · max_steps {t.get('max_steps')} · batch {s.batch} · "
+                 f"lr {t.get('learning_rate')} ({t.get('scheduler')}) · precision {t.get('precision')}")
     evals = f"{_num(s.eval_before)} → {_num(s.eval_after)}" if s.eval_before is not None else _num(s.eval_after)
-    console.print(f"steps {s.steps} · time {_time(s.seconds)} · last train loss {_num(s.train_loss)} · "
-                  f"eval loss {evals or 'none'}")
+    stdout.print(f"steps {s.steps} · time {_time(s.seconds)} · last train loss {_num(s.train_loss)} · "
+                 f"eval loss {evals or 'none'}")
     for key, value in s.final_metrics.items():
         if key != "eval_loss":
-            console.print(f"  {key} {_num(value)}")
+            stdout.print(f"  {key} {_num(value)}")
     artifacts = [p.name for p in (s.path / "adapter", s.path / "model", s.path / "tensorboard",
                                   s.path / "plots", s.path / "mlflow.json") if p.exists()]
-    console.print(f"files {', '.join(artifacts) or 'none yet'}")
+    stdout.print(f"files {', '.join(artifacts) or 'none yet'}")
     events = read_jsonl(s.path / "events.jsonl") if (s.path / "events.jsonl").is_file() else []
     for e in events[-6:]:
-        console.print(f"  {e['time'].replace('T', ' ')} {e['event']}: {e['message']}", highlight=False, markup=False)
+        stdout.print(f"  {e['time'].replace('T', ' ')} {e['event']}: {e['message']}", highlight=False, markup=False)
 
 
 @runs_app.command("compare")
