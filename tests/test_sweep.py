@@ -78,11 +78,10 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
 
     # run the same command again: the interrupted trial resumes from its checkpoint, the rest run
     from tunesmith.cli.main import run
-    from tunesmith.cli.output import stdout
     from tunesmith.utils.progress import console
 
     monkeypatch.setattr(console, "width", 200)
-    monkeypatch.setattr(stdout, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # the stdout console (tables) reads it at print time
     capsys.readouterr()
     run(["sweep", str(base), "--space", str(space), "--trials", "4", "--out", str(out)])
     printed = "".join(capsys.readouterr())  # the trial table on stdout, the best trial on stderr
