@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.cli.options import with_options
+from tunesmith.cli.output import JSON, listing
 from tunesmith.export import EXPORTERS
 from tunesmith.utils.progress import console
 
@@ -20,20 +21,15 @@ def register(app: typer.Typer) -> None:
 
 
 @exporters_app.command("list")
-def exporters_list():
+def exporters_list(as_json: bool = JSON):
     """Export formats, what they support and their options."""
-    from rich.table import Table
-
     from tunesmith.export import EXPORTERS
 
-    table = Table(title="export formats (tunesmith export RUN --to NAME)")
-    for column in ("name", "architectures", "options", "summary"):
-        table.add_column(column)
-    for spec in EXPORTERS:
-        fields = spec.options_class.model_fields.items()
-        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in fields)
-        table.add_row(spec.name, ", ".join(spec.architectures or ["any causal LM"]), options or "-", spec.summary)
-    console.print(table)
+    rows = [{"name": spec.name, "architectures": ", ".join(spec.architectures or ["any causal LM"]),
+             "options": ", ".join(f"--{k.replace('_', '-')} ({f.default})"
+                                  for k, f in spec.options_class.model_fields.items()) or "-",
+             "summary": spec.summary} for spec in EXPORTERS]
+    listing("export formats (tunesmith export RUN --to NAME)", rows, as_json)
 
 
 def _exporters_of(options_class) -> str:

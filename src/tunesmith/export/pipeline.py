@@ -62,7 +62,23 @@ def output_folder(spec: ExporterSpec, options, source_path: str, out: str | None
         target = Path("exports") / f"{Path(source_path).name}-{spec.folder_name(options)}"
     if target.exists() and not overwrite:
         raise ExportError(f"{target} already exists; pass --overwrite to replace it or --out to pick another folder")
+    check_replaceable(target)
     return target
+
+
+REPORT = "export_report.json"  # written into every export: the mark of a folder --overwrite may replace
+
+
+def check_replaceable(target: Path) -> None:
+    """--overwrite replaces only an earlier export (or an empty folder), never a user's own folder."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ExportError(f"{target} is a file, not an export folder; choose another --out")
+    if (target / REPORT).is_file() or not any(target.iterdir()):
+        return
+    raise ExportError(f"{target} is not a tunesmith export (it has no {REPORT}); --overwrite replaces only an "
+                      "earlier export. Choose another --out, or move the folder away yourself")
 
 
 def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite: bool = False,
@@ -85,7 +101,7 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
             report = _measure(spec, opts, source, result, tmp, baseline, reference, new_tokens)
             report.update(format=kind, source=str(source_path), output=str(target), model_type=model_type)
             progress.update(bar, advance=1, info="writing")
-            write_json(tmp / "export_report.json", report)
+            write_json(tmp / REPORT, report)
             _replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

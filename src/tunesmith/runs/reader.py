@@ -47,14 +47,19 @@ class RunSummary:
 def find_runs(root: str | Path, depth: int = 4) -> list[Path]:
     """Run directories at or below `root`; the inside of a run is not searched."""
     root = Path(root)
-    if not root.is_dir():
-        raise RunDirError(f"no such folder: {root}")
-    if RunDir.is_run(root):
-        return [root]
-    if depth == 0:
-        return []
+    try:
+        if not root.is_dir():
+            raise RunDirError(f"no such folder: {root}")
+        if RunDir.is_run(root):
+            return [root]
+        if depth == 0:
+            return []
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except PermissionError:
+        raise RunDirError(f"{root}: permission denied; cannot list the runs in it "
+                          "(ask for read access or name a folder you can read)") from None
     found: list[Path] = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for child in children:
         found += find_runs(child, depth - 1)
     return found
 
