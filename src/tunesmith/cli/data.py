@@ -83,7 +83,7 @@ def validate(
                                           "template and cutoff count tokens, and steps/time are estimated."),
     cutoff: Optional[int] = typer.Option(None, "--cutoff", help="Longest row in tokens (default: config or 1024)."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="Tokens-per-row histogram PNG "
-                                             "(default: <file stem>.tokens.png here)."),
+                                             "(default: beside --report as <report stem>.tokens.png)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write every problem and the statistics (JSON)."),
     show: int = typer.Option(100, "--show", help="Print at most this many problems (all go to --report)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings count as errors."),
@@ -91,7 +91,7 @@ def validate(
                                                       help="Your measured training speed, for the time estimate."),
 ):
     """List every problem with its line, then statistics; exit code 1 when errors are found."""
-    from tunesmith.data.validate import plot_token_histogram, validate_file
+    from tunesmith.data.validate import save_outputs, validate_file
 
     run_config = None
     if config:
@@ -108,18 +108,15 @@ def validate(
     if len(result.problems) > show:
         console.print(f"... and {len(result.problems) - show} more (use --report to see all)")
     _print_stats(result)
-    png = plot_token_histogram(result, histogram or Path(f"{file.stem}.tokens.png"))
-    console.print(f"histogram: {png}")
     payload = result.as_dict()
     if run_config is not None:
         from tunesmith.training.preflight import estimate_run
 
         payload["estimate"] = estimate_run(result, run_config, tokens_per_second)
         _print_estimate(payload["estimate"])
-    if report:
-        from tunesmith.utils.io import write_json
-
-        write_json(report, payload)
+    png = save_outputs(result, payload, report, histogram)
+    if png is not None:
+        console.print(f"histogram: {png}")
     if result.errors or (strict and result.warnings):
         sys.exit(1)  # SystemExit, not typer.Exit: click returns (not raises) Exit in non-standalone mode
 

@@ -206,8 +206,26 @@ def plot_token_histogram(result: Validation, path: str | Path) -> Path:
     ax.axvline(result.cutoff, color="#cc3311", linestyle="--", label=f"cutoff {result.cutoff}")
     ax.set_xlabel("tokens per row" + (" (estimated)" if result.tokens_estimated else ""))
     ax.set_ylabel("rows")
-    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, {sum(result.token_counts):,} tokens")
+    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, "
+                 f"{sum(result.token_counts):,} tokens")
     ax.legend()
     fig.tight_layout()
     save_png(fig, path)
     return Path(path)
+
+
+def save_outputs(result: Validation, payload: dict, report: str | Path | None = None,
+                 histogram: str | Path | None = None) -> Path | None:
+    """Write the JSON report and the histogram PNG where asked; the histogram defaults to
+    beside the report (<report stem>.tokens.png), and without either nothing is written.
+    Neither may replace the file validated. Returns the histogram's path, if written."""
+    from tunesmith.data.files import refuse_overwriting_inputs
+    from tunesmith.utils.io import write_json
+
+    if histogram is None and report is not None and str(report) != "-":
+        histogram = Path(report).with_name(f"{Path(report).stem}.tokens.png")
+    refuse_overwriting_inputs([result.path], [report, histogram])
+    png = plot_token_histogram(result, histogram) if histogram is not None else None
+    if report is not None:
+        write_json(report, payload)
+    return png
