@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-import yaml
 from rich.table import Table
 
 from tunesmith.utils.progress import console
@@ -34,12 +33,15 @@ def _csv(value: str | None) -> list[str] | None:
 
 def _extra(options: list[str] | None) -> dict:
     """--set key=value pairs (values parsed as YAML) for any step option without a flag."""
+    from tunesmith.errors import ConfigError
+    from tunesmith.utils.yaml_files import parse_yaml
+
     out = {}
     for item in options or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"--set {item!r}: write key=value")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = parse_yaml(value, f"--set {item}", ConfigError)
     return out
 
 
