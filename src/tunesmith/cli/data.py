@@ -210,7 +210,7 @@ def balance(
     seed: int = SEED, report: Optional[Path] = REPORT, keep_origin: bool = ORIGIN_OPT,
 ):
     """Under- or over-sample rows to a target label distribution."""
-    shares = {k: float(v) for k, v in (p.split("=", 1) for p in _csv(target))} if target else "uniform"
+    shares = dict(p.partition("=")[::2] for p in _csv(target)) if target else "uniform"  # the step checks numbers
     _run(inputs, {"step": "balance", "label": label, "target": shares, "mode": mode, "seed": seed},
          output, report, keep_origin)
 
@@ -229,7 +229,7 @@ def split(
     """Split into train/eval/test files: by ratio, stratified, grouped or by time."""
     from tunesmith.data.tools import split_files
 
-    parsed = ratios if ":" in ratios else [float(x) for x in ratios.split(",")]
+    parsed = ratios if ":" in ratios else ratios.split(",")  # the step checks the numbers
     counts = split_files(inputs, {"ratios": parsed, "stratify": stratify, "group": group, "time": time,
                                   "seed": seed}, out_dir, suffix, keep_origin)
     console.print(", ".join(f"{k}: {v} rows" for k, v in counts.items()) + f" -> {out_dir}")
@@ -301,7 +301,7 @@ def mix(
         path, sep, weight = item.rpartition(":")
         if not sep:
             raise typer.BadParameter(f"{item!r}: write FILE:WEIGHT")
-        pairs.append((path, float(weight)))
+        pairs.append((path, weight))  # the mix step checks the weights
     result = mix_files(pairs, output, total, seed, keep_origin)
     console.print(f"{result.rows_out} rows -> {output}")
     for path, c in result.details["sources"].items():

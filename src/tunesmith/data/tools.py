@@ -82,12 +82,12 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
     return {"rows_in": len(rows), "rows_out": n, "bad_rows": [str(b) for b in load.bad_rows]}
 
 
-def mix_files(sources: list[tuple[str, float]], output: str | Path, total: int | None = None,
+def mix_files(sources: list[tuple[str, float | str]], output: str | Path, total: int | None = None,
               seed: int = 42, keep_origin: bool = False) -> StepReport:
     """Sample several datasets by weight into one shuffled file (the `mix` step on their rows)."""
     paths = [p for p, _ in sources]
     refuse_overwriting_inputs(paths, [output])
-    rows = read_input(paths)
-    out, report = run_step(build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed}), rows)
+    step = build_step({"step": "mix", "weights": dict(sources), "total": total, "seed": seed})
+    out, report = run_step(step, read_input(paths))
     write_rows(output, out, keep_origin)
     return report

@@ -82,6 +82,10 @@ class Validation:
 def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template: str = "auto",
                   cutoff: int = 1024, system: str | None = None) -> Validation:
     """Every problem of every row of `path`, and each valid row's token count."""
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff <= 0:
+        from tunesmith.errors import ConfigError
+
+        raise ConfigError(f"cutoff must be a whole number of tokens > 0 (got {cutoff!r})")
     result = Validation(str(path), cutoff=cutoff, tokens_estimated=tokenizer is None)
     counter = _TokenCounter(tokenizer, template, system)
     pending: list[tuple[str, object]] = []  # (origin, record) awaiting batch tokenization
@@ -144,10 +148,9 @@ def _check_row(origin: str, data, spec: FormatSpec | None, result: Validation):
     except RowError as err:
         result.problems.append(Problem(origin, f"{err} ({spec.name} format)"))
         return None
-    for i, m in enumerate(record.get("messages", [])):
+    for i, m in enumerate(record.get("messages", [])):  # empty user/assistant turns are RowErrors
         if not m["content"].strip() and not m.get("tool_calls"):
-            severity = "error" if m["role"] == "assistant" else "warning"
-            result.problems.append(Problem(origin, f"message {i} ({m['role']}) is empty", severity))
+            result.problems.append(Problem(origin, f"message {i} ({m['role']}) is empty", "warning"))
     return record
 
 

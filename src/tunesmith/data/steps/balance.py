@@ -7,7 +7,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat
 
 from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.fields import get_field
@@ -18,7 +18,7 @@ from tunesmith.errors import DataError
 class BalanceOptions(StepOptions):
     step: Literal["balance"] = "balance"
     label: str = Field(description="Field holding the label (dotted path, e.g. label or messages.-1.content).")
-    target: dict[str, float] | Literal["uniform"] = Field(
+    target: dict[str, NonNegativeFloat] | Literal["uniform"] = Field(
         "uniform", description="Share of each label in the output (normalised), or uniform.")
     mode: Literal["under", "over", "keep_size"] = Field(
         "under", description="under: drop rows of over-represented labels; over: repeat rows of "

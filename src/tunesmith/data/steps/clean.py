@@ -16,7 +16,7 @@ from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.pii import PII_KINDS, mask_pii
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
-from tunesmith.data.text import map_strings, ngrams, row_text, tokens
+from tunesmith.data.text import FieldsSeen, map_strings, ngrams, row_text, tokens
 from tunesmith.errors import DataError
 from tunesmith.utils.yaml_files import read_yaml
 
@@ -61,7 +61,9 @@ class Clean(Step):
         pii: dict[str, int] = {}
         changed, dropped = 0, {}
         out = []
+        fields = FieldsSeen("clean", o.fields)
         for row in rows:
+            fields.see(row)
             new = map_strings(row, lambda t: self._clean_text(t, glossary, pii), o.fields)
             changed += new != row
             reason = self._filter_reason(row_text(new, o.fields))
@@ -69,6 +71,7 @@ class Clean(Step):
                 dropped.setdefault(reason, []).append(row.get(ORIGIN, "?"))
                 continue
             out.append(new)
+        fields.check()
         self.details = {
             "rows_changed": changed, "pii_masked": pii,
             "glossary_replacements": glossary.count if glossary else 0,
