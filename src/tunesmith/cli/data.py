@@ -106,7 +106,8 @@ def validate(
         result = validate_file(file, fmt, cutoff=cutoff or 1024)
     for problem in result.problems[:show]:
         color = "red" if problem.severity == "error" else "yellow"
-        console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False)
+        console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False,
+                      soft_wrap=True)  # one line per problem, whatever the terminal width
     if len(result.problems) > show:
         console.print(f"... and {len(result.problems) - show} more (use --report to see all)")
     _print_stats(result)

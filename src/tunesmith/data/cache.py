@@ -96,7 +96,7 @@ def load(key: str) -> tuple[list[dict], TokenizeReport, dict] | None:
         with np.load(folder / "features.npz") as arrays:
             features = _decode(arrays)
         report = REPORT_CLASSES[meta["class"]](**meta["fields"])  # a known class, or a KeyError
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # missing, damaged or from an older layout: tokenize again
     if not isinstance(report, TokenizeReport):
         return None
