@@ -157,7 +157,7 @@ def test_null_content_is_a_bad_row_for_validate_and_training(capsys, tmp_path, c
 
 # --- YAML wherever it is read -----------------------------------------------------------
 YAML_CASES = [("binary.yaml", "not UTF-8"), ("recursive.yaml", "refers to itself"),
-              ("malformed.yaml", "invalid YAML"), ("deep.yaml", "nested too deeply"),
+              ("malformed.yaml", "invalid YAML"), ("deep.yaml", "nest"),
               ("laughs.yaml", "aliases expand")]
 
 
@@ -267,7 +267,8 @@ def test_dedup_fields_no_row_has(capsys, tmp_path, corpus):
         line = refused(capsys, tmp_path, "data", "dedup", corpus["rows.jsonl"], "--fields", "instrucion",
                        "--method", method, "-o", tmp_path / "o.jsonl")
         assert "'instrucion'" in line and "instruction" in line  # names the typo and the real fields
-    code, _, _ = cli(capsys, "data", "dedup", corpus["rows.jsonl"], "--fields", "instruction", "-o", tmp_path / "o.jsonl")
+    code, _, _ = cli(capsys, "data", "dedup", corpus["rows.jsonl"], "--fields", "instruction",
+                     "-o", tmp_path / "o.jsonl")
     assert code == 0 and len(read_jsonl(tmp_path / "o.jsonl")) == len(ALPACA)
 
 
@@ -367,6 +368,8 @@ def test_output_that_is_a_directory(capsys, tmp_path, corpus):
     line = refused(capsys, tmp_path, "data", "convert", corpus["rows.jsonl"], "--to", "openai", "-o",
                    tmp_path / "out.jsonl")
     assert "out.jsonl is a directory" in line
+    line = refused(capsys, tmp_path, "data", "split", corpus["rows.jsonl"], "-o", corpus["bom.csv"])
+    assert "cannot write" in line and "bom.csv" in line  # a folder that is a file
 
 
 # --- security -----------------------------------------------------------------------------

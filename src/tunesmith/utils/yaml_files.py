@@ -20,6 +20,9 @@ from tunesmith.errors import TunesmithError
 
 MAX_VALUES = 1_000_000  # lists, mappings and scalars after aliases are expanded
 MAX_DEPTH = 100
+# libyaml when installed: pure-Python PyYAML takes seconds on a few thousand nested brackets
+# (its scanner is quadratic in the nesting), libyaml refuses them at once.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml_text(path: str | os.PathLike, error: type[TunesmithError] = TunesmithError, what: str = "file") -> str:
@@ -40,13 +43,13 @@ def read_yaml_text(path: str | os.PathLike, error: type[TunesmithError] = Tunesm
 def parse_yaml(text: str, source: str, error: type[TunesmithError] = TunesmithError) -> Any:
     """The value of a YAML document, checked as the module docstring says."""
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader, C or Python
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(err, "problem", None) or getattr(err, "reason", None) or str(err).splitlines()[0]
         raise error(f"{where}: invalid YAML ({problem})") from None
-    except RecursionError:
+    except RecursionError:  # pure-Python PyYAML (without libyaml) on deep nesting
         raise error(f"{source}: YAML nested too deeply to read") from None
     _check_shape(value, source, error)
     return value
@@ -58,20 +61,31 @@ def read_yaml(path: str | os.PathLike, error: type[TunesmithError] = TunesmithEr
 
 
 def _check_shape(value: Any, source: str, error: type[TunesmithError]) -> None:
-    """Walk the value without recursion, counting every value as if aliases were copied."""
-    stack, seen = [(value, 1, ())], 0
+    """Depth and size of the value as if aliases were copied, without recursion: each distinct
+    list/mapping is measured once (post-order, memoised), so an alias bomb costs nothing."""
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values inside, depth)
+    on_path: set[int] = set()  # lists/mappings being measured: meeting one again is a loop
+    stack = [(value, False)]
     while stack:
-        item, depth, ancestors = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES:
-            raise error(f"{source}: YAML aliases expand to more than {MAX_VALUES:,} values; "
-                        "write the values out instead of repeating aliases")
-        if not isinstance(item, (dict, list)):
+        item, children_done = stack.pop()
+        if not isinstance(item, (dict, list)) or (id(item) in measured and not children_done):
             continue
-        if id(item) in ancestors:
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        nested = [child for child in children if isinstance(child, (dict, list))]
+        if children_done:
+            inner = [measured[id(child)] for child in nested]
+            size = len(children) + sum(n for n, _ in inner)
+            depth = 1 + max((d for _, d in inner), default=0)
+            if size > MAX_VALUES:
+                raise error(f"{source}: YAML aliases expand to more than {MAX_VALUES:,} values; "
+                            "write the values out instead of repeating aliases")
+            if depth > MAX_DEPTH:
+                raise error(f"{source}: YAML nested more than {MAX_DEPTH} levels deep")
+            measured[id(item)] = (size, depth)
+            on_path.discard(id(item))
+            continue
+        if id(item) in on_path:
             raise error(f"{source}: a YAML alias refers to itself (e.g. `a: &x [*x]`); remove the loop")
-        if depth > MAX_DEPTH:
-            raise error(f"{source}: YAML nested more than {MAX_DEPTH} levels deep")
-        children = list(item.keys()) + list(item.values()) if isinstance(item, dict) else item
-        inner = ancestors + (id(item),)
-        stack.extend((child, depth + 1, inner) for child in children)
+        on_path.add(id(item))
+        stack.append((item, True))
+        stack.extend((child, False) for child in nested)
