@@ -6,9 +6,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import socket
 import sqlite3
 import stat
+import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -315,6 +319,54 @@ def test_sqlite_is_opened_read_only(capsys, tmp_path):
     with sqlite3.connect(db) as conn:
         assert conn.execute("select * from visits").fetchall() == [("q1", "a1"), ("q2", "a2")]
     conn.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL 15 cluster on a free loopback port (../shared/design/SERVICES.md)."""
+    pg_bin = Path("/usr/lib/postgresql/15/bin")
+    if not (pg_bin / "initdb").is_file() or os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL 15 (run as root) is needed for this test")
+        pytest.skip("PostgreSQL 15 is not installed")
+    folder = tempfile.mkdtemp(prefix="pg.")
+    shutil.chown(folder, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_postgres, pg_bin / "initdb", "-D", f"{folder}/data", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, pg_bin / "pg_ctl", "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "start",
+                    "-o", f"-k {folder} -c listen_addresses=127.0.0.1 -p {port}"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, pg_bin / "pg_ctl", "-D", f"{folder}/data", "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgres_queries_run_in_a_read_only_transaction(capsys, tmp_path, postgres_url):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("create table visits (q text, a text)")
+        conn.exec_driver_sql("insert into visits values ('q1', 'a1'), ('q2', 'a2')")
+    out = tmp_path / "o.jsonl"
+    for query in ("WITH gone AS (DELETE FROM visits RETURNING *) SELECT * FROM gone",
+                  "WITH x AS (SELECT 1) DELETE FROM visits RETURNING *"):
+        line = refused(capsys, tmp_path, "data", "convert", f"{postgres_url}::{query}", "--to", "openai",
+                       "-o", out, "--instruction", "{{ q }}", "--answer", "{{ a }}")
+        assert "read-only transaction" in line
+    code, _, err = cli(capsys, "data", "convert", f"{postgres_url}::visits", "--to", "openai", "-o", out,
+                       "--instruction", "{{ q }}", "--answer", "{{ a }}")
+    assert code == 0, err
+    assert [r["messages"][0]["content"] for r in read_jsonl(out)] == ["q1", "q2"]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from visits").scalar() == 2
+    engine.dispose()
 
 
 def test_histogram_to_a_named_pipe_is_written_into_the_pipe(capsys, tmp_path, corpus):

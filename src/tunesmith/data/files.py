@@ -41,8 +41,8 @@ def read_sql(database: str, table_or_query: str) -> list[dict]:
     engine = sa.create_engine(_read_only_url(database))
     try:
         with engine.connect() as conn:
-            if conn.dialect.name != "sqlite":  # SQLite is read-only by its URL (mode=ro)
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if conn.dialect.name in ("postgresql", "mysql", "mariadb"):  # SQLite: read-only by its URL
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # the transaction is never committed
             if is_query:
                 result = conn.execute(sa.text(query))
             else:
