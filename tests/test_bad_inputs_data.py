@@ -261,9 +261,10 @@ def test_bad_numbers_in_run_config(capsys, tmp_path, corpus, override, key):
     assert key in refused(capsys, tmp_path, "config", "check", config, override)
 
 
-def test_negative_validate_cutoff(capsys, tmp_path, corpus):
-    line = refused(capsys, tmp_path, "data", "validate", corpus["rows.jsonl"], "--cutoff", "-5")
-    assert "cutoff" in line and "-5" in line
+@pytest.mark.parametrize("cutoff", ["-5", "0"])
+def test_validate_cutoff_must_be_positive(capsys, tmp_path, corpus, cutoff):
+    line = refused(capsys, tmp_path, "data", "validate", corpus["rows.jsonl"], "--cutoff", cutoff)
+    assert "cutoff" in line and f"got {cutoff}" in line
 
 
 def test_dedup_fields_no_row_has(capsys, tmp_path, corpus):

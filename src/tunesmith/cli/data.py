@@ -100,10 +100,10 @@ def validate(
         from tunesmith.config import load_config
         from tunesmith.training.preflight import validate_for_config
 
-        run_config = load_config(config, [f"data.cutoff_len={cutoff}"] if cutoff else [])
+        run_config = load_config(config, [f"data.cutoff_len={cutoff}"] if cutoff is not None else [])
         result = validate_for_config(str(file), run_config, None if fmt == "auto" else fmt)
     else:
-        result = validate_file(file, fmt, cutoff=cutoff or 1024)
+        result = validate_file(file, fmt, cutoff=1024 if cutoff is None else cutoff)
     for problem in result.problems[:show]:
         color = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False,
