@@ -59,9 +59,13 @@ def check_conversation(messages: list[dict]) -> None:
     for prev, cur in zip(turns, turns[1:]):
         if prev["role"] == cur["role"] == "user" or prev["role"] == cur["role"] == "assistant":
             raise RowError(f"two {cur['role']} turns in a row; turns must alternate")
-    for m in messages:
+    for i, m in enumerate(messages):
         if not isinstance(m.get("content"), str) and not m.get("tool_calls"):
             raise RowError(f"a {m['role']} message has no text content")
+        if m["role"] in ("user", "assistant") and not m["content"].strip() and not m.get("tool_calls"):
+            # The one definition of a bad row for training and `data validate` alike: an empty
+            # (or null) turn would train on nothing or teach the model to answer with nothing.
+            raise RowError(f"message {i} ({m['role']}) is empty; user and assistant turns need text")
 
 
 def require_str(row: dict, key: str, *, optional: bool = False) -> str:

@@ -4,24 +4,51 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
+from tunesmith.errors import TunesmithError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_TEXT = {"encoding": "utf-8", "newline": ""}
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """True for `-` (stdout) and for existing paths that are not regular files or folders:
+    devices, pipes, sockets. Those are written in place; renaming a temporary file over
+    /dev/null would replace the machine's null device with a plain file."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
+    A device or pipe is yielded itself (written in place, never replaced); `-` is stdout."""
+    if is_stream(path):
+        yield Path("/dev/stdout") if str(path) == "-" else Path(path)
+        return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise TunesmithError(f"output {path} is a directory; name a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise TunesmithError(f"cannot write {path}: {err.strerror or err}; choose another output path") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets normal permissions
     try:
@@ -32,9 +59,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def open_output(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
+    """A file object for an output: stdout for `-`, the device or pipe itself, else an atomic
+    temporary file (text: UTF-8 with newlines as written)."""
+    if str(path) == "-":
+        stream = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w", **({} if binary else _TEXT)) as f:
+        yield f
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    with open_output(path) as f:
+        f.write(text)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -65,7 +105,9 @@ def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Write a matplotlib figure as PNG atomically and close it (figures are not reused)."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
+    try:
+        with open_output(path, binary=True) as f:
+            fig.savefig(f, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
     return Path(path)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field
 
 from tunesmith.config.pipeline import StepOptions
@@ -25,6 +23,7 @@ from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import is_cjk_heavy
 from tunesmith.errors import DataError
 from tunesmith.utils.progress import make_progress
+from tunesmith.utils.yaml_files import read_yaml
 
 EDA_OPS = ("synonym", "insert", "swap", "delete")
 PROMPT_FIELDS = ["instruction", "input", "question", "prompt", "query"]
@@ -109,10 +108,7 @@ def load_synonyms(source: str | dict) -> dict[str, list[str]]:
     if isinstance(source, dict):
         data = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"synonym dictionary not found: {path}")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
+        data = read_yaml(source, DataError, "synonym dictionary")  # YAML also reads JSON
     if not isinstance(data, dict):
         raise DataError(f"{source}: a synonym dictionary maps a word to a list of synonyms")
     return {str(k): [str(s) for s in (v if isinstance(v, list) else [v])] for k, v in data.items()}

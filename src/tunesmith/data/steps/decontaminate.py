@@ -18,7 +18,7 @@ from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.load import read_raw_rows
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
-from tunesmith.data.text import ngrams, normalize, row_text, tokens
+from tunesmith.data.text import FieldsSeen, ngrams, normalize, row_text, tokens
 from tunesmith.errors import DataError
 from tunesmith.utils.progress import make_progress
 
@@ -48,6 +48,10 @@ class Decontaminate(Step):
         index = EvalIndex(o.n, o.eval_fields)
         for row in read_raw_rows(files):
             index.add(row)
+        fields = FieldsSeen("decontaminate", o.fields)
+        for row in rows:
+            fields.see(row)
+        fields.check()
         kept, removed = [], []
         with make_progress("decontaminate") as progress:
             task = progress.add_task("", total=len(rows), info="")
