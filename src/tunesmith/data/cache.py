@@ -13,12 +13,11 @@ import hashlib
 import importlib
 import itertools
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from tunesmith.data.tokenize import TokenizeReport
 from tunesmith.models.resolve import tunesmith_home
+from tunesmith.utils.io import replace_dir
 
 CACHE_VERSION = 2  # 2: task settings learned while tokenizing (label maps) are stored too
 
@@ -113,20 +112,11 @@ def save(key: str, features: list[dict], report: TokenizeReport, learned: dict) 
     arrays = _encode(features)
     if arrays is None:
         return False
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-    try:
+    with replace_dir(cache_dir() / key, keep_existing=True) as tmp:  # another run may store it first
         np.savez(tmp / "features.npz", **arrays)
         kind = f"{type(report).__module__}:{type(report).__qualname__}"  # tasks extend TokenizeReport
         meta = {"class": kind, "fields": report.__dict__, "learned": learned}
         (tmp / "report.json").write_text(json.dumps(meta), encoding="utf-8")
-        try:
-            tmp.rename(root / key)
-        except OSError:
-            pass  # another run stored the same key first
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return True
 
 
