@@ -88,7 +88,7 @@ def _locked_train(config, run: RunDir, lock: RunLock, resume, callbacks, cancel,
             replacing = False
         result = _train(config, run, setup, resume, callbacks, cancel, trainer_class)
     except BaseException as err:
-        if not replacing:  # the old run is still whole: leave it as it was
+        if not replacing:  # (while replacing is still pending, the old run is whole: leave it be)
             cancelled = isinstance(err, KeyboardInterrupt)
             reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
             run.set_status("cancelled" if cancelled else "failed", reason)
@@ -117,11 +117,18 @@ def input_paths(config: RunConfig) -> list[Path]:
         elif isinstance(value, list):
             for v in value:
                 walk(v, key)
-        elif isinstance(value, str) and value and not key.startswith("output.") and Path(value).exists():
+        elif isinstance(value, str) and value and not key.startswith("output.") and _exists(value):
             found.append(Path(value))
 
     walk(config.model_dump(mode="json"), "")
     return found
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # not a path at all: a long template, a NUL byte
+        return False
 
 
 def _setup(config: RunConfig) -> _Setup:
