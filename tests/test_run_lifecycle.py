@@ -341,3 +341,21 @@ def test_a_killed_training_reads_interrupted_and_resumes(tiny_config, tmp_path):
     events = _rows(run.path / "events.jsonl")
     assert any(e["event"] == "lock" and f"pid {proc.pid}" in e["message"] for e in events)
     assert any(e["message"] == f"resuming from checkpoint-{checkpoint}" for e in events)
+
+
+def test_cli_train_overwrite_refuses_a_user_folder_in_one_line(tiny_config, tmp_path):
+    import yaml
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    before = _tree(folder)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(output={"dir": str(folder)}).model_dump(mode="json")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run([sys.executable, "-m", "tunesmith.cli.main", "train", str(cfg), "--overwrite"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is not a tunesmith run" in errors[0] and "Traceback" not in result.stderr
+    assert _tree(folder) == before

@@ -29,10 +29,12 @@ def configure_process(train) -> int:
 
     threads = configure_threads(train.threads)
     set_seed(train.seed)
-    ONCE.reset()
     for handler in _library_handlers():
-        if ONCE not in handler.filters:
-            handler.addFilter(ONCE)
+        once = next((f for f in handler.filters if isinstance(f, _OncePerRun)), None)
+        if once is None:
+            once = _OncePerRun()  # one per handler: each output shows a message once
+            handler.addFilter(once)
+        once.reset()
     return threads
 
 
@@ -82,9 +84,6 @@ class _OncePerRun(logging.Filter):
             return False
         self.seen.add(key)
         return True
-
-
-ONCE = _OncePerRun()
 
 
 def _library_handlers() -> list[logging.Handler]:
