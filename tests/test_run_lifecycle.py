@@ -105,6 +105,9 @@ def test_run_identity_is_kept_and_a_cancel_request_is_consumed(tmp_path):
     assert token.is_set()
     run.start({})  # a resume: same id, the old request does not cancel the new session
     assert run.id == first and not token.is_set()
+    run.set_status("succeeded")
+    with pytest.raises(RunDirError, match="is succeeded, not running"):
+        run.request_cancel()
 
 
 # --- overwrite ---------------------------------------------------------------------------------
@@ -222,6 +225,15 @@ def test_cancel_from_another_thread_then_resume_matches_an_uninterrupted_run(tin
 
     times = [datetime.fromisoformat(e["time"]) for e in _rows(run.path / "events.jsonl")]
     assert all(t.utcoffset().total_seconds() == 0 for t in times)
+
+
+def test_a_cancel_file_from_another_process_stops_the_run(tiny_config):
+    from tunesmith.training.runner import train
+
+    config = tiny_config(train={"max_steps": 5})
+    result = train(config, callbacks=[_AtStep(1, lambda: RunDir(config.output.dir).request_cancel())])
+    assert result.status == "cancelled" and RunDir(result.run_dir).last_checkpoint().name == "checkpoint-2"
+    assert (result.run_dir / "STATUS").read_text().startswith("cancelled\ncancelled at step 2")
 
 
 def test_a_crash_after_logged_steps_resumes_without_repeating_them(tiny_config, tmp_path):

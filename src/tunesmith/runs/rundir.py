@@ -127,6 +127,9 @@ class RunDir:
 
     def request_cancel(self) -> None:
         """Ask the process training this run to stop at its next step (see runs/cancel.py)."""
+        status = self.status() if self.is_run(self.path) else "not a run directory"
+        if status != "running":
+            raise RunDirError(f"{self.path} is {status}, not running: there is no training to cancel")
         write_text(self.cancel_file, utc_now() + "\n")
 
     def last_checkpoint(self) -> Path | None:
