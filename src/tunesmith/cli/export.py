@@ -71,11 +71,13 @@ def distill(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Distill a teacher into a student with the same vocabulary (KL + cross-entropy)."""
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.distill import run_distill
+    from tunesmith.utils.progress import print_event
 
     result = run_distill(teacher, student, [str(d) for d in data], out=str(out) if out else None,
                          alpha=alpha, temperature=temperature, overrides=overrides or [],
-                         overwrite=overwrite)
+                         overwrite=overwrite, callbacks=[ProgressCallback()], events=print_event)
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"student eval loss {before:.4f} -> {after:.4f}")

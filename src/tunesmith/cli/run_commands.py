@@ -31,11 +31,13 @@ def train(
     from tunesmith.config import load_config
 
     cfg = load_config(config, overrides or [])  # validate before the heavy imports below
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.runner import train as run_training
+    from tunesmith.utils.progress import print_event
 
     if overwrite:
         cfg.output.overwrite = True
-    result = run_training(cfg, resume=resume)
+    result = run_training(cfg, resume=resume, callbacks=[ProgressCallback()], events=print_event)
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"eval loss {before:.4f} -> {after:.4f}")
@@ -48,11 +50,11 @@ def train(
 
 
 def task_scores(metrics: dict) -> dict:
-    """Eval metrics other than loss and timing."""
+    """Eval metrics other than loss and timing (counters such as num_input_tokens_seen aside)."""
     skip = ("eval_loss", "eval_perplexity", "epoch")
     timing = ("runtime", "per_second", "preparation_time")
     return {k.removeprefix("eval_"): v for k, v in metrics.items()
-            if k not in skip and not k.endswith(timing) and isinstance(v, (int, float))}
+            if k.startswith("eval_") and k not in skip and not k.endswith(timing) and isinstance(v, (int, float))}
 
 
 def chat(

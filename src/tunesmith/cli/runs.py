@@ -1,4 +1,4 @@
-"""`tunesmith runs list|show|compare`: tables and overlaid curves of run directories."""
+"""`tunesmith runs list|show|compare|cancel`: tables and overlaid curves of run directories."""
 
 from __future__ import annotations
 
@@ -154,3 +154,12 @@ def compare(
         console.print("the runs' configs are identical (apart from output)")
     png, drawn = plot_compare(paths, output, metric or None, x)
     console.print(f"curves ({', '.join(drawn)}) -> {png}")
+
+
+@runs_app.command("cancel")
+def cancel(run: Path = typer.Argument(..., help="Run directory being trained.")):
+    """Stop a training after its current step, with a checkpoint (continue with train --resume)."""
+    from tunesmith.runs.rundir import RunDir
+
+    RunDir(run).request_cancel()
+    console.print(f"cancel requested: {run} stops after its current step")

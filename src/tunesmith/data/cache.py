@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from tunesmith.data.tokenize import REPORT_CLASSES, TokenizeReport
 from tunesmith.models.resolve import tunesmith_home
+from tunesmith.utils.io import replace_dir
 
 CACHE_VERSION = 3  # 3: the report class is a name looked up in REPORT_CLASSES, not a module to import
 
@@ -110,19 +109,10 @@ def save(key: str, features: list[dict], report: TokenizeReport, learned: dict) 
     arrays = _encode(features)
     if arrays is None:
         return False
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-    try:
+    with replace_dir(cache_dir() / key, keep_existing=True) as tmp:  # another run may store it first
         np.savez(tmp / "features.npz", **arrays)
         meta = {"class": type(report).__qualname__, "fields": report.__dict__, "learned": learned}
         (tmp / "report.json").write_text(json.dumps(meta), encoding="utf-8")
-        try:
-            tmp.rename(root / key)
-        except OSError:
-            pass  # another run stored the same key first
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return True
 
 

@@ -9,8 +9,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from pydantic import ValidationError
 
 from tunesmith.export import EXPORTERS, ExportError, ExporterSpec, measure
 from tunesmith.export.report import append_exports_row, plot_exports
-from tunesmith.utils.io import atomic_path, write_json
+from tunesmith.utils.io import atomic_path, replace_dir, write_json
 from tunesmith.utils.progress import console, make_progress
 
 
@@ -93,18 +91,13 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
     with progress:
         source, baseline, reference = _baseline(source_path, data, new_tokens)
         progress.update(bar, advance=1, info="exporting")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        with replace_dir(target) as tmp:  # an old export is removed only after the new one is in place
             result = _call_exporter(spec, source, tmp, opts)
             progress.update(bar, advance=1, info="measuring")
             report = _measure(spec, opts, source, result, tmp, baseline, reference, new_tokens)
             report.update(format=kind, source=str(source_path), output=str(target), model_type=model_type)
             progress.update(bar, advance=1, info="writing")
             write_json(tmp / REPORT, report)
-            _replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         progress.update(bar, advance=1, info="done")
     append_exports_row(source.run.path if source.run else target.parent, report)
     if source.run:
@@ -220,16 +213,3 @@ def _threads() -> int:
 
     return torch.get_num_threads()
 
-
-def _replace(tmp: Path, target: Path) -> None:
-    """Move the finished folder into place; an old export is removed only after that succeeded."""
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; an export is meant to be shared
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

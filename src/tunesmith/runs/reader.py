@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from tunesmith.errors import RunDirError
+from tunesmith.runs.events import parse_time
 from tunesmith.runs.rundir import RunDir
 from tunesmith.utils.flat import flatten
 from tunesmith.utils.io import read_jsonl
@@ -38,6 +38,7 @@ class RunSummary:
     seconds: float | None
     started: str | None
     final_metrics: dict = field(default_factory=dict)  # eval_* after training (results.json)
+    id: str | None = None  # run.json's id (None for runs made before ids)
 
     @property
     def name(self) -> str:
@@ -96,6 +97,7 @@ def summarize(path: str | Path) -> RunSummary:
         seconds=(results.get("train") or {}).get("train_runtime") or _event_span(events),
         started=events[0]["time"] if events else None,
         final_metrics={k: v for k, v in after.items() if k.startswith("eval_") and k not in _RUNTIME},
+        id=run.id,
     )
 
 
@@ -112,7 +114,7 @@ def _method_label(method: dict) -> str:
 
 def _event_span(events: list[dict]) -> float | None:
     try:
-        times = [datetime.fromisoformat(e["time"]) for e in events]
+        times = [parse_time(e["time"]) for e in events]
     except (KeyError, ValueError):
         return None
     return (max(times) - min(times)).total_seconds() if len(times) > 1 else None

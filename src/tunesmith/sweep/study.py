@@ -184,6 +184,7 @@ def counted_trials(study) -> int:
 
 # --- one trial --------------------------------------------------------------------------------
 def objective(trial, sweep: Sweep) -> float:
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.runner import train
 
     params = suggest(trial, sweep.space)
@@ -197,7 +198,7 @@ def objective(trial, sweep: Sweep) -> float:
     config = validate_config(data, f"{sweep.sources.get('space', 'sweep')} trial {trial.number}")
     pruning = PruningCallback(trial, sweep.space.objective)
     try:
-        result = train(config, resume="retry_of" in trial.user_attrs, callbacks=[pruning])
+        result = train(config, resume="retry_of" in trial.user_attrs, callbacks=[pruning, ProgressCallback()])
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
         raise

@@ -1,4 +1,5 @@
-"""Trainer callbacks: the run's logs, a progress bar, early stopping and clean interruption."""
+"""Trainer callbacks: the run's logs, a progress bar, early stopping, clean interruption and
+cancellation. The progress bar is for front ends: the caller of train() adds it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ class RunLogCallback(TrainerCallback):
                 row["tokens_per_second"] = round((tokens - self._last[1]) / elapsed, 1)
             self._last = (now, tokens)
         self.run.log_metrics(row)
+
+    def on_step_end(self, args, state, control, **kw):
+        if control.should_save:  # the checkpoint's log history then covers every step up to it,
+            control.should_log = True  # so a resumed run can report its whole-run train loss
 
     def on_save(self, args, state, control, **kw):
         self.run.event("checkpoint", f"checkpoint at step {state.global_step}", step=state.global_step)
@@ -83,6 +88,26 @@ class EarlyStoppingCallback(TrainerCallback):
             control.should_training_stop = True
 
 
+def stop_with_checkpoint(control) -> None:
+    """End training after this optimizer step, with a checkpoint and the step's loss logged."""
+    control.should_save = control.should_log = True
+    control.should_training_stop = True
+
+
+class CancelCallback(TrainerCallback):
+    """Stops at the end of the first optimizer step at which any of `tokens` (runs/cancel.py)
+    is set: a checkpoint is saved and the run ends cancelled, as with Ctrl-C."""
+
+    def __init__(self, *tokens):
+        self.tokens = [t for t in tokens if t is not None]
+        self.requested = False
+
+    def on_step_end(self, args, state, control, **kw):
+        if any(token.is_set() for token in self.tokens):
+            self.requested = True
+            stop_with_checkpoint(control)
+
+
 class InterruptCallback(TrainerCallback):
     """Ctrl-C / SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts."""
 
@@ -104,8 +129,7 @@ class InterruptCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kw):
         if self.requested:
-            control.should_save = True
-            control.should_training_stop = True
+            stop_with_checkpoint(control)
 
     def on_train_end(self, args, state, control, **kw):
         for sig, handler in self._previous.items():

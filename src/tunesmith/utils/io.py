@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +72,73 @@ def open_output(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
         return
     with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w", **({} if binary else _TEXT)) as f:
         yield f
+
+
+@contextmanager
+def replace_dir(target: str | os.PathLike, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty folder beside `target`; when the block succeeds it takes `target`'s place
+    whole (an old `target` is moved aside first and removed only after the swap). With
+    `keep_existing`, a `target` that appeared meanwhile wins and our folder is dropped (caches).
+
+    Work folders are named `.{name}.tmp-{pid}-*` and `.{name}.old-{pid}-*`: those of dead
+    processes (a killed export of hundreds of MB) are cleaned up by the next call for `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it owner-only; a finished folder is shared as usual
+    try:
+        yield tmp
+        if keep_existing:
+            with suppress(OSError):  # a target stored meanwhile (another process) is kept
+                os.rename(tmp, target)
+            return
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}")
+        if target.exists() or target.is_symlink():
+            os.rename(target, old)
+        os.rename(tmp, target)
+        _remove(old)
+    finally:
+        _remove(tmp)
+
+
+def remove_stale_dirs(target: str | os.PathLike) -> list[Path]:
+    """Work folders of `replace_dir` for `target` whose process is gone: a `.tmp-` folder is
+    removed; an `.old-` folder is the previous `target` and goes back in place if the swap died
+    half-way (target missing), else it is removed. Returns what was cleaned."""
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(tmp|old)-(\d+)-[^/]+")
+    cleaned = []
+    for entry in sorted(target.parent.iterdir()):
+        match = pattern.fullmatch(entry.name)
+        if not match or pid_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not (target.exists() or target.is_symlink()):
+            os.rename(entry, target)
+        else:
+            _remove(entry)
+        cleaned.append(entry)
+    return cleaned
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (signal 0 tests without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

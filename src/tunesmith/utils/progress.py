@@ -6,6 +6,7 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +17,17 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+
+
+# lifecycle events a person reading the console does not need (events.jsonl keeps them); a
+# failure is printed by the command's error line
+UNPRINTED_EVENTS = {"train_begin", "train_end", "checkpoint", "failed"}
+
+
+def print_event(event: dict) -> None:
+    """An event subscriber (runs/events.py) for front ends: one line per event on the console."""
+    if event.get("event") not in UNPRINTED_EVENTS:
+        console.print(escape(str(event.get("message", ""))), highlight=False, soft_wrap=True)
 
 
 def make_progress(label: str) -> Progress:
