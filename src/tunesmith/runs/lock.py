@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def read_owner(run_path: str | Path) -> LockOwner | None:
         return None
 
 
+def _wait_for_owner(run_path: Path, tries: int = 40) -> LockOwner | None:
+    """The holder writes its name right after it locks: give it that moment (at most ~1 s)."""
+    for _ in range(tries):
+        owner = read_owner(run_path)
+        if owner:
+            return owner
+        time.sleep(0.025)
+    return None
+
+
 class RunLock:
     """`with RunLock(path):` holds the run directory for this writer, or raises RunDirError naming
     the writer that holds it. `stale` is the dead owner whose lock was taken over, if any."""
@@ -62,7 +73,7 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                owner = read_owner(self.path)
+                owner = _wait_for_owner(self.path)
                 who = owner.describe() if owner else "another process"
                 raise RunDirError(
                     f"{self.path} is being written by {who}; a run directory has one writer: wait for "

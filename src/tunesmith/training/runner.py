@@ -15,7 +15,7 @@ from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.runs.cancel import CancelToken
 from tunesmith.runs.events import Subscriber, as_subscribers
-from tunesmith.runs.lock import RunLock
+from tunesmith.runs.lock import LOCK_FILE, RunLock
 from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.tasks.collate import CausalLMCollator
@@ -68,7 +68,8 @@ def train(config: RunConfig, *, resume: bool = False, callbacks: Iterable = (), 
     if not config.output.dir:
         raise RunDirError("output.dir is not set; give a run directory, e.g. output.dir=runs/my-run")
     run = RunDir(config.output.dir)
-    run.check_target(overwrite=True, resume=True)  # a folder that is not a run gets not even a lock file
+    if not (run.path / LOCK_FILE).exists():  # a lock file is made first: its folder is a run being written
+        run.check_target(overwrite=True, resume=True)  # a folder that is not a run gets not even a lock file
     with run.lock() as lock:
         run.events.subscribe(*as_subscribers(events))
         return _locked_train(config, run, lock, resume, list(callbacks), cancel, trainer_class or TunesmithTrainer)
