@@ -19,7 +19,7 @@ from tunesmith.cli import methods as methods_commands
 from tunesmith.cli import predict as predict_command
 from tunesmith.cli import registry as registry_commands
 from tunesmith.errors import TunesmithError
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import RichReporter, console, use_reporter
 
 app = typer.Typer(
     help="Fine-tune a pretrained language model into a specialist, on your own machine. "
@@ -50,7 +50,8 @@ def run(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
     try:
-        code = app(args=args, prog_name="tunesmith", standalone_mode=False)
+        with use_reporter(RichReporter()):  # library notes and bars show on stderr
+            code = app(args=args, prog_name="tunesmith", standalone_mode=False)
     except NoArgsIsHelpError as err:  # `tunesmith` or `tunesmith data` alone: the help, as click prints it
         typer.echo(err.format_message(), err=True)
         sys.exit(2)

@@ -17,7 +17,7 @@ from tunesmith.data.formats import FORMATS, FormatSpec, detect_format
 from tunesmith.data.readers import Unreadable, read_rows
 from tunesmith.data.records import RowError
 from tunesmith.data.templates import get_template
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 KNOWN_KEYS = {  # top-level keys each format reads; anything else is probably a typo
     "alpaca": {"instruction", "input", "output", "system", "history"},
@@ -90,8 +90,7 @@ def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template:
     counter = _TokenCounter(tokenizer, template, system)
     pending: list[tuple[str, object]] = []  # (origin, record) awaiting batch tokenization
     spec: FormatSpec | None = None if fmt == "auto" else FORMATS.get(fmt)
-    with make_progress("validate") as progress:
-        task = progress.add_task("", total=None, info="")
+    with progress("validate", None) as advance:
         for origin, data in _rows(path, result):
             result.rows += 1
             spec = spec or detect_format(data)
@@ -102,7 +101,7 @@ def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template:
             if len(pending) >= BATCH:
                 done = len(pending)
                 _count(pending, counter, result)
-                progress.update(task, advance=done, info=f"{len(result.errors)} errors")
+                advance(done, info=f"{len(result.errors)} errors")
         _count(pending, counter, result)
     result.format = spec.name if spec else None
     if result.rows == 0:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from tunesmith.export import EXPORTERS, ExportError, ExporterSpec, measure
 from tunesmith.export.report import append_exports_row, plot_exports
 from tunesmith.utils.io import atomic_path, replace_dir, write_json
-from tunesmith.utils.progress import console, make_progress
+from tunesmith.utils.progress import progress, say
 
 
 def parse_options(spec: ExporterSpec, options: dict):
@@ -86,23 +86,22 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
     opts = parse_options(spec, options or {})
     model_type = check_input(spec, opts, source_path)
     target = output_folder(spec, opts, source_path, out, overwrite)
-    progress = make_progress(f"export {kind}")
-    bar = progress.add_task("export", total=4, info="loading")
-    with progress:
+    with progress(f"export {kind}", 4) as advance:
+        advance(0, info="loading")
         source, baseline, reference = _baseline(source_path, data, new_tokens)
-        progress.update(bar, advance=1, info="exporting")
+        advance(1, info="exporting")
         with replace_dir(target) as tmp:  # an old export is removed only after the new one is in place
             result = _call_exporter(spec, source, tmp, opts)
-            progress.update(bar, advance=1, info="measuring")
+            advance(1, info="measuring")
             report = _measure(spec, opts, source, result, tmp, baseline, reference, new_tokens)
             report.update(format=kind, source=str(source_path), output=str(target), model_type=model_type)
-            progress.update(bar, advance=1, info="writing")
+            advance(1, info="writing")
             write_json(tmp / REPORT, report)
-        progress.update(bar, advance=1, info="done")
+        advance(1, info="done")
     append_exports_row(source.run.path if source.run else target.parent, report)
     if source.run:
         plot_exports(source.run.path)
-    console.print(f"[green]exported[/] {kind} -> {target}")
+    say(f"[green]exported[/] {kind} -> {target}")
     return report
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from tunesmith.errors import ConfigError
 from tunesmith.utils.io import save_png, write_json, write_text
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
 from tunesmith.utils.yaml_files import read_yaml
 
 
@@ -98,7 +98,7 @@ def write_plots(study, out: Path) -> list[Path]:
                 warnings.simplefilter("ignore", UserWarning)  # matplotlib layout notes on one-point axes
                 result = plot(study)
         except (ImportError, ValueError, RuntimeError) as err:  # e.g. importance without scikit-learn
-            console.print(f"[yellow]skipped {name}:[/] {err}")
+            say(f"[yellow]skipped {name}:[/] {err}")
             continue
         panels = list(result.flat) if hasattr(result, "flat") else [result]
         if name in ("history.png", "intermediate.png") and _spans_decades(study):

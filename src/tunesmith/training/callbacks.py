@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import signal
 import time
+from contextlib import ExitStack
 
 from transformers import TrainerCallback
 
 from tunesmith.runs.rundir import RunDir
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 class RunLogCallback(TrainerCallback):
@@ -46,28 +47,29 @@ class RunLogCallback(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich progress bar with ETA, loss and real (non-padding) tokens per second."""
+    """A progress bar (utils.progress reporter) with loss and real (non-padding) tokens per second."""
 
     def __init__(self):
-        self.progress = None
-        self.start = (0.0, 0)
+        self.bar = ExitStack()  # the progress block spans on_train_begin .. on_train_end
+        self.advance = None
+        self.start = (0.0, 0)  # time, tokens seen
+        self.step = 0  # the last step the bar shows
 
     def on_train_begin(self, args, state, control, **kw):
-        self.progress = make_progress("train")
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, info="")
-        self.start = (time.time(), state.num_input_tokens_seen)
+        self.advance = self.bar.enter_context(progress("train", state.max_steps))
+        self.advance(state.global_step)  # a resumed run starts where it stopped
+        self.start, self.step = (time.time(), state.num_input_tokens_seen), state.global_step
 
     def on_step_end(self, args, state, control, **kw):
         elapsed = time.time() - self.start[0]
         rate = (state.num_input_tokens_seen - self.start[1]) / elapsed if elapsed else 0.0
         loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
         info = f"loss {loss:.4f} · {rate:.0f} tok/s" if loss is not None else f"{rate:.0f} tok/s"
-        self.progress.update(self.task, completed=state.global_step, info=info)
+        self.advance(state.global_step - self.step, info=info)
+        self.step = state.global_step
 
     def on_train_end(self, args, state, control, **kw):
-        if self.progress:
-            self.progress.stop()
+        self.bar.close()
 
 
 class EarlyStoppingCallback(TrainerCallback):

@@ -22,7 +22,7 @@ from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import is_cjk_heavy
 from tunesmith.errors import DataError
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 from tunesmith.utils.yaml_files import read_yaml
 
 EDA_OPS = ("synonym", "insert", "swap", "delete")
@@ -67,13 +67,11 @@ class Augment(Step):
 
         extra = model_ops(o)  # raises a clear error when a model op has no model
         out, made, turn = [], {op: 0 for op in o.ops}, 0
-        progress = make_progress("augment")
-        task = progress.add_task("", total=len(rows), info="")
-        with progress:
+        with progress("augment", len(rows)) as advance:
             for row in rows:
                 out.append(row)
                 turn = self._augment_row(row, out, made, extra, eda, rng, turn)
-                progress.update(task, advance=1, info=f"{sum(made.values())} added")
+                advance(1, info=f"{sum(made.values())} added")
         unchanged = len(rows) * o.copies - sum(made.values())
         self.details = {"added": sum(made.values()), "by_op": made, "no_change_possible": unchanged}
         return out

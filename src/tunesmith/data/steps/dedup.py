@@ -18,7 +18,7 @@ from tunesmith.data.minhash_index import BandIndex
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import FieldsSeen, ngrams, row_text, text_hash, tokens
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 CHUNK = 2000  # rows hashed together by MinHash.bulk (shares the permutations)
 # Shingles are hashed with CRC32 (C speed, deterministic across runs) instead of datasketch's
@@ -73,8 +73,7 @@ class DuplicateFinder:
     def filter(self, rows: Iterable[dict], total: int | None = None) -> Iterator[dict]:
         """The rows that are not duplicates of an earlier row, streamed in order."""
         fields = FieldsSeen("dedup", self.o.fields)
-        with make_progress("dedup") as progress:
-            task = progress.add_task("", total=total, info="")
+        with progress("dedup", total) as advance:
             for chunk in _chunks(rows, CHUNK):
                 for row in chunk:
                     fields.see(row)
@@ -83,7 +82,7 @@ class DuplicateFinder:
                 texts = [row_text(r, self.o.fields) for r in chunk]
                 for i in self._chunk(start, texts):
                     yield chunk[i - start]
-                progress.update(task, advance=len(chunk), info=f"{self.removed()} duplicates")
+                advance(len(chunk), info=f"{self.removed()} duplicates")
         fields.check()  # at the end: a streamed file is read once
 
     def _chunk(self, start: int, texts: list[str]) -> Iterator[int]:
