@@ -63,17 +63,23 @@ class RichReporter(Reporter):
             yield advance
 
 
-_reporter: ContextVar[Reporter] = ContextVar("tunesmith_reporter", default=Reporter())
+QUIET = Reporter()
+_reporter: ContextVar[Reporter | None] = ContextVar("tunesmith_reporter", default=None)
+
+
+def current_reporter() -> Reporter:
+    """The reporter `say` and `progress` use here (QUIET unless a caller installed one)."""
+    return _reporter.get() or QUIET
 
 
 def say(message: str) -> None:
     """A one-line note for a person (rich markup allowed), to the current reporter."""
-    _reporter.get().say(message)
+    current_reporter().say(message)
 
 
 def progress(label: str, total: int | None = None):
     """A context manager yielding `advance(n=1, info="")`: n more of `total` items are done."""
-    return _reporter.get().progress(label, total)
+    return current_reporter().progress(label, total)
 
 
 @contextmanager
