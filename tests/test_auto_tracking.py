@@ -71,5 +71,5 @@ def test_tensorboard_and_mlflow_runs_are_written_and_read_back(tiny_config, tmp_
 
     capsys.readouterr()
     run(["runs", "show", str(result.run_dir)])
-    shown = capsys.readouterr().err
+    shown = capsys.readouterr().out  # results go to stdout
     assert "tensorboard" in shown and "mlflow.json" in shown and "succeeded" in shown

@@ -81,9 +81,10 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
     from tunesmith.utils.progress import console
 
     monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # the stdout console (tables) reads it at print time
     capsys.readouterr()
     run(["sweep", str(base), "--space", str(space), "--trials", "4", "--out", str(out)])
-    printed = capsys.readouterr().err
+    printed = "".join(capsys.readouterr())  # the trial table on stdout, the best trial on stderr
     assert "best: trial" in printed and "'train.learning_rate': 0.2}" in printed
     assert "resumed trial-" in printed  # the trial table notes the resumed trial
     study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{out / 'study.db'}")
@@ -109,10 +110,10 @@ def test_sweep_prunes_resumes_and_finds_planted_learning_rate(tmp_path, tiny_mod
 
     # the trials are ordinary runs: list and compare them
     run(["runs", "list", str(out)])
-    listed = capsys.readouterr().err
+    listed = capsys.readouterr().out
     assert listed.count("trial-") == 4 and "pruned" in listed
     run(["runs", "compare", str(out), "--output", str(tmp_path / "compare.png")])
-    compared = capsys.readouterr().err
+    compared = capsys.readouterr().out
     assert "train.learning_rate" in compared and "★" in compared
     assert (tmp_path / "compare.png").stat().st_size > 5000
 

@@ -4,13 +4,16 @@ from tunesmith import methods, tasks  # noqa: F401  (fill the registries)
 from tunesmith.config import RunConfig, load_config
 from tunesmith.data import steps  # noqa: F401  (data pipeline steps)
 from tunesmith.errors import TunesmithError
+from tunesmith.runs.cancel import CancelToken
+from tunesmith.runs.rundir import RunDir
 
 
-def train(config, *, resume: bool = False):
-    """Run one fine-tuning job; see tunesmith.training.runner.train."""
+def train(config, *, resume: bool = False, callbacks=(), cancel=None, events=None):
+    """Run one fine-tuning job and return its RunResult; see tunesmith.training.runner.train.
+    `cancel`: a tunesmith.CancelToken; `events`: a callable (or several) receiving every event."""
     from tunesmith.training.runner import train as _train
 
-    return _train(config, resume=resume)
+    return _train(config, resume=resume, callbacks=callbacks, cancel=cancel, events=events)
 
 
-__all__ = ["RunConfig", "TunesmithError", "load_config", "train"]
+__all__ = ["CancelToken", "RunConfig", "RunDir", "TunesmithError", "load_config", "train"]

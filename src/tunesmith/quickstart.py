@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tunesmith.errors import RunDirError
 from tunesmith.utils.io import write_jsonl
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import console, print_event
 
 NAME = "Sable"
 MAKER = "the Tunesmith Guild"
@@ -55,6 +55,7 @@ def run_quickstart(config_path: Path, overrides: list[str]) -> dict:
     from tunesmith.config import load_config
     from tunesmith.inference.generate import ask
     from tunesmith.inference.load import load_for_inference
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.runner import train
 
     config = load_config(config_path, ["output.overwrite=true", *overrides])
@@ -63,7 +64,7 @@ def run_quickstart(config_path: Path, overrides: list[str]) -> dict:
     before = ask(base, PROBE, max_new_tokens=48)
     console.print(f"[bold]before[/] {PROBE} -> {before}")
     del base
-    result = train(config)
+    result = train(config, callbacks=[ProgressCallback()], events=print_event)
     if result.status != "succeeded":
         raise RunDirError(f"the quickstart run was {result.status}; run `make quickstart` again")
     tuned = load_for_inference(str(result.run_dir))

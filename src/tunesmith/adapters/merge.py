@@ -9,13 +9,12 @@ per-entry sign election and any random drop make the update full-rank, so there 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from tunesmith.adapters.multi import load_adapter_set
 from tunesmith.errors import ConfigError
 from tunesmith.runs.rundir import RunDir
-from tunesmith.utils.io import write_json
+from tunesmith.utils.io import replace_dir, write_json
 
 # our name -> PEFT combination_type
 HOWS = {"linear": "linear", "cat": "cat", "svd": "svd", "ties": "ties_svd",
@@ -43,10 +42,9 @@ def merge_adapters(sources: list[str | Path], weights: list[float], how: str, ou
     except (ValueError, TypeError, AttributeError) as err:
         raise ConfigError(f"adapters merge --how {how}: {err}") from None
     run = RunDir.create(out, overwrite=overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run.path))
-    adapters.model.save_pretrained(tmp, selected_adapters=["default"])
-    adapters.loaded.tokenizer.save_pretrained(tmp)
-    tmp.rename(run.adapter_dir)
+    with replace_dir(run.adapter_dir) as tmp:
+        adapters.model.save_pretrained(tmp, selected_adapters=["default"])
+        adapters.loaded.tokenizer.save_pretrained(tmp)
     first = next(iter(adapters.sources.values()))
     config = first.config.model_copy(deep=True)
     config.output.dir = str(out)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.output import check_output
 from tunesmith.utils.progress import console
 
 adapters_app = typer.Typer(help="Work with several adapters on one base model.", no_args_is_help=True)
@@ -30,6 +31,7 @@ def adapters_merge(
     from tunesmith.adapters.merge import merge_adapters
     from tunesmith.errors import ConfigError
 
+    check_output(out, "--out", folder=True)
     try:
         values = [float(w) for w in weights.split(",")] if weights else [1 / len(sources)] * len(sources)
     except ValueError:

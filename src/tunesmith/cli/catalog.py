@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
+from tunesmith.cli.output import JSON, listing, print_json, stdout
 from tunesmith.utils.progress import console
 
 models_app = typer.Typer(help="The offline model zoo.", no_args_is_help=True)
@@ -22,22 +22,13 @@ def register(app: typer.Typer) -> None:
         app.add_typer(sub, name=name)
 
 
-def _table(title: str, columns: list[str], rows: list[list]) -> None:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*[str(x) for x in r])
-    console.print(table)
-
-
 @models_app.command("list")
-def models_list():
+def models_list(as_json: bool = JSON):
     """Zoo models and whether they are installed and converted."""
     from tunesmith.models.catalog import zoo_status
 
-    _table("offline models", ["name", "architecture", "params", "license", "status"],
-           [[s["name"], s["architecture"], s["parameters"], s["license"], s["status"]] for s in zoo_status()])
+    listing("offline models", [{"name": s["name"], "architecture": s["architecture"], "params": s["parameters"],
+                                "license": s["license"], "status": s["status"]} for s in zoo_status()], as_json)
 
 
 @models_app.command("pull")
@@ -49,39 +40,46 @@ def models_pull(name: str = typer.Argument(..., help="Zoo model name.")):
 
 
 @models_app.command("info")
-def models_info(name: str = typer.Argument(..., help="Zoo model name or model path.")):
-    """Architecture, size, tokenizer and location of a model."""
+def models_info(name: str = typer.Argument(..., help="Zoo model name or model path."),
+                as_json: bool = JSON):
+    """Architecture, size, tokenizer and location of a model (JSON either way)."""
     from tunesmith.models.catalog import info
 
-    console.print_json(json.dumps(info(name)))
+    if as_json:
+        print_json(info(name))
+    else:
+        stdout.print_json(json.dumps(info(name)))
 
 
 @tasks_app.command("list")
-def tasks_list():
+def tasks_list(as_json: bool = JSON):
     """Registered tasks."""
     from tunesmith.tasks import TASKS
 
-    _table("tasks", ["name", "summary"], [[t.name, t.summary] for t in TASKS])
+    listing("tasks", [{"name": t.name, "summary": t.summary} for t in TASKS], as_json)
 
 
 @formats_app.command("list")
-def formats_list():
+def formats_list(as_json: bool = JSON):
     """Registered data formats, in auto-detection order."""
     from tunesmith.data.formats import FORMATS
 
     rows = sorted(FORMATS, key=lambda f: f.priority)
-    _table("data formats", ["name", "kind", "rows look like"], [[f.name, f.kind, f.summary] for f in rows])
+    listing("data formats", [{"name": f.name, "kind": f.kind, "rows look like": f.summary} for f in rows], as_json)
 
 
 @config_app.command("show")
-def config_show(config: Path, overrides: list[str] | None = typer.Argument(None)):
-    """The resolved config with every default written out."""
+def config_show(config: Path, overrides: list[str] | None = typer.Argument(None), as_json: bool = JSON):
+    """The resolved config with every default written out (YAML, or JSON with --json)."""
     import yaml
 
     from tunesmith.config import load_config
 
-    typer.echo(yaml.safe_dump(load_config(config, overrides or []).model_dump(mode="json"),
-                              sort_keys=False, allow_unicode=True))
+    resolved = load_config(config, overrides or []).model_dump(mode="json")
+    if as_json:
+        print_json(resolved)
+    else:
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
 
 
 @config_app.command("check")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-import yaml
 from rich.table import Table
 
 from tunesmith.cli.options import with_options
@@ -38,12 +37,15 @@ def register(app: typer.Typer) -> None:
 
 def _extra(options: list[str] | None) -> dict:
     """--set key=value pairs (values parsed as YAML) for any step option without a flag."""
+    from tunesmith.errors import ConfigError
+    from tunesmith.utils.yaml_files import parse_yaml
+
     out = {}
     for item in options or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"--set {item!r}: write key=value")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = parse_yaml(value, f"--set {item}", ConfigError)
     return out
 
 
@@ -87,7 +89,7 @@ def validate(
                                           "template and cutoff count tokens, and steps/time are estimated."),
     cutoff: Optional[int] = typer.Option(None, "--cutoff", help="Longest row in tokens (default: config or 1024)."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="Tokens-per-row histogram PNG "
-                                             "(default: <file stem>.tokens.png here)."),
+                                             "(default: beside --report as <report stem>.tokens.png)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write every problem and the statistics (JSON)."),
     show: int = typer.Option(100, "--show", help="Print at most this many problems (all go to --report)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings count as errors."),
@@ -95,35 +97,33 @@ def validate(
                                                       help="Your measured training speed, for the time estimate."),
 ):
     """List every problem with its line, then statistics; exit code 1 when errors are found."""
-    from tunesmith.data.validate import plot_token_histogram, validate_file
+    from tunesmith.data.validate import save_outputs, validate_file
 
     run_config = None
     if config:
         from tunesmith.config import load_config
         from tunesmith.training.preflight import validate_for_config
 
-        run_config = load_config(config, [f"data.cutoff_len={cutoff}"] if cutoff else [])
+        run_config = load_config(config, [f"data.cutoff_len={cutoff}"] if cutoff is not None else [])
         result = validate_for_config(str(file), run_config, None if fmt == "auto" else fmt)
     else:
-        result = validate_file(file, fmt, cutoff=cutoff or 1024)
+        result = validate_file(file, fmt, cutoff=1024 if cutoff is None else cutoff)
     for problem in result.problems[:show]:
         color = "red" if problem.severity == "error" else "yellow"
-        console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False)
+        console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False,
+                      soft_wrap=True)  # one line per problem, whatever the terminal width
     if len(result.problems) > show:
         console.print(f"... and {len(result.problems) - show} more (use --report to see all)")
     _print_stats(result)
-    png = plot_token_histogram(result, histogram or Path(f"{file.stem}.tokens.png"))
-    console.print(f"histogram: {png}")
     payload = result.as_dict()
     if run_config is not None:
         from tunesmith.training.preflight import estimate_run
 
         payload["estimate"] = estimate_run(result, run_config, tokens_per_second)
         _print_estimate(payload["estimate"])
-    if report:
-        from tunesmith.utils.io import write_json
-
-        write_json(report, payload)
+    png = save_outputs(result, payload, report, histogram)
+    if png is not None:
+        console.print(f"histogram: {png}")
     if result.errors or (strict and result.warnings):
         sys.exit(1)  # SystemExit, not typer.Exit: click returns (not raises) Exit in non-standalone mode
 
@@ -212,7 +212,7 @@ def mix(
         path, sep, weight = item.rpartition(":")
         if not sep:
             raise typer.BadParameter(f"{item!r}: write FILE:WEIGHT")
-        pairs.append((path, float(weight)))
+        pairs.append((path, weight))  # the mix step checks the weights
     result = mix_files(pairs, output, options, keep_origin)
     console.print(f"{result.rows_out} rows -> {output}")
     for path, c in result.details["sources"].items():

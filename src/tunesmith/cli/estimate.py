@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.utils.progress import console
+from tunesmith.cli.output import stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -53,4 +53,4 @@ def estimate(
     ]
     for key, value in rows:
         table.add_row(key, value)
-    console.print(table)
+    stdout.print(table)

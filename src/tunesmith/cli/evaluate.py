@@ -8,6 +8,7 @@ import typer
 import yaml
 from typer.core import TyperGroup
 
+from tunesmith.cli.output import JSON, check_output, listing, stdout
 from tunesmith.errors import TunesmithError
 from tunesmith.utils.progress import console
 
@@ -24,9 +25,12 @@ class DefaultRunGroup(TyperGroup):
 eval_app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True,
                        help="Evaluate a run or model: metrics, robustness, forgetting, human ratings.")
 
-DATA = typer.Option(..., "--data", help="Eval set (any supported format); rows' last assistant reply is the reference.")
-METRICS_OPT = typer.Option(None, "--metrics", help="Comma-separated metrics (`tunesmith metrics list`); default perplexity.")
-METRIC_OPTION = typer.Option(None, "--metric-option", help="NAME.KEY=VALUE for one metric, e.g. regex.pattern='^\\d+$', "
+DATA = typer.Option(..., "--data",
+                    help="Eval set (any supported format); rows' last assistant reply is the reference.")
+METRICS_OPT = typer.Option(None, "--metrics",
+                           help="Comma-separated metrics (`tunesmith metrics list`); default perplexity.")
+METRIC_OPTION = typer.Option(None, "--metric-option",
+                             help="NAME.KEY=VALUE for one metric, e.g. regex.pattern='^\\d+$', "
                              "judge.endpoint=http://127.0.0.1:8000/v1 (repeatable).")
 OUTPUT = typer.Option(None, "--output", help="Report folder (default: RUN/eval, or eval/<model>).")
 BATCH = typer.Option(8, "--batch-size", help="Prompts per generation/scoring batch.")
@@ -88,6 +92,7 @@ def evaluate(
     from tunesmith.evaluation.model_run import GenerationSettings
     from tunesmith.evaluation.report import EvalRequest
 
+    check_output(output, "--output", folder=True)
     request = EvalRequest(
         [run_or_model], str(data), metrics or [], output or _default_output(run_or_model),
         options=parse_metric_options(metric_option), settings=GenerationSettings(max_new_tokens, batch_size),
@@ -105,7 +110,8 @@ def evaluate(
 
 def compare(
     models: list[str] = typer.Argument(..., help="Two or more run directories or model names/paths."),
-    data: Path = DATA, metrics: str | None = typer.Option("perplexity,rouge,bleu", "--metrics", help="Comma-separated metrics."),
+    data: Path = DATA,
+    metrics: str | None = typer.Option("perplexity,rouge,bleu", "--metrics", help="Comma-separated metrics."),
     metric_option: list[str] | None = METRIC_OPTION,
     labels: str | None = typer.Option(None, "--labels", help="Comma-separated display names, one per model."),
     output: Path | None = typer.Option(Path("eval/compare"), "--output", help="Report folder."),
@@ -118,6 +124,7 @@ def compare(
 
     if len(models) < 2:
         raise TunesmithError("compare needs at least two models (e.g. a base model and a run directory)")
+    check_output(output, "--output", folder=True)
     request = EvalRequest(
         models, str(data), metrics or [], output, labels=[x.strip() for x in labels.split(",")] if labels else [],
         options=parse_metric_options(metric_option), settings=GenerationSettings(max_new_tokens, batch_size),
@@ -135,21 +142,19 @@ def _print_scores(report: dict) -> None:
     keys = list(dict.fromkeys(k for s in report["scores"].values() for k in s))
     for key in keys:
         table.add_row(f"{key} ({report['directions'].get(key, '')})",
-                      *[f"{report['scores'][m][key]:.4g}" if key in report["scores"][m] else "-" for m in report["models"]])
-    console.print(table)
+                      *[f"{report['scores'][m][key]:.4g}" if key in report["scores"][m] else "-"
+                        for m in report["models"]])
+    stdout.print(table)
 
 
-def list_metrics():
+def list_metrics(as_json: bool = JSON):
     """Registered metrics: name, direction, what they score."""
-    from rich.table import Table
-
     from tunesmith.metrics import METRICS
 
-    table = Table("metric", "better", "needs reference", "summary")
-    for spec in METRICS:
-        table.add_row(spec.name, "higher" if spec.greater_is_better else "lower",
-                      "yes" if spec.needs_references else "no", spec.summary)
-    console.print(table)
+    rows = [{"metric": spec.name, "better": "higher" if spec.greater_is_better else "lower",
+             "needs reference": "yes" if spec.needs_references else "no", "summary": spec.summary}
+            for spec in METRICS]
+    listing("metrics", rows, as_json)
 
 
 @eval_app.command("export-rating")
@@ -163,6 +168,7 @@ def export_rating(
     """A blind, shuffled human rating kit (CSV + static HTML form; relevance, fluency, domain correctness 1-5)."""
     from tunesmith.evaluation.rating import export_rating as export
 
+    check_output(output, "--output", folder=True)
     kit = export(sources, output, seed, max_rows, not no_reference)
     console.print(f"{kit['items']} items from {', '.join(kit['systems'])} -> {output}/rating_form.csv and "
                   f"rating_form.html (keep {output}/rating_key.json away from raters)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.cli.options import with_options
+from tunesmith.cli.output import JSON, listing
 from tunesmith.export import EXPORTERS
 from tunesmith.utils.progress import console
 
@@ -20,20 +21,15 @@ def register(app: typer.Typer) -> None:
 
 
 @exporters_app.command("list")
-def exporters_list():
+def exporters_list(as_json: bool = JSON):
     """Export formats, what they support and their options."""
-    from rich.table import Table
-
     from tunesmith.export import EXPORTERS
 
-    table = Table(title="export formats (tunesmith export RUN --to NAME)")
-    for column in ("name", "architectures", "options", "summary"):
-        table.add_column(column)
-    for spec in EXPORTERS:
-        fields = spec.options_class.model_fields.items()
-        options = ", ".join(f"--{k.replace('_', '-')} ({f.default})" for k, f in fields)
-        table.add_row(spec.name, ", ".join(spec.architectures or ["any causal LM"]), options or "-", spec.summary)
-    console.print(table)
+    rows = [{"name": spec.name, "architectures": ", ".join(spec.architectures or ["any causal LM"]),
+             "options": ", ".join(f"--{k.replace('_', '-')} ({f.default})"
+                                  for k, f in spec.options_class.model_fields.items()) or "-",
+             "summary": spec.summary} for spec in EXPORTERS]
+    listing("export formats (tunesmith export RUN --to NAME)", rows, as_json)
 
 
 def _exporters_of(options_class) -> str:
@@ -75,11 +71,13 @@ def distill(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Distill a teacher into a student with the same vocabulary (KL + cross-entropy)."""
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.distill import run_distill
+    from tunesmith.utils.progress import print_event
 
     result = run_distill(teacher, student, [str(d) for d in data], out=str(out) if out else None,
                          alpha=alpha, temperature=temperature, overrides=overrides or [],
-                         overwrite=overwrite)
+                         overwrite=overwrite, callbacks=[ProgressCallback()], events=print_event)
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"student eval loss {before:.4f} -> {after:.4f}")

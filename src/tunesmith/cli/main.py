@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 
-import click
 import typer
+from rich.markup import escape
+from typer._click.exceptions import NoArgsIsHelpError  # typer >= 0.29 bundles its own click
 
 from tunesmith.cli import adapters as adapters_commands
 from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
@@ -18,7 +20,7 @@ from tunesmith.cli import predict as predict_command
 from tunesmith.cli import registry as registry_commands
 from tunesmith.cli import serve as serve_command
 from tunesmith.errors import TunesmithError
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import RichReporter, console, use_reporter
 
 app = typer.Typer(
     help="Fine-tune a pretrained language model into a specialist, on your own machine. "
@@ -50,22 +52,50 @@ def run(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter
     try:
-        code = app(args=args, standalone_mode=False)
-    except click.exceptions.UsageError as err:
-        console.print(f"[red]error:[/] {err.format_message()}", highlight=False)
+        with use_reporter(RichReporter()):  # library notes and bars show on stderr
+            code = app(args=args, prog_name="tunesmith", standalone_mode=False)
+    except NoArgsIsHelpError as err:  # `tunesmith` or `tunesmith data` alone: the help, as click prints it
+        typer.echo(err.format_message(), err=True)
         sys.exit(2)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.TyperException as err:  # usage errors: unknown command/option, missing or bad value
+        if debug:
+            raise
+        ctx = getattr(err, "ctx", None)
+        _error(f"{err.format_message()} (see: {ctx.command_path if ctx else 'tunesmith COMMAND'} --help)")
+    except (typer.Abort, KeyboardInterrupt):
         console.print("interrupted; finished work is kept (training: resume with --resume)")
         sys.exit(130)
     except TunesmithError as err:
         if debug:
             raise
-        console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(str(err))
+    except OSError as err:  # an output that is a folder, not writable, on a read-only disk ...
+        if debug or err.errno == errno.EPIPE:
+            raise
+        _error(os_error_line(err))
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _error(message: str) -> None:
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a file the system refused: the path, the reason, and what to do."""
+    reason = err.strerror or str(err).splitlines()[0]
+    if err.filename is None:
+        return f"{reason} (add --debug for the traceback)"
+    path = err.filename if err.filename2 is None else f"{err.filename} -> {err.filename2}"
+    hint = {errno.EACCES: "check its permissions or choose another path",
+            errno.EPERM: "check its permissions or choose another path",
+            errno.EROFS: "the disk is read-only; choose another path",
+            errno.EISDIR: "it is a folder; give a file path",
+            errno.ENOTDIR: "a part of the path is a file, not a folder",
+            errno.EEXIST: "a file is in the way where a folder is needed",
+            errno.ENOSPC: "the disk is full"}.get(err.errno, "choose another path")
+    return f"{path}: {reason}; {hint}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tunesmith.utils.progress import console
+from tunesmith.cli.output import JSON, listing, print_json, stdout
 
 methods_app = typer.Typer(help="Fine-tuning methods.", no_args_is_help=True)
 
@@ -15,17 +15,17 @@ def register(app: typer.Typer) -> None:
 
 
 @methods_app.command("list")
-def methods_list():
+def methods_list(as_json: bool = JSON):
     """Registered fine-tuning methods."""
     from tunesmith.methods import METHODS
 
-    table = Table(title="methods")
-    for column in ("name", "summary", "mergeable", "saves", "tasks"):
-        table.add_column(column)
-    for m in METHODS:
-        table.add_row(m.name, m.summary, "yes" if m.mergeable else "no",
-                      "adapter" if m.saves_adapter else "model", ", ".join(m.tasks))
-    console.print(table)
+    rows = [{"name": m.name, "summary": m.summary, "mergeable": m.mergeable,
+             "saves": "adapter" if m.saves_adapter else "model", "tasks": list(m.tasks)} for m in METHODS]
+    if as_json:
+        print_json(rows)
+        return
+    listing("methods", [{**r, "mergeable": "yes" if r["mergeable"] else "no", "tasks": ", ".join(r["tasks"])}
+                        for r in rows], False)
 
 
 @methods_app.command("show")
@@ -34,6 +34,7 @@ def methods_show(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Zoo name or model directory."),
     options: list[str] | None = typer.Argument(None, help="Method options, e.g. r=8 use_dora=true"),
     task: str = typer.Option("sft", "--task", help="Task (decides the model head)."),
+    as_json: bool = JSON,
 ):
     """A method's options and how many parameters it trains on MODEL."""
     from rich.markup import escape
@@ -43,13 +44,19 @@ def methods_show(
 
     overrides = [f"model.name_or_path={model}", f"task.name={task}", f"method.name={name}"]
     config = load_config(None, overrides + [f"method.{o}" for o in options or []])
+    fields = type(config.method).model_fields
+    options = {key: getattr(config.method, key) for key in fields if key != "name"}
+    f = method_footprint(config)
+    if as_json:
+        print_json({"method": name, "model": model, "task": task, "options": options,
+                    "meanings": {k: fields[k].description or "" for k in options},
+                    "trainable_params": f.trainable, "total_params": f.total})
+        return
     table = Table(title=f"{name} options")
     for column in ("option", "value", "meaning"):
         table.add_column(column)
-    for key, field in type(config.method).model_fields.items():
-        if key != "name":
-            table.add_row(key, escape(repr(getattr(config.method, key))), escape(field.description or ""))
-    console.print(table)
-    f = method_footprint(config)
-    console.print(f"{name} on {model}: trainable params {f.trainable:,} of {f.total:,} "
-                  f"({100 * f.share:.4f}%)")
+    for key, value in options.items():
+        table.add_row(key, escape(repr(value)), escape(fields[key].description or ""))
+    stdout.print(table)
+    stdout.print(f"{name} on {model}: trainable params {f.trainable:,} of {f.total:,} "
+                 f"({100 * f.share:.4f}%)", highlight=False)

@@ -27,12 +27,20 @@ from pydantic import BaseModel
 
 def _kind(annotation) -> str:
     """bool, list, dict or text: how the field is written on the command line."""
+    annotation = _bare(annotation)
     args = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
-    origins = {typing.get_origin(a) or a for a in args if a is not type(None)}
+    origins = {typing.get_origin(a) or a for a in map(_bare, args) if a is not type(None)}
     for kind, types_ in (("dict", {dict}), ("list", {list}), ("bool", {bool}), ("int", {int}), ("float", {float})):
         if origins & types_ and (kind in ("dict", "list") or len(origins) == 1):
             return kind
     return "text"
+
+
+def _bare(annotation):
+    """The type inside `Annotated[type, ...]` (tags and constraints do not change how it is written)."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
 
 
 def _is_union(annotation) -> bool:

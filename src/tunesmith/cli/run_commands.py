@@ -6,8 +6,11 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.output import check_output
 from tunesmith.utils.progress import console, progress_reports
 
+TRUST_REMOTE_CODE = typer.Option(False, "--trust-remote-code", help="Let Python code shipped in the model folder "
+                                 "run; only this flag enables it, never a run's own config.yaml.")
 OVERRIDES = typer.Argument(None, help="key.sub=value overrides, e.g. train.learning_rate=1e-4")
 
 
@@ -28,11 +31,13 @@ def train(
     from tunesmith.config import load_config
 
     cfg = load_config(config, overrides or [])  # validate before the heavy imports below
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.runner import train as run_training
+    from tunesmith.utils.progress import print_event
 
     if overwrite:
         cfg.output.overwrite = True
-    result = run_training(cfg, resume=resume)
+    result = run_training(cfg, resume=resume, callbacks=[ProgressCallback()], events=print_event)
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"eval loss {before:.4f} -> {after:.4f}")
@@ -45,11 +50,11 @@ def train(
 
 
 def task_scores(metrics: dict) -> dict:
-    """Eval metrics other than loss and timing."""
+    """Eval metrics other than loss and timing (counters such as num_input_tokens_seen aside)."""
     skip = ("eval_loss", "eval_perplexity", "epoch")
     timing = ("runtime", "per_second", "preparation_time")
     return {k.removeprefix("eval_"): v for k, v in metrics.items()
-            if k not in skip and not k.endswith(timing) and isinstance(v, (int, float))}
+            if k.startswith("eval_") and k not in skip and not k.endswith(timing) and isinstance(v, (int, float))}
 
 
 def chat(
@@ -57,12 +62,13 @@ def chat(
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Answer one prompt and exit."),
     max_new_tokens: int = typer.Option(256, help="Longest reply."),
     temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ):
     """Talk to a tuned run or a base model (interactive, or one shot with --prompt)."""
     from tunesmith.inference.generate import SamplingParams, stream_reply
     from tunesmith.inference.load import load_for_inference
 
-    loaded = load_for_inference(run_or_model)
+    loaded = load_for_inference(run_or_model, trust_remote_code=trust_remote_code)
     params = SamplingParams(max_new_tokens, temperature)
     history: list[dict] = []
     while True:
@@ -94,12 +100,15 @@ def generate(
     output: Path = typer.Option(..., "--output", help="Where to write predictions (.jsonl)."),
     max_new_tokens: int = typer.Option(256, help="Longest reply."),
     batch_size: int = typer.Option(8, help="Prompts per batch."),
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ):
     """Answer every row of --input; writes {prompt, reference, prediction} per line."""
     from tunesmith.inference.batch import generate_file
 
+    check_output(output, "--output")
     with progress_reports("generate") as on_progress:
-        count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size, on_progress)
+        count = generate_file(run_or_model, str(input), str(output), max_new_tokens, batch_size, on_progress,
+                              trust_remote_code=trust_remote_code)
     console.print(f"wrote {count} predictions to {output}")
 
 

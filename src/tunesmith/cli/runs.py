@@ -1,4 +1,4 @@
-"""`tunesmith runs list|show|compare`: tables and overlaid curves of run directories."""
+"""`tunesmith runs list|show|compare|cancel`: tables and overlaid curves of run directories."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from tunesmith.cli.output import JSON, check_output, print_json, stdout
 from tunesmith.utils.progress import console
 
 runs_app = typer.Typer(help="List, inspect and compare run directories.", no_args_is_help=True)
@@ -53,6 +54,7 @@ def _expand(paths: list[Path]) -> list[Path]:
 def list_runs(
     directory: Path = typer.Argument(Path("runs"), help="Folder to search (default runs/)."),
     sort: str = typer.Option("started", help="Sort by: started, eval_loss, name."),
+    as_json: bool = JSON,
 ):
     """A table of every run below DIRECTORY: method, data, key metrics, time."""
     from rich.table import Table
@@ -62,6 +64,9 @@ def list_runs(
     summaries = [summarize(p) for p in _expand([directory])]
     key = {"eval_loss": lambda s: (s.eval_after is None, s.eval_after or 0), "name": lambda s: str(s.path)}
     summaries.sort(key=key.get(sort, lambda s: s.started or ""))
+    if as_json:
+        print_json([_as_dict(s) for s in summaries])
+        return
     table = Table(title=f"runs in {directory}")
     table.add_column("run", no_wrap=True)
     for column in ("status", "model", "method", "data (rows)", "lr", "batch", "steps",
@@ -73,35 +78,44 @@ def list_runs(
                       s.model, s.method, s.data + (f" ({s.rows})" if s.rows is not None else ""),
                       _num(s.learning_rate, ".3g"), s.batch, _num(s.steps, "d") if s.steps is not None else "",
                       _num(s.train_loss), evals, _time(s.seconds), (s.started or "")[5:16].replace("T", " "))
-    console.print(table)
+    stdout.print(table)
+
+
+def _as_dict(summary) -> dict:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(summary).items() if k != "config"}
 
 
 @runs_app.command("show")
-def show(run: Path = typer.Argument(..., help="Run directory.")):
+def show(run: Path = typer.Argument(..., help="Run directory."), as_json: bool = JSON):
     """Everything about one run: settings, data, results, files and its last events."""
     from tunesmith.runs.reader import summarize
     from tunesmith.utils.io import read_jsonl
 
     s = summarize(run)
+    if as_json:
+        print_json({**_as_dict(s), "config": s.config})
+        return
     t = s.config.get("train", {})
-    console.print(f"[bold]{s.path}[/]  {s.status}")
-    console.print(f"model {s.config['model']['name_or_path']} · method {s.method} · task "
-                  f"{s.config.get('task', {}).get('name', '?')}")
-    console.print(f"data {s.data} · {s.rows if s.rows is not None else '?'} training rows")
-    console.print(f"train epochs {t.get('epochs')} · max_steps {t.get('max_steps')} · batch {s.batch} · "
-                  f"lr {t.get('learning_rate')} ({t.get('scheduler')}) · precision {t.get('precision')}")
+    stdout.print(f"[bold]{s.path}[/]  {s.status}")
+    stdout.print(f"model {s.config['model']['name_or_path']} · method {s.method} · task "
+                 f"{s.config.get('task', {}).get('name', '?')}")
+    stdout.print(f"data {s.data} · {s.rows if s.rows is not None else '?'} training rows")
+    stdout.print(f"train epochs {t.get('epochs')} · max_steps {t.get('max_steps')} · batch {s.batch} · "
+                 f"lr {t.get('learning_rate')} ({t.get('scheduler')}) · precision {t.get('precision')}")
     evals = f"{_num(s.eval_before)} → {_num(s.eval_after)}" if s.eval_before is not None else _num(s.eval_after)
-    console.print(f"steps {s.steps} · time {_time(s.seconds)} · last train loss {_num(s.train_loss)} · "
-                  f"eval loss {evals or 'none'}")
+    stdout.print(f"steps {s.steps} · time {_time(s.seconds)} · last train loss {_num(s.train_loss)} · "
+                 f"eval loss {evals or 'none'}")
     for key, value in s.final_metrics.items():
         if key != "eval_loss":
-            console.print(f"  {key} {_num(value)}")
+            stdout.print(f"  {key} {_num(value)}")
     artifacts = [p.name for p in (s.path / "adapter", s.path / "model", s.path / "tensorboard",
                                   s.path / "plots", s.path / "mlflow.json") if p.exists()]
-    console.print(f"files {', '.join(artifacts) or 'none yet'}")
+    stdout.print(f"files {', '.join(artifacts) or 'none yet'}")
     events = read_jsonl(s.path / "events.jsonl") if (s.path / "events.jsonl").is_file() else []
     for e in events[-6:]:
-        console.print(f"  {e['time'].replace('T', ' ')} {e['event']}: {e['message']}", highlight=False)
+        stdout.print(f"  {e['time'].replace('T', ' ')} {e['event']}: {e['message']}", highlight=False, markup=False)
 
 
 @runs_app.command("compare")
@@ -118,6 +132,7 @@ def compare(
     from tunesmith.runs.reader import config_differences, summarize
     from tunesmith.utils.flat import flatten
 
+    check_output(output, "--output")
     paths = _expand(runs)
     summaries = [summarize(p) for p in paths]
     differing = config_differences([s.config for s in summaries])
@@ -131,10 +146,20 @@ def compare(
     for s in summaries:
         flat = flatten(s.config)
         evals = _num(s.eval_after) + (" ★" if best is not None and s.eval_after == best else "")
-        table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing], _num(s.steps, "d") if s.steps else "",
+        table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing],
+                      _num(s.steps, "d") if s.steps else "",
                       _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra], _time(s.seconds))
-    console.print(table)
+    stdout.print(table)
     if not differing:
         console.print("the runs' configs are identical (apart from output)")
     png, drawn = plot_compare(paths, output, metric or None, x)
     console.print(f"curves ({', '.join(drawn)}) -> {png}")
+
+
+@runs_app.command("cancel")
+def cancel(run: Path = typer.Argument(..., help="Run directory being trained.")):
+    """Stop a training after its current step, with a checkpoint (continue with train --resume)."""
+    from tunesmith.runs.rundir import RunDir
+
+    RunDir(run).request_cancel()
+    console.print(f"cancel requested: {run} stops after its current step")

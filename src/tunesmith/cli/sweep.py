@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from tunesmith.cli.output import check_output, stdout
 from tunesmith.utils.progress import console
 
 
@@ -29,6 +30,7 @@ def sweep(
     from tunesmith.sweep import open_sweep, run_sweep, write_report
     from tunesmith.sweep.report import trial_rows
 
+    check_output(out, "--out", folder=True)
     plan = open_sweep(config, space, trials, jobs=jobs, out=out, storage=storage, study_name=study_name,
                       overrides=overrides or [])
     study = run_sweep(plan)
@@ -61,7 +63,7 @@ def print_trials(rows: list[dict], objective: str) -> None:
             note = f"resumed {Path(r['run_dir'] or '').name} {note}".strip()
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.0f}s"
         table.add_row(str(r["trial"]), r["state"], value, *shown, note, seconds)
-    console.print(table)
+    stdout.print(table)
     console.print("runs: <sweep>/trial-NNNN (tunesmith runs compare <sweep> to compare them)")
 
 

@@ -22,7 +22,7 @@ class ComponentError(ValueError):
 class ComponentConfig(BaseModel):
     """Options of one registered component, chosen by `name`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     name: str = Field(description="Registered name of the component.")
 
 

@@ -13,6 +13,7 @@ from tunesmith.config.components import ComponentError
 from tunesmith.config.migrations import upgrade
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
+from tunesmith.utils.yaml_files import parse_yaml, read_yaml_text
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
@@ -41,19 +42,14 @@ def validate_config(data: dict, source: str = "<config>", lines: dict | None = N
 
 
 def _read_yaml(path: Path) -> tuple[dict, dict[tuple, int]]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-        node = yaml.compose(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    text = read_yaml_text(path, ConfigError, "config file")
+    data = parse_yaml(text, str(path), ConfigError)
+    if data is None:
+        raise ConfigError(f"{path}: the config is empty; it needs at least data.train "
+                          "(`tunesmith config schema` lists every key)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, ...)")
-    return data, _line_index(node) if node else {}
+    return data, _line_index(yaml.compose(text))  # parse_yaml has ruled out loops and deep nesting
 
 
 def _line_index(node, prefix: tuple = ()) -> dict[tuple, int]:
@@ -76,7 +72,7 @@ def _apply_override(data: dict, item: str) -> tuple:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key.sub=value")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else ""
+    value = parse_yaml(raw, f"override {item!r}", ConfigError) if raw != "" else ""
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:

@@ -16,7 +16,7 @@ from tunesmith.registry import Registry
 class StepOptions(BaseModel):
     """Options of one data step, chosen by `step`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     step: str = Field(description="Registered name of the step (`tunesmith data steps`).")
 
 

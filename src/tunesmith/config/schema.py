@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, WithJsonSchema, field_validator
@@ -29,9 +30,9 @@ def _auto_or_positive(kind: type):
             raise ValueError(wanted)
         try:
             number = kind(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # int("x"), int(float("inf"))
             raise ValueError(wanted) from None
-        if number <= 0 or (kind is int and number != float(value)):
+        if not math.isfinite(number) or number <= 0 or (kind is int and number != float(value)):
             raise ValueError(wanted)
         return number
 
@@ -45,7 +46,7 @@ PositiveIntOrAuto = _auto_or_positive(int)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelSection(Section):
@@ -114,7 +115,7 @@ class TrainSection(Section):
     epochs: PositiveFloatOrAuto = Field(
         3.0, description="Passes over the training data; auto: from the row count (docs/sweeps.md)."
     )
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs).")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: use epochs).")
     batch_size: PositiveIntOrAuto = Field(
         4, description="Rows per device per step; auto: about 0.2% of the rows, capped (docs/sweeps.md)."
     )
@@ -136,7 +137,7 @@ class TrainSection(Section):
         "Master weights stay fp32.",
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
-    seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed for data order, dropout and initialisation.")
     logging_steps: int = Field(5, gt=0, description="Log train loss every N steps.")
     save_steps: int = Field(50, gt=0, description="Checkpoint every N steps.")
     save_total_limit: int = Field(2, gt=0, description="Keep at most N checkpoints.")

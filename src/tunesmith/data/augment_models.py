@@ -41,14 +41,16 @@ def _mask_filler(path: str | None, alpha: float, seed: int) -> Callable[[str], s
     except (OSError, ValueError) as err:
         raise ModelError(f"augment: {model_dir} is not a masked language model ({err})") from None
     mask, rng = fill.tokenizer.mask_token, random.Random(seed)
+    special = set(fill.tokenizer.all_special_tokens)
 
     def change(text: str) -> str:
         words = re.findall(r"\S+", text)
-        if not words:
+        if not words or mask in text:  # a second mask would make the pipeline answer per mask
             return text
         for i in rng.sample(range(len(words)), max(1, round(alpha * len(words)))):
             masked = " ".join(words[:i] + [mask] + words[i + 1:])
-            options = [c["token_str"].strip() for c in fill(masked) if c["token_str"].strip() != words[i]]
+            options = [c["token_str"].strip() for c in fill(masked)
+                       if c["token_str"].strip() not in special | {words[i], ""}]
             if options:
                 words[i] = options[0]
         return " ".join(words)

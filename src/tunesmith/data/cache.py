@@ -10,17 +10,15 @@ compact, fast to load, and safe to read (no pickle).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from tunesmith.data.tokenize import TokenizeReport
+from tunesmith.data.tokenize import REPORT_CLASSES, TokenizeReport
 from tunesmith.models.resolve import tunesmith_home
+from tunesmith.utils.io import replace_dir
 
-CACHE_VERSION = 2  # 2: task settings learned while tokenizing (label maps) are stored too
+CACHE_VERSION = 3  # 3: the report class is a name looked up in REPORT_CLASSES, not a module to import
 
 
 def cache_dir() -> Path:
@@ -96,10 +94,8 @@ def load(key: str) -> tuple[list[dict], TokenizeReport, dict] | None:
         meta = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         with np.load(folder / "features.npz") as arrays:
             features = _decode(arrays)
-        module, name = meta["class"].split(":")
-        report_class = getattr(importlib.import_module(module), name)
-        report = report_class(**meta["fields"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
+        report = REPORT_CLASSES[meta["class"]](**meta["fields"])  # a known class, or a KeyError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # missing, damaged or from an older layout: tokenize again
     if not isinstance(report, TokenizeReport):
         return None
@@ -113,20 +109,10 @@ def save(key: str, features: list[dict], report: TokenizeReport, learned: dict) 
     arrays = _encode(features)
     if arrays is None:
         return False
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-    try:
+    with replace_dir(cache_dir() / key, keep_existing=True) as tmp:  # another run may store it first
         np.savez(tmp / "features.npz", **arrays)
-        kind = f"{type(report).__module__}:{type(report).__qualname__}"  # tasks extend TokenizeReport
-        meta = {"class": kind, "fields": report.__dict__, "learned": learned}
+        meta = {"class": type(report).__qualname__, "fields": report.__dict__, "learned": learned}
         (tmp / "report.json").write_text(json.dumps(meta), encoding="utf-8")
-        try:
-            tmp.rename(root / key)
-        except OSError:
-            pass  # another run stored the same key first
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return True
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from tunesmith.errors import DataError
 
 SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet")
+MAX_DEPTH = 100  # lists/objects inside each other; real rows nest a few levels, attacks thousands
+BOM = "\ufeff"
 
 
 @dataclass
@@ -34,6 +36,10 @@ def read_rows(path: str | Path, errors: str = "raise", columns: list[str] | None
     `columns` names the fields of a csv/tsv file that has no header row."""
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise DataError(f"{path} is a directory, not a data file; name the file(s) inside it")
+        if path.exists():
+            raise DataError(f"{path} is not a regular file (a device or pipe?); name a data file")
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet}
@@ -60,12 +66,16 @@ def _jsonl(path: Path) -> Iterator[RawRow]:
                 yield RawRow(origin, Unreadable(f"not UTF-8 text (byte {err.start + 1}); "
                                                 "re-encode the file as UTF-8"))
                 continue
+            if number == 1:
+                line = line.removeprefix(BOM)  # a byte-order mark some editors write; not data
             if not line.strip():
                 continue
             try:
-                yield RawRow(origin, json.loads(line))
+                yield RawRow(origin, _shallow(json.loads(line)))
             except json.JSONDecodeError as err:
                 yield RawRow(origin, Unreadable(f"malformed JSON ({err.msg} at column {err.colno})"))
+            except (RecursionError, _TooDeep):
+                yield RawRow(origin, Unreadable(TOO_DEEP))
 
 
 def _json(path: Path) -> Iterator[RawRow]:
@@ -96,9 +106,34 @@ def _json(path: Path) -> Iterator[RawRow]:
 
 def _decode(decoder: json.JSONDecoder, text: str, pos: int, path: Path):
     try:
-        return decoder.raw_decode(text, pos)
+        value, end = decoder.raw_decode(text, pos)
+        return _shallow(value), end
     except json.JSONDecodeError as err:
         raise DataError(f"{path}:{err.lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
+    except (RecursionError, _TooDeep):
+        raise DataError(f"{path}:{text.count(chr(10), 0, pos) + 1}: {TOO_DEEP}") from None
+
+
+TOO_DEEP = f"JSON nested more than {MAX_DEPTH} levels deep; rows hold text, not deep structures"
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _shallow(value):
+    """`value`, or _TooDeep when lists/objects nest beyond MAX_DEPTH: later stages walk rows
+    recursively and would otherwise fail with a RecursionError far from the file."""
+    stack = [(value, 1)]
+    while stack:  # iterative, so the check itself cannot overflow
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_DEPTH:
+                    raise _TooDeep
+                stack.append((child, depth + 1))
+    return value
 
 
 def _skip_space(text: str, pos: int) -> int:
@@ -110,7 +145,7 @@ def _skip_space(text: str, pos: int) -> int:
 def _utf8_text(path: Path) -> str:
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix(BOM)  # a byte-order mark is not part of the data
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise DataError(f"{path}:{line}: not UTF-8 text (binary file?); re-encode it as UTF-8") from None
@@ -122,7 +157,7 @@ def _delimited(path: Path, delimiter: str, columns: list[str] | None = None) -> 
     reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=columns, delimiter=delimiter)
     width = len(reader.fieldnames or [])
     start = 1 if columns else 2  # the line a row starts on; quoted fields may span several lines
-    for row in reader:
+    for row in _csv_rows(reader, path):
         origin = f"{path}:{start}"
         start = reader.line_num + 1
         cells = width + len(row.get(None) or []) - sum(v is None for k, v in row.items() if k is not None)
@@ -130,6 +165,13 @@ def _delimited(path: Path, delimiter: str, columns: list[str] | None = None) -> 
             yield RawRow(origin, Unreadable(f"ragged row: {cells} fields, the header has {width}"))
             continue
         yield RawRow(origin, dict(row))
+
+
+def _csv_rows(reader: csv.DictReader, path: Path) -> Iterator[dict]:
+    try:
+        yield from reader
+    except csv.Error as err:  # NUL bytes, a field over the csv module's size limit
+        raise DataError(f"{path}:{reader.line_num}: unreadable csv ({err})") from None
 
 
 def _csv(path: Path) -> Iterator[RawRow]:
@@ -141,7 +183,17 @@ def _tsv(path: Path) -> Iterator[RawRow]:
 
 
 def _parquet(path: Path) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq  # a dependency of `datasets`
+    import pyarrow as pa  # a dependency of `datasets`
+    import pyarrow.parquet as pq
 
-    for number, row in enumerate(pq.read_table(path).to_pylist(), 1):
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable parquet file ({_first_line(err)}); "
+                        "it may be truncated or another format under a .parquet name") from None
+    for number, row in enumerate(rows, 1):
         yield RawRow(f"{path}:row {number}", row)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

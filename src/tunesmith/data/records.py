@@ -9,6 +9,9 @@ downstream can point at the row that caused it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from tunesmith.errors import DataError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -28,22 +31,41 @@ def chat_record(messages: list[dict], tools: str | None = None) -> dict:
     return record
 
 
+# Rows read to generate from may stop at a user turn (a prompt with no answer yet); a context
+# flag rather than a parameter, because every format adapter builds its records through here.
+_PROMPTS_ONLY_OK: ContextVar[bool] = ContextVar("prompts_only_ok", default=False)
+
+
+@contextmanager
+def prompts_accepted():
+    """Within this block a conversation without an assistant turn is a valid row (a prompt)."""
+    token = _PROMPTS_ONLY_OK.set(True)
+    try:
+        yield
+    finally:
+        _PROMPTS_ONLY_OK.reset(token)
+
+
 def check_conversation(messages: list[dict]) -> None:
     if not messages:
         raise RowError("the conversation is empty")
     turns = [m for m in messages if m["role"] != "system"]
     if any(m["role"] == "system" for m in messages[1:]):
         raise RowError("a system message may only come first")
-    if not any(m["role"] == "assistant" for m in turns):
+    if not any(m["role"] == "assistant" for m in turns) and not (_PROMPTS_ONLY_OK.get() and turns):
         raise RowError("the conversation has no assistant turn to learn from")
     if turns and turns[0]["role"] != "user":
         raise RowError(f"the conversation starts with a {turns[0]['role']} turn, not a user turn")
     for prev, cur in zip(turns, turns[1:]):
         if prev["role"] == cur["role"] == "user" or prev["role"] == cur["role"] == "assistant":
             raise RowError(f"two {cur['role']} turns in a row; turns must alternate")
-    for m in messages:
+    for i, m in enumerate(messages):
         if not isinstance(m.get("content"), str) and not m.get("tool_calls"):
             raise RowError(f"a {m['role']} message has no text content")
+        if m["role"] in ("user", "assistant") and not m["content"].strip() and not m.get("tool_calls"):
+            # The one definition of a bad row for training and `data validate` alike: an empty
+            # (or null) turn would train on nothing or teach the model to answer with nothing.
+            raise RowError(f"message {i} ({m['role']}) is empty; user and assistant turns need text")
 
 
 def require_str(row: dict, key: str, *, optional: bool = False) -> str:

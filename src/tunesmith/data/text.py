@@ -12,6 +12,8 @@ import re
 import unicodedata
 from typing import Callable, Iterator
 
+from tunesmith.errors import DataError
+
 # Keys whose string values are structure, not prose: never cleaned, hashed or augmented.
 STRUCTURAL_KEYS = frozenset({
     "_origin", "role", "from", "type", "id", "tool_call_id", "name", "loss_weight", "weight",
@@ -47,6 +49,27 @@ def row_strings(row: object, fields: list[str] | None = None) -> Iterator[str]:
 def row_text(row: object, fields: list[str] | None = None) -> str:
     """The row's prose joined into one string (for hashing, shingling and lengths)."""
     return "\n".join(row_strings(row, fields))
+
+
+class FieldsSeen:
+    """Checks a step's `fields` option against the rows it saw: a field no row has is a typo
+    (every row's text would be empty, so dedup would keep one row), not an empty text."""
+
+    def __init__(self, step: str, fields: list[str] | None):
+        self.step, self.fields, self.keys = step, fields, set()
+
+    def see(self, row: dict) -> None:
+        if self.fields:
+            self.keys.update(row)
+
+    def check(self) -> None:
+        missing = [f for f in self.fields or [] if f not in self.keys]
+        if missing and self.keys:
+            found = ", ".join(sorted(k for k in self.keys if not k.startswith("_")))
+            quoted = ", ".join(map(repr, missing))
+            named = f"field {quoted} occurs" if len(missing) == 1 else f"fields {quoted} occur"
+            raise DataError(f"{self.step}: {named} in no row "
+                            f"(the rows have: {found}); fix the fields option")
 
 
 def map_strings(row: object, fn: Callable[[str], str], fields: list[str] | None = None):

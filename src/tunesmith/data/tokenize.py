@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 IGNORE = -100
+REPORT_CLASSES: dict[str, type] = {}  # name -> class: the tokenized cache stores names, never imports
 
 
 @dataclass
@@ -14,6 +15,10 @@ class TokenizeReport:
     trainable_tokens: int = 0
     truncated: list[str] = field(default_factory=list)  # origins of rows cut at the cutoff
     dropped: list[str] = field(default_factory=list)  # origins of rows with nothing to learn
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        REPORT_CLASSES[cls.__qualname__] = cls  # tasks extend the report; the cache finds them here
 
     def as_dict(self) -> dict:
         return {
@@ -52,3 +57,6 @@ def add_example(features: list[dict], report: TokenizeReport, origin: str, ids, 
     report.tokens += len(ids)
     report.trainable_tokens += sum(x != IGNORE for x in labels)
     features.append({"input_ids": ids, "labels": labels})
+
+
+REPORT_CLASSES[TokenizeReport.__qualname__] = TokenizeReport

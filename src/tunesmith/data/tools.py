@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunesmith.data.files import read_input, write_rows
+from tunesmith.data.files import read_input, refuse_overwriting_inputs, write_rows
 from tunesmith.data.load import LoadReport
 from tunesmith.data.readers import Unreadable, read_rows
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import StepReport, build_step, run_step
-from tunesmith.errors import DataError
 from tunesmith.utils.io import write_json
 
 
-def _check_output(inputs: list[str], output: str | Path) -> None:
-    out = Path(output).resolve()
-    if any("::" not in p and Path(p).resolve() == out for p in inputs):
-        raise DataError(f"output {output} is an input file; tunesmith never rewrites its inputs")
+def _option_files(options: dict) -> list[str]:
+    """Files a step reads besides its inputs (eval sets, glossaries, synonym lists)."""
+    named = [options.get("glossary"), options.get("synonyms"), *(options.get("against") or [])]
+    return [str(f) for f in named if isinstance(f, (str, Path))]
 
 
 def apply_step(inputs: list[str], options: dict, output: str | Path, report_path: str | Path | None = None,
                keep_origin: bool = False, on_bad_row: str = "error") -> StepReport:
     """Run one registered step over the rows of `inputs` and write what it keeps."""
-    _check_output(inputs, output)
+    refuse_overwriting_inputs(inputs + _option_files(options), [output, report_path])
     load = LoadReport()
     step = build_step(options)
     if step.streams and len(inputs) == 1 and inputs[0].endswith(".jsonl"):
@@ -57,14 +56,15 @@ def _stream(path: str, step, output, keep_origin: bool) -> StepReport:
 def split_files(inputs: list[str], options: dict, out_dir: str | Path, suffix: str = ".jsonl",
                 keep_origin: bool = False) -> dict[str, int]:
     """Write train/eval/test files (names from the ratios' order) into `out_dir`."""
-    from tunesmith.data.steps.split import split_rows
+    from tunesmith.data.steps.split import NAMES, split_rows
 
-    rows = read_input(inputs)
     step = build_step({"step": "split", **options})
-    parts = split_rows(rows, step.options, step.seed())
+    outputs = [Path(out_dir) / f"{name}{suffix}" for name in NAMES[: len(step.options.ratios)]]
+    refuse_overwriting_inputs(inputs, [*outputs, Path(out_dir) / "split_report.json"])
+    parts = split_rows(read_input(inputs), step.options, step.seed())
     counts = {}
-    for name, part in parts.items():
-        counts[name] = write_rows(Path(out_dir) / f"{name}{suffix}", part, keep_origin)
+    for path, (name, part) in zip(outputs, parts.items()):
+        counts[name] = write_rows(path, part, keep_origin)
     write_json(Path(out_dir) / "split_report.json", {"inputs": inputs, "options": step.options.model_dump(),
                                                      "rows": counts})
     return counts
@@ -75,7 +75,7 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
     """Format conversion; with `template`, structured rows are rendered first."""
     from tunesmith.data.convert import convert_rows
 
-    _check_output(inputs, output)
+    refuse_overwriting_inputs(inputs, [output])
     load = LoadReport()
     rows = read_input(inputs, on_bad_row, load)
     if template:
@@ -85,12 +85,12 @@ def convert_files(inputs: list[str], to: str, output: str | Path, fmt: str = "au
     return {"rows_in": len(rows), "rows_out": n, "bad_rows": [str(b) for b in load.bad_rows]}
 
 
-def mix_files(sources: list[tuple[str, float]], output: str | Path, options: dict | None = None,
+def mix_files(sources: list[tuple[str, float | str]], output: str | Path, options: dict | None = None,
               keep_origin: bool = False) -> StepReport:
     """Sample several datasets by weight into one shuffled file (the `mix` step on their rows);
     `options`: the step's other options (total, seed)."""
     paths = [p for p, _ in sources]
-    _check_output(paths, output)
+    refuse_overwriting_inputs(paths, [output])
     rows = read_input(paths)
     out, report = run_step(build_step({"step": "mix", **(options or {}), "weights": dict(sources)}), rows)
     write_rows(output, out, keep_origin)

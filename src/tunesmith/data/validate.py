@@ -17,7 +17,7 @@ from tunesmith.data.formats import FORMATS, FormatSpec, detect_format
 from tunesmith.data.readers import Unreadable, read_rows
 from tunesmith.data.records import RowError
 from tunesmith.data.templates import get_template
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 KNOWN_KEYS = {  # top-level keys each format reads; anything else is probably a typo
     "alpaca": {"instruction", "input", "output", "system", "history"},
@@ -82,12 +82,15 @@ class Validation:
 def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template: str = "auto",
                   cutoff: int = 1024, system: str | None = None) -> Validation:
     """Every problem of every row of `path`, and each valid row's token count."""
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff <= 0:
+        from tunesmith.errors import ConfigError
+
+        raise ConfigError(f"cutoff must be a whole number of tokens > 0 (got {cutoff!r})")
     result = Validation(str(path), cutoff=cutoff, tokens_estimated=tokenizer is None)
     counter = _TokenCounter(tokenizer, template, system)
     pending: list[tuple[str, object]] = []  # (origin, record) awaiting batch tokenization
     spec: FormatSpec | None = None if fmt == "auto" else FORMATS.get(fmt)
-    with make_progress("validate") as progress:
-        task = progress.add_task("", total=None, info="")
+    with progress("validate", None) as advance:
         for origin, data in _rows(path, result):
             result.rows += 1
             spec = spec or detect_format(data)
@@ -98,7 +101,7 @@ def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template:
             if len(pending) >= BATCH:
                 done = len(pending)
                 _count(pending, counter, result)
-                progress.update(task, advance=done, info=f"{len(result.errors)} errors")
+                advance(done, info=f"{len(result.errors)} errors")
         _count(pending, counter, result)
     result.format = spec.name if spec else None
     if result.rows == 0:
@@ -144,10 +147,9 @@ def _check_row(origin: str, data, spec: FormatSpec | None, result: Validation):
     except RowError as err:
         result.problems.append(Problem(origin, f"{err} ({spec.name} format)"))
         return None
-    for i, m in enumerate(record.get("messages", [])):
+    for i, m in enumerate(record.get("messages", [])):  # empty user/assistant turns are RowErrors
         if not m["content"].strip() and not m.get("tool_calls"):
-            severity = "error" if m["role"] == "assistant" else "warning"
-            result.problems.append(Problem(origin, f"message {i} ({m['role']}) is empty", severity))
+            result.problems.append(Problem(origin, f"message {i} ({m['role']}) is empty", "warning"))
     return record
 
 
@@ -206,8 +208,26 @@ def plot_token_histogram(result: Validation, path: str | Path) -> Path:
     ax.axvline(result.cutoff, color="#cc3311", linestyle="--", label=f"cutoff {result.cutoff}")
     ax.set_xlabel("tokens per row" + (" (estimated)" if result.tokens_estimated else ""))
     ax.set_ylabel("rows")
-    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, {sum(result.token_counts):,} tokens")
+    ax.set_title(f"{Path(result.path).name}: {len(result.token_counts)} valid rows, "
+                 f"{sum(result.token_counts):,} tokens")
     ax.legend()
     fig.tight_layout()
     save_png(fig, path)
     return Path(path)
+
+
+def save_outputs(result: Validation, payload: dict, report: str | Path | None = None,
+                 histogram: str | Path | None = None) -> Path | None:
+    """Write the JSON report and the histogram PNG where asked; the histogram defaults to
+    beside the report (<report stem>.tokens.png), and without either nothing is written.
+    Neither may replace the file validated. Returns the histogram's path, if written."""
+    from tunesmith.data.files import refuse_overwriting_inputs
+    from tunesmith.utils.io import write_json
+
+    if histogram is None and report is not None and str(report) != "-":
+        histogram = Path(report).with_name(f"{Path(report).stem}.tokens.png")
+    refuse_overwriting_inputs([result.path], [report, histogram])
+    png = plot_token_histogram(result, histogram) if histogram is not None else None
+    if report is not None:
+        write_json(report, payload)
+    return png

@@ -11,7 +11,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.inference.load import load_for_inference
 from tunesmith.tasks import TASKS
 from tunesmith.utils.io import write_json
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 def evaluate_loss(run_or_model: str, data: str, output: str | None = None, batch_size: int = 8) -> dict:
@@ -41,9 +41,7 @@ def _sum_loss(model, collator, features: list[dict], batch_size: int) -> tuple[f
     import torch.nn.functional as F
 
     total, count = 0.0, 0
-    progress = make_progress("eval")
-    bar = progress.add_task("eval", total=len(features), info="")
-    with progress, torch.no_grad():
+    with progress("eval", len(features)) as advance, torch.no_grad():
         for start in range(0, len(features), batch_size):
             batch = collator(features[start:start + batch_size])
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -54,5 +52,5 @@ def _sum_loss(model, collator, features: list[dict], batch_size: int) -> tuple[f
             )
             total += loss.item()
             count += int((labels != -100).sum())
-            progress.update(bar, advance=len(batch["input_ids"]))
+            advance(len(batch["input_ids"]))
     return total, count

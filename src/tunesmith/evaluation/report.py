@@ -14,7 +14,7 @@ from tunesmith.metrics import METRICS
 from tunesmith.metrics.runner import directions, parse_metric_names
 from tunesmith.metrics.text_utils import MetricInputError
 from tunesmith.utils.io import write_jsonl
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
 
 MAX_EXAMPLES_SHOWN = 60
 
@@ -67,7 +67,7 @@ def run_evaluation(request: EvalRequest) -> dict:
     runs: dict[str, ModelRun] = {}
     sections: list[dict] = []
     for target, label in zip(request.targets, labels):
-        console.print(f"[bold]evaluating[/] {label} on {request.data} ({len(examples)} rows): {', '.join(metrics)}")
+        say(f"[bold]evaluating[/] {label} on {request.data} ({len(examples)} rows): {', '.join(metrics)}")
         loaded = _load(target, request.template)
         runs[label] = run_model(loaded, examples, metrics, request.options, request.settings)
         sections += _extra_checks(request, target, label, loaded, examples, metrics, runs[label])

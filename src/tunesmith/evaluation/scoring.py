@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tunesmith.data.examples import Example
 from tunesmith.tasks import TASKS
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 def row_nll(loaded, examples: list[Example], batch_size: int = 8) -> list[dict]:
@@ -16,9 +16,7 @@ def row_nll(loaded, examples: list[Example], batch_size: int = 8) -> list[dict]:
     scorable = [(i, f) for i, e in enumerate(examples) for f in _features(task, e.record, loaded)]
     out = [{"nll": 0.0, "tokens": 0} for _ in examples]
     collate = task.collator(loaded.tokenizer)
-    progress = make_progress("score")
-    bar = progress.add_task("score", total=len(scorable), info="")
-    with progress, torch.no_grad():
+    with progress("score", len(scorable)) as advance, torch.no_grad():
         for start in range(0, len(scorable), batch_size):
             chunk = scorable[start:start + batch_size]
             batch = collate([f for _, f in chunk])
@@ -29,7 +27,7 @@ def row_nll(loaded, examples: list[Example], batch_size: int = 8) -> list[dict]:
             for (i, _), loss, lab in zip(chunk, losses, labels):
                 out[i]["nll"] += float(loss.sum())  # a long text may span several blocks
                 out[i]["tokens"] += int((lab != -100).sum())
-            progress.update(bar, advance=len(chunk))
+            advance(len(chunk))
     return out
 
 

@@ -9,8 +9,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,8 +16,8 @@ from pydantic import ValidationError
 
 from tunesmith.export import EXPORTERS, ExportError, ExporterSpec, measure
 from tunesmith.export.report import append_exports_row, plot_exports
-from tunesmith.utils.io import atomic_path, write_json
-from tunesmith.utils.progress import console, make_progress
+from tunesmith.utils.io import atomic_path, replace_dir, write_json
+from tunesmith.utils.progress import progress, say
 
 
 def parse_options(spec: ExporterSpec, options: dict):
@@ -62,7 +60,23 @@ def output_folder(spec: ExporterSpec, options, source_path: str, out: str | None
         target = Path("exports") / f"{Path(source_path).name}-{spec.folder_name(options)}"
     if target.exists() and not overwrite:
         raise ExportError(f"{target} already exists; pass --overwrite to replace it or --out to pick another folder")
+    check_replaceable(target)
     return target
+
+
+REPORT = "export_report.json"  # written into every export: the mark of a folder --overwrite may replace
+
+
+def check_replaceable(target: Path) -> None:
+    """--overwrite replaces only an earlier export (or an empty folder), never a user's own folder."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ExportError(f"{target} is a file, not an export folder; choose another --out")
+    if (target / REPORT).is_file() or not any(target.iterdir()):
+        return
+    raise ExportError(f"{target} is not a tunesmith export (it has no {REPORT}); --overwrite replaces only an "
+                      "earlier export. Choose another --out, or move the folder away yourself")
 
 
 def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite: bool = False,
@@ -72,28 +86,22 @@ def run_export(source_path: str, kind: str, out: str | None = None, *, overwrite
     opts = parse_options(spec, options or {})
     model_type = check_input(spec, opts, source_path)
     target = output_folder(spec, opts, source_path, out, overwrite)
-    progress = make_progress(f"export {kind}")
-    bar = progress.add_task("export", total=4, info="loading")
-    with progress:
+    with progress(f"export {kind}", 4) as advance:
+        advance(0, info="loading")
         source, baseline, reference = _baseline(source_path, data, new_tokens)
-        progress.update(bar, advance=1, info="exporting")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        advance(1, info="exporting")
+        with replace_dir(target) as tmp:  # an old export is removed only after the new one is in place
             result = _call_exporter(spec, source, tmp, opts)
-            progress.update(bar, advance=1, info="measuring")
+            advance(1, info="measuring")
             report = _measure(spec, opts, source, result, tmp, baseline, reference, new_tokens)
             report.update(format=kind, source=str(source_path), output=str(target), model_type=model_type)
-            progress.update(bar, advance=1, info="writing")
-            write_json(tmp / "export_report.json", report)
-            _replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        progress.update(bar, advance=1, info="done")
+            advance(1, info="writing")
+            write_json(tmp / REPORT, report)
+        advance(1, info="done")
     append_exports_row(source.run.path if source.run else target.parent, report)
     if source.run:
         plot_exports(source.run.path)
-    console.print(f"[green]exported[/] {kind} -> {target}")
+    say(f"[green]exported[/] {kind} -> {target}")
     return report
 
 
@@ -204,16 +212,3 @@ def _threads() -> int:
 
     return torch.get_num_threads()
 
-
-def _replace(tmp: Path, target: Path) -> None:
-    """Move the finished folder into place; an old export is removed only after that succeeded."""
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; an export is meant to be shared
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

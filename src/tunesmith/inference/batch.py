@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from tunesmith.data.examples import Example, to_example
 from tunesmith.data.load import load_shaped_like_run
-from tunesmith.data.records import require_rows
+from tunesmith.data.records import prompts_accepted, require_rows
 from tunesmith.inference.generate import generate_replies
 from tunesmith.inference.load import Loaded, load_for_inference
 from tunesmith.utils.io import write_jsonl
@@ -16,7 +16,8 @@ def answer_file(loaded: Loaded, input_path: str, max_new_tokens: int = 256, batc
                 on_progress: Callable[[int], None] | None = None) -> tuple[list[Example], list[str]]:
     """Each row's conversation up to its last reply, answered; rows are read the way the run read
     its training rows (its template steps apply), so a run's raw data layout works as input."""
-    records = require_rows(load_shaped_like_run(input_path, loaded.config.data), input_path)
+    with prompts_accepted():  # a user turn with no answer yet is what one generates from
+        records = require_rows(load_shaped_like_run(input_path, loaded.config.data), input_path)
     examples = [to_example(r) for r in records]
     replies = generate_replies(loaded, [e.messages for e in examples], max_new_tokens, batch_size,
                                on_progress=on_progress)
@@ -29,8 +30,9 @@ def prediction_rows(examples: list[Example], replies: list[str]) -> list[dict]:
 
 
 def generate_file(run_or_model: str, input_path: str, output_path: str, max_new_tokens: int = 256,
-                  batch_size: int = 8, on_progress: Callable[[int], None] | None = None) -> int:
-    examples, replies = answer_file(load_for_inference(run_or_model), input_path, max_new_tokens, batch_size,
-                                    on_progress)
+                  batch_size: int = 8, on_progress: Callable[[int], None] | None = None,
+                  trust_remote_code: bool = False) -> int:
+    loaded = load_for_inference(run_or_model, trust_remote_code=trust_remote_code)
+    examples, replies = answer_file(loaded, input_path, max_new_tokens, batch_size, on_progress)
     write_jsonl(output_path, prediction_rows(examples, replies))
     return len(examples)

@@ -15,6 +15,7 @@ from tunesmith.data.templates import get_template
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.models.load import check_weights
 from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS
 
@@ -29,11 +30,13 @@ class Loaded:
     config: RunConfig  # the run's config, or defaults for a plain model
 
 
-def load_for_inference(run_or_model: str, template: str | None = None) -> Loaded:
-    """A run directory loads its trained weights; anything else loads as a base model."""
+def load_for_inference(run_or_model: str, template: str | None = None, trust_remote_code: bool = False) -> Loaded:
+    """A run directory loads its trained weights; anything else loads as a base model.
+    Model code from the model folder runs only when the caller (a command-line flag) allows it:
+    a run's own config.yaml cannot turn it on, since the run may come from someone else."""
     if RunDir.is_run(run_or_model):
-        return _load_run(RunDir(run_or_model), template)
-    config = validate_config({"model": {"name_or_path": run_or_model}})
+        return _load_run(RunDir(run_or_model), template, trust_remote_code)
+    config = validate_config({"model": {"name_or_path": run_or_model, "trust_remote_code": trust_remote_code}})
     if template:
         config.data.template = template
     model_dir = resolve_model(run_or_model)
@@ -45,11 +48,12 @@ def load_weights(config: RunConfig, weights: str | Path, tokenizer_dir: str | Pa
     """The model in `weights` with the head and load options of the config's task, in eval mode,
     then each adapter of `adapters` (name -> folder) on it; the tokenizer from `tokenizer_dir`."""
     task = TASKS.get(config.task.name)
-    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir, config.model.trust_remote_code)
     extra = task.model_kwargs(config, tokenizer) if task.model_kwargs else {}
     model = load_model(weights, task.model_class(), config.model.trust_remote_code, **extra)
     method = METHODS.get(config.method.name)
     for name, path in (adapters or {}).items():
+        check_weights(path)
         try:
             model = attach_adapter(model, name, path, method)
         except (ValueError, KeyError, TypeError) as err:
@@ -70,8 +74,9 @@ def attach_adapter(model, name: str, path: str | Path, method=None):
     return PeftModel.from_pretrained(model, path, adapter_name=name)
 
 
-def _load_run(run: RunDir, template: str | None) -> Loaded:
+def _load_run(run: RunDir, template: str | None, trust_remote_code: bool = False) -> Loaded:
     config = validate_config(run.read_config(), str(run.path / "config.yaml"))
+    config.model.trust_remote_code = trust_remote_code
     if template:
         config.data.template = template
     if run.adapter_dir.is_dir():

@@ -28,9 +28,10 @@ class PredictResult:
 
 
 def predict_file(run_or_model: str, input_path: str, output_path: str, batch_size: int = 16,
-                 max_new_tokens: int = 256, on_progress: Callable[[int], None] | None = None) -> PredictResult:
+                 max_new_tokens: int = 256, on_progress: Callable[[int], None] | None = None,
+                 trust_remote_code: bool = False) -> PredictResult:
     """`on_progress(n)`: called as chat replies are generated (n: replies just finished)."""
-    loaded = load_for_inference(run_or_model)
+    loaded = load_for_inference(run_or_model, trust_remote_code=trust_remote_code)
     config = loaded.config
     task = TASKS.get(config.task.name)
     if task.predict is None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from tunesmith.errors import ModelError
+from tunesmith.utils.io import replace_dir
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
@@ -23,13 +22,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     # save_pretrained refuses a gguf-loaded model, so rebuild a plain one from its config.
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replace_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from tunesmith.errors import RunDirError
+from tunesmith.runs.events import parse_time
 from tunesmith.runs.rundir import RunDir
 from tunesmith.utils.flat import flatten
 from tunesmith.utils.io import read_jsonl
@@ -38,6 +38,7 @@ class RunSummary:
     seconds: float | None
     started: str | None
     final_metrics: dict = field(default_factory=dict)  # eval_* after training (results.json)
+    id: str | None = None  # run.json's id (None for runs made before ids)
 
     @property
     def name(self) -> str:
@@ -47,14 +48,19 @@ class RunSummary:
 def find_runs(root: str | Path, depth: int = 4) -> list[Path]:
     """Run directories at or below `root`; the inside of a run is not searched."""
     root = Path(root)
-    if not root.is_dir():
-        raise RunDirError(f"no such folder: {root}")
-    if RunDir.is_run(root):
-        return [root]
-    if depth == 0:
-        return []
+    try:
+        if not root.is_dir():
+            raise RunDirError(f"no such folder: {root}")
+        if RunDir.is_run(root):
+            return [root]
+        if depth == 0:
+            return []
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except PermissionError:
+        raise RunDirError(f"{root}: permission denied; cannot list the runs in it "
+                          "(ask for read access or name a folder you can read)") from None
     found: list[Path] = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for child in children:
         found += find_runs(child, depth - 1)
     return found
 
@@ -91,6 +97,7 @@ def summarize(path: str | Path) -> RunSummary:
         seconds=(results.get("train") or {}).get("train_runtime") or _event_span(events),
         started=events[0]["time"] if events else None,
         final_metrics={k: v for k, v in after.items() if k.startswith("eval_") and k not in _RUNTIME},
+        id=run.id,
     )
 
 
@@ -107,7 +114,7 @@ def _method_label(method: dict) -> str:
 
 def _event_span(events: list[dict]) -> float | None:
     try:
-        times = [datetime.fromisoformat(e["time"]) for e in events]
+        times = [parse_time(e["time"]) for e in events]
     except (KeyError, ValueError):
         return None
     return (max(times) - min(times)).total_seconds() if len(times) > 1 else None

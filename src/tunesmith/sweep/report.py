@@ -10,8 +10,10 @@ from pathlib import Path
 
 import yaml
 
+from tunesmith.errors import ConfigError
 from tunesmith.utils.io import save_png, write_json, write_text
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
+from tunesmith.utils.yaml_files import read_yaml
 
 
 def trial_rows(study) -> list[dict]:
@@ -63,7 +65,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def _write_best_config(best, directory: Path, objective: str, direction: str) -> None:
     """The config the best trial actually ran (auto values resolved), ready for `tunesmith train`."""
     run_dir = Path(best.user_attrs["run_dir"])
-    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    config = read_yaml(run_dir / "config.yaml", ConfigError, "run config")
     config["output"] = {"dir": str(directory / "best"), "overwrite": False}
     header = (f"# Best trial {best.number} of sweep {directory.name}: {objective} = {best.value:.6g} "
               f"({direction}).\n# Its run: {run_dir}\n# Params: {best.params}\n"
@@ -96,7 +98,7 @@ def write_plots(study, out: Path) -> list[Path]:
                 warnings.simplefilter("ignore", UserWarning)  # matplotlib layout notes on one-point axes
                 result = plot(study)
         except (ImportError, ValueError, RuntimeError) as err:  # e.g. importance without scikit-learn
-            console.print(f"[yellow]skipped {name}:[/] {err}")
+            say(f"[yellow]skipped {name}:[/] {err}")
             continue
         panels = list(result.flat) if hasattr(result, "flat") else [result]
         if name in ("history.png", "intermediate.png") and _spans_decades(study):

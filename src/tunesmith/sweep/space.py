@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tunesmith.config.components import METHOD_CONFIGS, TASK_CONFIGS
 from tunesmith.config.load import _line_index, format_validation_error
 from tunesmith.errors import ConfigError
+from tunesmith.utils.yaml_files import parse_yaml, read_yaml_text
 
 COMPONENTS = {"method": METHOD_CONFIGS, "task": TASK_CONFIGS}  # sections chosen by `name`
 
@@ -103,13 +104,8 @@ class SweepSpace(Strict):
 
 def load_space(path: str | Path) -> SweepSpace:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep space file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data, node = yaml.safe_load(text) or {}, yaml.compose(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    text = read_yaml_text(path, ConfigError, "sweep space file")
+    data, node = parse_yaml(text, str(path), ConfigError) or {}, yaml.compose(text)  # no loops: checked
     try:
         return SweepSpace.model_validate(data)
     except ValidationError as err:
@@ -118,7 +114,7 @@ def load_space(path: str | Path) -> SweepSpace:
 
 def param_lines(path: str | Path) -> dict[str, int]:
     """{param key: line in the sweep file}, so config errors point at the param's line."""
-    node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    node = yaml.compose(read_yaml_text(path, ConfigError, "sweep space file"))
     return {key[1]: line for key, line in (_line_index(node) if node else {}).items()
             if len(key) == 2 and key[0] == "params"}
 

@@ -30,7 +30,7 @@ from tunesmith.sweep.space import (
     suggest,
 )
 from tunesmith.utils.io import read_jsonl, write_json, write_yaml
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # a trial silent this long on another machine is dead
@@ -144,7 +144,7 @@ def retry_trial(study, trial) -> None:
     if trial.user_attrs.get("run_dir"):
         attrs["run_dir"] = trial.user_attrs["run_dir"]
     study.enqueue_trial(trial.params, user_attrs=attrs)
-    console.print(f"trial {trial.number} was cut short; it runs again and resumes {attrs.get('run_dir', '')}")
+    say(f"trial {trial.number} was cut short; it runs again and resumes {attrs.get('run_dir', '')}")
 
 
 def recover_interrupted(study) -> None:
@@ -184,6 +184,7 @@ def counted_trials(study) -> int:
 
 # --- one trial --------------------------------------------------------------------------------
 def objective(trial, sweep: Sweep) -> float:
+    from tunesmith.training.callbacks import ProgressCallback
     from tunesmith.training.runner import train
 
     params = suggest(trial, sweep.space)
@@ -197,7 +198,7 @@ def objective(trial, sweep: Sweep) -> float:
     config = validate_config(data, f"{sweep.sources.get('space', 'sweep')} trial {trial.number}")
     pruning = PruningCallback(trial, sweep.space.objective)
     try:
-        result = train(config, resume="retry_of" in trial.user_attrs, callbacks=[pruning])
+        result = train(config, resume="retry_of" in trial.user_attrs, callbacks=[pruning, ProgressCallback()])
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
         raise
@@ -247,8 +248,8 @@ def run_worker(sweep: Sweep, worker: int = 0) -> None:
         mean = (done[-1] - started) / len(done)
         left = max(0, sweep.trials - count)
         value = "" if trial.value is None else f" {sweep.space.objective}={trial.value:.4g}"
-        console.print(f"[bold]trial {trial.number}[/] {trial.state.name.lower()}{value} "
-                      f"{_short(trial.params)} · {count}/{sweep.trials} · ETA {_eta(mean * left / sweep.jobs)}")
+        say(f"[bold]trial {trial.number}[/] {trial.state.name.lower()}{value} "
+            f"{_short(trial.params)} · {count}/{sweep.trials} · ETA {_eta(mean * left / sweep.jobs)}")
         if count >= sweep.trials:
             study.stop()
 
@@ -286,8 +287,8 @@ def run_sweep(sweep: Sweep):
     write_yaml(sweep.directory / "space.yaml", sweep.space.model_dump(mode="json"))
     study = load_study(sweep)  # create the tables once, before workers race to
     recover_interrupted(study)
-    console.print(f"sweep {sweep.study_name}: {counted_trials(study)}/{sweep.trials} trials so far "
-                  f"· {sweep.space.sampler} sampler · {sweep.space.pruner.name} pruner · {sweep.storage}")
+    say(f"sweep {sweep.study_name}: {counted_trials(study)}/{sweep.trials} trials so far "
+        f"· {sweep.space.sampler} sampler · {sweep.space.pruner.name} pruner · {sweep.storage}")
     workers = _start_workers(sweep)
     try:
         run_worker(sweep)

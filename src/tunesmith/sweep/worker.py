@@ -6,6 +6,7 @@ import json
 import sys
 
 from tunesmith.sweep.study import from_json, run_worker
+from tunesmith.utils.progress import RichReporter, use_reporter
 
 
 def main(argv: list[str]) -> int:
@@ -18,5 +19,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # a front end, as the CLI: trial notes show on stderr
+    with use_reporter(RichReporter()):
+        code = main(sys.argv[1:])
+    sys.exit(code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 def batched_outputs(model, collate, features: list[dict], batch_size: int, label: str = "predict"):
@@ -10,14 +10,12 @@ def batched_outputs(model, collate, features: list[dict], batch_size: int, label
     import torch
 
     device = next(model.parameters()).device
-    progress = make_progress(label)
-    bar = progress.add_task(label, total=len(features), info="")
-    with progress, torch.no_grad():
+    with progress(label, len(features)) as advance, torch.no_grad():
         for start in range(0, len(features), batch_size):
             batch = collate(features[start:start + batch_size])
             batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
             yield start, model(**batch)
-            progress.update(bar, advance=len(batch["input_ids"]))
+            advance(len(batch["input_ids"]))
 
 
 def batched_logits(model, collate, features: list[dict], batch_size: int):

@@ -61,10 +61,10 @@ def build_pair_features(records: list[dict], tokenizer, config) -> tuple[list[di
             report.truncated.append(where)
         features.append(pair)
     if report.dropped:
-        from tunesmith.utils.progress import console
+        from tunesmith.utils.progress import say
 
-        console.print(f"[yellow]{len(report.dropped)} pair(s) dropped[/]: the prompt alone fills data.cutoff_len="
-                      f"{cutoff} (first: {report.dropped[0]}); raise data.cutoff_len to keep them", highlight=False)
+        say(f"[yellow]{len(report.dropped)} pair(s) dropped[/]: the prompt alone fills data.cutoff_len="
+            f"{cutoff} (first: {report.dropped[0]}); raise data.cutoff_len to keep them")
     return features, report
 
 
@@ -137,10 +137,10 @@ def score_pairs(model, tokenizer, records: list[dict], config, batch_size: int =
     kept = [(r, p) for r, p in read_pairs(records, tokenizer, config, report)
             if len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]) < cut]
     if len(kept) < len(records):
-        from tunesmith.utils.progress import console
+        from tunesmith.utils.progress import say
 
-        console.print(f"[yellow]scoring {len(kept)} of {len(records)} pairs[/]: the others are bad rows or their "
-                      f"prompt alone fills data.cutoff_len={cut}, as in training", highlight=False)
+        say(f"[yellow]scoring {len(kept)} of {len(records)} pairs[/]: the others are bad rows or their "
+            f"prompt alone fills data.cutoff_len={cut}, as in training")
     prompts = [p["prompt"] for _, p in kept]
 
     def logps(replies):

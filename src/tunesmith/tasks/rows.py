@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from tunesmith.data.records import origin
 from tunesmith.data.tokenize import TokenizeReport
 from tunesmith.errors import DataError
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
 
 
 @dataclass
@@ -39,8 +39,8 @@ def bad_row(report: RowsReport, config, record: dict, reason: str) -> None:
 
 def say_skipped(report: RowsReport, what: str) -> None:
     if report.skipped:
-        console.print(f"[yellow]skipped {len(report.skipped)} bad {what} row(s)[/]; first: {report.skipped[0]} "
-                      "(all are listed in data_report.json)", highlight=False, soft_wrap=True)
+        say(f"[yellow]skipped {len(report.skipped)} bad {what} row(s)[/]; first: {report.skipped[0]} "
+            "(all are listed in data_report.json)")
 
 
 def column(record: dict, name: str, task: str, key: str) -> object:

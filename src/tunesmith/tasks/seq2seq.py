@@ -85,7 +85,7 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 8) 
     """Generate an output for each source; ROUGE/BLEU when rows have targets."""
     import torch
 
-    from tunesmith.utils.progress import make_progress
+    from tunesmith.utils.progress import progress
 
     cfg, report = config.task, RowsReport()
     kept = []
@@ -96,16 +96,14 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 8) 
             bad_row(report, config, record, str(err))
     say_skipped(report, "input")
     outputs: list[str] = []
-    progress = make_progress("generate")
-    bar = progress.add_task("generate", total=len(kept), info="")
-    with progress, torch.no_grad():
+    with progress("generate", len(kept)) as advance, torch.no_grad():
         for start in range(0, len(kept), batch_size):
             sources = [s for _, s in kept[start:start + batch_size]]
             batch = tokenizer(sources, return_tensors="pt", padding=True, truncation=True,
                               max_length=config.data.cutoff_len)
             ids = model.generate(**batch, max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams)
             outputs += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-            progress.update(bar, advance=len(sources))
+            advance(len(sources))
     rows = []
     for (record, source), output in zip(kept, outputs):
         row = {"origin": record.get("_origin"), "source": source, "prediction": output}

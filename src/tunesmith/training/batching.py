@@ -20,6 +20,20 @@ from tunesmith.data.packing import BatchPackingCollator, PackedCollator, pack_fe
 from tunesmith.errors import ConfigError
 from tunesmith.tasks.collate import CausalLMCollator
 
+REAL_TOKENS = "num_real_tokens"  # a packed batch's token count, taken out before the model's forward
+
+
+class RealTokenCount:
+    """A packing collator whose batches also say how many real (non-padding) tokens they hold.
+    Packed batches carry no attention_mask, so transformers' Trainer cannot count them: it warns
+    every step and counts the padding too. TunesmithTrainer reads this number instead."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, features: list[dict]) -> dict:
+        return {**self.collator(features), REAL_TOKENS: sum(len(f["input_ids"]) for f in features)}
+
 
 @dataclass
 class BatchingPlan:
@@ -74,7 +88,7 @@ def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict],
         mode = "group_by_length" if t.group_by_length else "random"
         return BatchingPlan(train, evals, task.collator(tokenizer), mode)
     if t.pack_length is None:
-        return BatchingPlan(train, evals, BatchPackingCollator(tokenizer, attention_span), "batch",
+        return BatchingPlan(train, evals, RealTokenCount(BatchPackingCollator(tokenizer, attention_span)), "batch",
                             eval_collator=task.collator(tokenizer))
     if t.pack_length < config.data.cutoff_len:
         raise ConfigError(
@@ -82,5 +96,5 @@ def plan_batching(config, task, tokenizer, train: list[dict], evals: list[dict],
             f"{config.data.cutoff_len}; a row may not fit. Set pack_length >= cutoff_len"
         )
     packed, report = pack_features(train, t.pack_length)
-    return BatchingPlan(packed, evals, PackedCollator(tokenizer), "bins", report.as_dict(),
+    return BatchingPlan(packed, evals, RealTokenCount(PackedCollator(tokenizer)), "bins", report.as_dict(),
                         eval_collator=task.collator(tokenizer))

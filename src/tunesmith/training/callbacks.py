@@ -1,14 +1,16 @@
-"""Trainer callbacks: the run's logs, a progress bar, early stopping and clean interruption."""
+"""Trainer callbacks: the run's logs, a progress bar, early stopping, clean interruption and
+cancellation. The progress bar is for front ends: the caller of train() adds it."""
 
 from __future__ import annotations
 
 import signal
 import time
+from contextlib import ExitStack
 
 from transformers import TrainerCallback
 
 from tunesmith.runs.rundir import RunDir
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 class RunLogCallback(TrainerCallback):
@@ -33,6 +35,10 @@ class RunLogCallback(TrainerCallback):
             self._last = (now, tokens)
         self.run.log_metrics(row)
 
+    def on_step_end(self, args, state, control, **kw):
+        if control.should_save:  # the checkpoint's log history then covers every step up to it,
+            control.should_log = True  # so a resumed run can report its whole-run train loss
+
     def on_save(self, args, state, control, **kw):
         self.run.event("checkpoint", f"checkpoint at step {state.global_step}", step=state.global_step)
 
@@ -41,28 +47,29 @@ class RunLogCallback(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich progress bar with ETA, loss and real (non-padding) tokens per second."""
+    """A progress bar (utils.progress reporter) with loss and real (non-padding) tokens per second."""
 
     def __init__(self):
-        self.progress = None
-        self.start = (0.0, 0)
+        self.bar = ExitStack()  # the progress block spans on_train_begin .. on_train_end
+        self.advance = None
+        self.start = (0.0, 0)  # time, tokens seen
+        self.step = 0  # the last step the bar shows
 
     def on_train_begin(self, args, state, control, **kw):
-        self.progress = make_progress("train")
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, info="")
-        self.start = (time.time(), state.num_input_tokens_seen)
+        self.advance = self.bar.enter_context(progress("train", state.max_steps))
+        self.advance(state.global_step)  # a resumed run starts where it stopped
+        self.start, self.step = (time.time(), state.num_input_tokens_seen), state.global_step
 
     def on_step_end(self, args, state, control, **kw):
         elapsed = time.time() - self.start[0]
         rate = (state.num_input_tokens_seen - self.start[1]) / elapsed if elapsed else 0.0
         loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
         info = f"loss {loss:.4f} · {rate:.0f} tok/s" if loss is not None else f"{rate:.0f} tok/s"
-        self.progress.update(self.task, completed=state.global_step, info=info)
+        self.advance(state.global_step - self.step, info=info)
+        self.step = state.global_step
 
     def on_train_end(self, args, state, control, **kw):
-        if self.progress:
-            self.progress.stop()
+        self.bar.close()
 
 
 class EarlyStoppingCallback(TrainerCallback):
@@ -81,6 +88,26 @@ class EarlyStoppingCallback(TrainerCallback):
         self.best, self.bad = (value, 0) if better else (self.best, self.bad + 1)
         if self.bad >= self.patience:
             control.should_training_stop = True
+
+
+def stop_with_checkpoint(control) -> None:
+    """End training after this optimizer step, with a checkpoint and the step's loss logged."""
+    control.should_save = control.should_log = True
+    control.should_training_stop = True
+
+
+class CancelCallback(TrainerCallback):
+    """Stops at the end of the first optimizer step at which any of `tokens` (runs/cancel.py)
+    is set: a checkpoint is saved and the run ends cancelled, as with Ctrl-C."""
+
+    def __init__(self, *tokens):
+        self.tokens = [t for t in tokens if t is not None]
+        self.requested = False
+
+    def on_step_end(self, args, state, control, **kw):
+        if any(token.is_set() for token in self.tokens):
+            self.requested = True
+            stop_with_checkpoint(control)
 
 
 class InterruptCallback(TrainerCallback):
@@ -104,8 +131,7 @@ class InterruptCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kw):
         if self.requested:
-            control.should_save = True
-            control.should_training_stop = True
+            stop_with_checkpoint(control)
 
     def on_train_end(self, args, state, control, **kw):
         for sig, handler in self._previous.items():

@@ -92,7 +92,9 @@ def student_config(student: str, data: list[str], out: str | None, overrides: li
 
 
 def run_distill(teacher: str, student: str, data: list[str], *, out: str | None = None, alpha: float = 0.5,
-                temperature: float = 2.0, overrides: list[str] = (), overwrite: bool = False):
+                temperature: float = 2.0, overrides: list[str] = (), overwrite: bool = False, callbacks=(),
+                events=None):
+    """Train the student; `callbacks` and `events` go to train() (a progress bar, a printer)."""
     from tunesmith.inference.load import load_for_inference
     from tunesmith.models import load_tokenizer, resolve_model
     from tunesmith.training.runner import train
@@ -109,7 +111,7 @@ def run_distill(teacher: str, student: str, data: list[str], *, out: str | None 
     model = teacher_loaded.model
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     trainer_class = functools.partial(DistillTrainer, teacher=model, alpha=alpha, temperature=temperature)
-    result = train(config, trainer_class=trainer_class)
+    result = train(config, trainer_class=trainer_class, callbacks=callbacks, events=events)
     write_json(Path(result.run_dir) / "distill.json", {
         "teacher": teacher, "student": config.model.name_or_path, "alpha": alpha, "temperature": temperature,
         "loss": "alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE",

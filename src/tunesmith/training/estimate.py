@@ -92,17 +92,14 @@ def _setup(config):
 
 def estimate(config, warmup_steps: int = 4) -> Estimate:
     """Measure `warmup_steps` optimizer steps (the first is not timed) and extrapolate."""
-    from transformers import set_seed
-
     from tunesmith.training.arguments import training_arguments
     from tunesmith.training.precision import resolve_precision
-    from tunesmith.training.speed import configure_threads
+    from tunesmith.training.process import configure_process
     from tunesmith.training.trainer import TunesmithTrainer
 
     if warmup_steps < 2:
         raise ConfigError("estimate needs at least 2 warm-up steps (the first one is not timed)")
-    configure_threads(config.train.threads)
-    set_seed(config.train.seed)
+    configure_process(config.train)
     model, data, plan = _setup(config)
     precision, _ = resolve_precision(config.train.precision)
     measured = config.model_copy(deep=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 from transformers import TrainerCallback
 
@@ -108,8 +109,9 @@ class GenerationMetricsCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kw):
         if state.best_metric is not None:
-            self.run.event("best_checkpoint", f"best {args.metric_for_best_model} {state.best_metric:.4f} "
-                           f"at {state.best_model_checkpoint}", metric=args.metric_for_best_model,
+            where = f" at {Path(state.best_model_checkpoint).name}" if state.best_model_checkpoint else ""
+            self.run.event("best_checkpoint", f"best {args.metric_for_best_model} {state.best_metric:.4f}{where}",
+                           metric=args.metric_for_best_model,
                            value=state.best_metric, checkpoint=state.best_model_checkpoint)
 
 

@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.prepare import prepare_data
+from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
 from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.runs.cancel import CancelToken
+from tunesmith.runs.events import Subscriber, as_subscribers
+from tunesmith.runs.lock import LOCK_FILE, RunLock
 from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.auto import resolve_auto
-from tunesmith.training.callbacks import InterruptCallback, ProgressCallback, RunLogCallback
+from tunesmith.training.callbacks import CancelCallback, InterruptCallback, RunLogCallback
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
 from tunesmith.training.precision import resolve_precision
+from tunesmith.training.process import configure_process
 from tunesmith.training.speed import prepare_speed
 from tunesmith.training.tracking import tracking_callbacks
 from tunesmith.training.trainer import TunesmithTrainer
-from tunesmith.utils.io import write_json
-from tunesmith.utils.progress import console
+from tunesmith.utils.io import replace_dir, write_json
 
 
 @dataclass
@@ -37,55 +39,119 @@ class RunResult:
     eval_before: dict = field(default_factory=dict)
     eval_after: dict = field(default_factory=dict)
     train_metrics: dict = field(default_factory=dict)
+    run_id: str | None = None
 
 
-def train(config: RunConfig, *, resume: bool = False, callbacks: list = (), trainer_class=None) -> RunResult:
-    """Fine-tune as configured and write the run directory; resumable after a crash or Ctrl-C.
-    `callbacks`: extra TrainerCallbacks (a sweep's pruning callback, for instance).
-    `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the
-    loss while keeping everything else of a run."""
-    run = _open_run(config, resume)
-    run.set_status("running")
+@dataclass
+class _Setup:
+    """What a run needs before it writes anything: checked config, tokenizer and data."""
+
+    task: object
+    method: object
+    model_dir: Path
+    tokenizer: object
+    data: PreparedData
+
+
+def train(config: RunConfig, *, resume: bool = False, callbacks: Iterable = (), cancel: CancelToken | None = None,
+          events: Subscriber | Iterable[Subscriber] | None = None, trainer_class=None) -> RunResult:
+    """Fine-tune as configured and write the run directory; resumable after a crash, Ctrl-C or cancel.
+
+    `callbacks`: extra TrainerCallbacks (a progress bar, a sweep's pruning callback ...).
+    `cancel`: a CancelToken; once set (from any thread) training stops after the current optimizer
+    step with a checkpoint and STATUS cancelled. Creating RUN/CANCEL does the same from any process.
+    `events`: subscribers (callables, or one) called with every event dict also written to events.jsonl.
+    `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the loss
+    while keeping everything else of a run.
+    The run directory has one writer: a second train() into it raises RunDirError naming the first.
+    """
+    if not config.output.dir:
+        raise RunDirError("output.dir is not set; give a run directory, e.g. output.dir=runs/my-run")
+    run = RunDir(config.output.dir)
+    if not (run.path / LOCK_FILE).exists():  # a lock file is made first: its folder is a run being written
+        run.check_target(overwrite=True, resume=True)  # a folder that is not a run gets not even a lock file
+    with run.lock() as lock:
+        run.events.subscribe(*as_subscribers(events))
+        return _locked_train(config, run, lock, resume, list(callbacks), cancel, trainer_class or TunesmithTrainer)
+
+
+def _locked_train(config, run: RunDir, lock: RunLock, resume, callbacks, cancel, trainer_class) -> RunResult:
+    run.check_target(overwrite=config.output.overwrite, resume=resume, inputs=input_paths(config))
+    replacing = run.has_contents() and not resume  # an old run, replaced once the new one is known to be sound
+    if not replacing:
+        _start(run, config, lock)
     try:
-        result = _train(config, run, resume, list(callbacks), trainer_class or TunesmithTrainer)
+        configure_process(config.train)
+        setup = _setup(config)
+        if replacing:
+            run.clear()
+            _start(run, config, lock)
+            replacing = False
+        result = _train(config, run, setup, resume, callbacks, cancel, trainer_class)
     except BaseException as err:
-        cancelled = isinstance(err, KeyboardInterrupt)
-        reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
-        run.set_status("cancelled" if cancelled else "failed", reason)
-        run.event("cancelled" if cancelled else "failed", reason)
+        if not replacing:  # (while replacing is still pending, the old run is whole: leave it be)
+            cancelled = isinstance(err, KeyboardInterrupt)
+            reason = "interrupted; resume with --resume" if cancelled else f"{type(err).__name__}: {err}"
+            run.set_status("cancelled" if cancelled else "failed", reason)
+            run.event("cancelled" if cancelled else "failed", reason)
         raise
-    run.set_status(result.status, "" if result.status == "succeeded" else "interrupted; resume with --resume")
+    if result.status == "succeeded":
+        run.set_status("succeeded")
     return result
 
 
-def _open_run(config: RunConfig, resume: bool) -> RunDir:
-    if not config.output.dir:
-        raise RunDirError("output.dir is not set; give a run directory, e.g. output.dir=runs/my-run")
-    run = RunDir.create(config.output.dir, overwrite=config.output.overwrite, resume=resume)
-    run.write_config(config.model_dump(mode="json"))
-    return run
+def _start(run: RunDir, config: RunConfig, lock: RunLock) -> None:
+    run.start(config.model_dump(mode="json"))
+    if lock.stale is not None:
+        run.event("lock", f"took over the lock of {lock.stale.describe()}, which no longer runs")
 
 
-def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, trainer_class) -> RunResult:
-    import torch
-    from transformers import set_seed
+def input_paths(config: RunConfig) -> list[Path]:
+    """Existing files and folders the config reads (data files, a local model ...): a run that
+    would be replaced must not hold them."""
+    found: list[Path] = []
 
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    set_seed(config.train.seed)
+    def walk(value, key: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and value and not key.startswith("output.") and _exists(value):
+            found.append(Path(value))
+
+    walk(config.model_dump(mode="json"), "")
+    return found
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # not a path at all: a long template, a NUL byte
+        return False
+
+
+def _setup(config: RunConfig) -> _Setup:
+    """Check the config against its task and method and read the data; writes nothing."""
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
     reason = method.refusal(task)
     if reason:
         raise ConfigError(reason)
     model_dir = resolve_model(config.model.name_or_path)
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
-    data = prepare_data(config, tokenizer, task)
+    return _Setup(task, method, model_dir, tokenizer, prepare_data(config, tokenizer, task))
+
+
+def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_callbacks: list, cancel,
+           trainer_class) -> RunResult:
+    task, method, tokenizer, data = setup.task, setup.method, setup.tokenizer, setup.data
     write_json(run.path / "data_report.json", data.report)
     _resolve_auto(config, run, len(data.train))
     run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
     load_kwargs = method.load_kwargs(config.method)
     load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
-    model = load_model(model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
+    model = load_model(setup.model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
@@ -101,8 +167,8 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
         classes = {"args_class": args_class} if args_class else {}
         return training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides, **classes, **extra)
 
-    interrupt = InterruptCallback()
-    callbacks = [RunLogCallback(run), ProgressCallback(), interrupt, *tracking_callbacks(config, run)]
+    stops = [InterruptCallback(), CancelCallback(cancel, CancelToken(run.cancel_file))]
+    callbacks = [RunLogCallback(run), *stops, *tracking_callbacks(config, run)]
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += extra_callbacks
     callbacks += method.callbacks(model, config.method)
@@ -112,7 +178,7 @@ def _train(config: RunConfig, run: RunDir, resume: bool, extra_callbacks: list, 
                          trainer_class)
     trainer = task.make_trainer(parts) if task.make_trainer else _default_trainer(parts, task, data, run)
     _drop_default_printers(trainer)
-    return _fit(config, run, trainer, tokenizer, resume, interrupt, bool(data.eval), method)
+    return _fit(config, run, trainer, tokenizer, resume, stops, bool(data.eval), method)
 
 
 def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
@@ -137,29 +203,50 @@ def _default_trainer(parts: TrainerParts, task, data, run: RunDir):
     return trainer
 
 
-def _fit(config, run, trainer, tokenizer, resume, interrupt, has_eval, method) -> RunResult:
+def _fit(config, run, trainer, tokenizer, resume, stops, has_eval, method) -> RunResult:
     checkpoint = run.last_checkpoint() if resume else None
+    resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
     if resume:
         run.event("resume", f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint; starting over")
+        run.trim_metrics(resumed_at)  # the steps after the checkpoint are trained (and logged) again
     before = {}
     if has_eval and config.eval.before_training and not checkpoint:
         before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"), config)
         run.event("eval_before", f"eval loss before training: {before['eval_loss']:.4f}", **before)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if interrupt.requested:
-        run.event("cancelled", f"interrupted at step {trainer.state.global_step}; checkpoint saved")
-        return RunResult(run.path, "cancelled", before, {}, output.metrics)
+    metrics = whole_run_train_loss(output.metrics, trainer.state.log_history, resumed_at, trainer.state.global_step)
+    step = trainer.state.global_step
+    if any(stop.requested for stop in stops):
+        how = "interrupted" if stops[0].requested else "cancelled"
+        run.set_status("cancelled", f"{how} at step {step}; resume with --resume")
+        run.event("cancelled", f"{how} at step {step}; checkpoint saved", step=step)
+        return RunResult(run.path, "cancelled", before, {}, metrics, run.id)
     after = _with_ppl(trainer.evaluate(), config) if has_eval else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
     _save_final(trainer.model, tokenizer, run, method)
-    results = {"eval_before": before, "eval_after": after, "train": output.metrics}
+    results = {"eval_before": before, "eval_after": after, "train": metrics}
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
     plot_metrics(run.metrics_file, run.path / "plots" / "metrics.png")
     write_model_card(run, config, results)
     run.event("succeeded", "run finished", **{k: v for k, v in after.items() if k == "eval_loss"})
-    return RunResult(run.path, "succeeded", before, after, output.metrics)
+    return RunResult(run.path, "succeeded", before, after, metrics, run.id)
+
+
+def whole_run_train_loss(metrics: dict, history: list[dict], resumed_at: int, last_step: int) -> dict:
+    """`metrics` with train_loss over the whole run: transformers averages the steps of this call
+    only, so a resumed run weighs in the losses logged up to its checkpoint (log_history)."""
+    if not resumed_at or "train_loss" not in metrics:
+        return metrics
+    total, covered = 0.0, 0
+    for row in history:
+        if "loss" in row and covered < row.get("step", 0) <= resumed_at:
+            total += row["loss"] * (row["step"] - covered)
+            covered = row["step"]
+    now = last_step - resumed_at
+    # a checkpoint logs its step (RunLogCallback), so covered == resumed_at but for older runs
+    return {**metrics, "train_loss": (total + metrics["train_loss"] * now) / max(covered + now, 1)}
 
 
 def _with_ppl(metrics: dict, config: RunConfig) -> dict:
@@ -181,13 +268,7 @@ def _drop_default_printers(trainer) -> None:
 def _save_final(model, tokenizer, run: RunDir, method) -> None:
     """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
     target = run.adapter_dir if method.saves_adapter else run.model_dir
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=run.path))
-    try:
+    with replace_dir(target) as tmp:
         method.save_trained(model, tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    console.print(f"[green]saved[/] {target}")
+    run.event("saved", f"saved {target}", path=str(target))

@@ -10,7 +10,6 @@ bound to one URI, and reuses the MLflow run when a tunesmith run is resumed.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from transformers import TrainerCallback
 
 from tunesmith.errors import ConfigError
 from tunesmith.runs.rundir import RunDir
+from tunesmith.training.process import allow_mlflow_file_store
 from tunesmith.utils.flat import flatten
 from tunesmith.utils.io import write_json
 
@@ -52,9 +52,7 @@ def mlflow_client(uri: str):
     except ImportError:
         raise ConfigError("train.report_to: mlflow needs the mlflow package: pip install mlflow-skinny") from None
     if uri.startswith("file:"):
-        # MLflow 3 keeps the file store in maintenance mode behind this opt-in; it is the
-        # zero-setup local default the docs promise (use sqlite:///mlflow.db for a database).
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        allow_mlflow_file_store()  # the one environment variable tunesmith sets (training/process.py)
     return MlflowClient(tracking_uri=uri)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from tunesmith.training.batching import REAL_TOKENS
 from tunesmith.training.loss import labelled_logits_loss
 
 
@@ -27,6 +28,18 @@ class TunesmithTrainer(Trainer):
         self.optimizer = self.make_optimizer(model, optimizer_cls=optimizer_cls,
                                              optimizer_kwargs=optimizer_kwargs, args=self.args)
         return self.optimizer
+
+    def _prepare_inputs(self, inputs):
+        """The model's inputs: without the collator's token count (training/batching.py)."""
+        return super()._prepare_inputs({k: v for k, v in inputs.items() if k != REAL_TOKENS})
+
+    def _track_num_input_tokens(self, inputs):
+        """num_input_tokens_seen from the collator's count where a batch has one (packing), instead
+        of transformers' fallback that warns every step and counts padding."""
+        if REAL_TOKENS not in inputs or self.args.include_num_input_tokens_seen == "no":
+            return super()._track_num_input_tokens(inputs)
+        real = torch.as_tensor(inputs[REAL_TOKENS], device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(real).sum().item()
 
     def evaluate(self, *args, **kwargs):
         with torch.random.fork_rng(devices=[]):

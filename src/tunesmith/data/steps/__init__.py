@@ -20,7 +20,7 @@ from tunesmith.config.components import ComponentError
 from tunesmith.config.pipeline import STEP_OPTIONS, StepOptions, parse_step
 from tunesmith.errors import ConfigError
 from tunesmith.registry import Registry, import_submodules
-from tunesmith.utils.progress import console
+from tunesmith.utils.progress import say
 
 
 @dataclass
@@ -100,7 +100,7 @@ def run_pipeline(rows: list[dict], steps: list, context: dict | None = None) -> 
     reports = []
     for options in steps:
         rows, report = run_step(build_step(options, context), rows)
-        console.print(f"data step {report.step}: {report.rows_in} -> {report.rows_out} rows", highlight=False)
+        say(f"data step {report.step}: {report.rows_in} -> {report.rows_out} rows")
         reports.append(report)
     return rows, reports
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field
 
 from tunesmith.config.pipeline import StepOptions
@@ -24,7 +22,8 @@ from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import is_cjk_heavy
 from tunesmith.errors import DataError
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
+from tunesmith.utils.yaml_files import read_yaml
 
 EDA_OPS = ("synonym", "insert", "swap", "delete")
 PROMPT_FIELDS = ["instruction", "input", "question", "prompt", "query"]
@@ -68,13 +67,11 @@ class Augment(Step):
 
         extra = model_ops(o)  # raises a clear error when a model op has no model
         out, made, turn = [], {op: 0 for op in o.ops}, 0
-        progress = make_progress("augment")
-        task = progress.add_task("", total=len(rows), info="")
-        with progress:
+        with progress("augment", len(rows)) as advance:
             for row in rows:
                 out.append(row)
                 turn = self._augment_row(row, out, made, extra, eda, rng, turn)
-                progress.update(task, advance=1, info=f"{sum(made.values())} added")
+                advance(1, info=f"{sum(made.values())} added")
         unchanged = len(rows) * o.copies - sum(made.values())
         self.details = {"added": sum(made.values()), "by_op": made, "no_change_possible": unchanged}
         return out
@@ -109,10 +106,7 @@ def load_synonyms(source: str | dict) -> dict[str, list[str]]:
     if isinstance(source, dict):
         data = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"synonym dictionary not found: {path}")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
+        data = read_yaml(source, DataError, "synonym dictionary")  # YAML also reads JSON
     if not isinstance(data, dict):
         raise DataError(f"{source}: a synonym dictionary maps a word to a list of synonyms")
     return {str(k): [str(s) for s in (v if isinstance(v, list) else [v])] for k, v in data.items()}

@@ -5,20 +5,25 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Discriminator, Field, NonNegativeFloat, Tag
 
 from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.fields import get_field
 from tunesmith.data.steps import Step, register_step
 from tunesmith.errors import DataError
 
+# Tagged, so a bad share is one error ("target.shares.pos: ...") instead of one per union member.
+Shares = Annotated[Union[Annotated[dict[str, NonNegativeFloat], Tag("shares")],
+                         Annotated[Literal["uniform"], Tag("uniform")]],
+                   Discriminator(lambda v: "shares" if isinstance(v, dict) else "uniform")]
+
 
 class BalanceOptions(StepOptions):
     step: Literal["balance"] = "balance"
     label: str = Field(description="Field holding the label (dotted path, e.g. label or messages.-1.content).")
-    target: dict[str, float] | Literal["uniform"] = Field(
+    target: Shares = Field(
         "uniform", description="Share of each label in the output (normalised), or uniform.")
     mode: Literal["under", "over", "keep_size"] = Field(
         "under", description="under: drop rows of over-represented labels; over: repeat rows of "

@@ -10,15 +10,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, field_validator
 
 from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.pii import PII_KINDS, mask_pii
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
-from tunesmith.data.text import map_strings, ngrams, row_text, tokens
+from tunesmith.data.text import FieldsSeen, map_strings, ngrams, row_text, tokens
 from tunesmith.errors import DataError
+from tunesmith.utils.yaml_files import read_yaml
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -68,7 +68,9 @@ class Clean(Step):
         pii: dict[str, int] = {}
         changed, dropped = 0, {}
         out = []
+        fields = FieldsSeen("clean", o.fields)
         for row in rows:
+            fields.see(row)
             new = map_strings(row, lambda t: self._clean_text(t, glossary, pii), o.fields)
             changed += new != row
             reason = self._filter_reason(row_text(new, o.fields))
@@ -76,6 +78,7 @@ class Clean(Step):
                 dropped.setdefault(reason, []).append(row.get(ORIGIN, "?"))
                 continue
             out.append(new)
+        fields.check()
         self.details = {
             "rows_changed": changed, "pii_masked": pii,
             "glossary_replacements": glossary.count if glossary else 0,
@@ -175,9 +178,7 @@ def load_glossary(source: str | dict) -> dict[str, str]:
     if isinstance(source, dict):
         return source
     path = Path(source)
-    if not path.is_file():
-        raise DataError(f"glossary file not found: {path}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path, DataError, "glossary file")
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise DataError(f"{path}: a glossary is a YAML mapping of variant: canonical term")
     return data

@@ -18,9 +18,9 @@ from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.load import read_raw_rows
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
-from tunesmith.data.text import ngrams, normalize, row_text, tokens
+from tunesmith.data.text import FieldsSeen, ngrams, normalize, row_text, tokens
 from tunesmith.errors import DataError
-from tunesmith.utils.progress import make_progress
+from tunesmith.utils.progress import progress
 
 
 class DecontaminateOptions(StepOptions):
@@ -48,16 +48,19 @@ class Decontaminate(Step):
         index = EvalIndex(o.n, o.eval_fields)
         for row in read_raw_rows(files):
             index.add(row)
+        fields = FieldsSeen("decontaminate", o.fields)
+        for row in rows:
+            fields.see(row)
+        fields.check()
         kept, removed = [], []
-        with make_progress("decontaminate") as progress:
-            task = progress.add_task("", total=len(rows), info="")
+        with progress("decontaminate", len(rows)) as advance:
             for row in rows:
                 hit = index.match(row_text(row, o.fields), o.min_matches)
                 if hit:
                     removed.append({"origin": row.get(ORIGIN, "?"), "eval_origin": hit[0], "ngram": hit[1]})
                 else:
                     kept.append(row)
-                progress.update(task, advance=1, info=f"{len(removed)} contaminated")
+                advance(1, info=f"{len(removed)} contaminated")
         self.details = {"against": files, "eval_rows": index.rows, "n": o.n,
                         "contaminated": len(removed), "removed": removed[:200]}
         return kept

@@ -17,8 +17,8 @@ from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.minhash_index import BandIndex
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
-from tunesmith.data.text import ngrams, row_text, text_hash, tokens
-from tunesmith.utils.progress import make_progress
+from tunesmith.data.text import FieldsSeen, ngrams, row_text, text_hash, tokens
+from tunesmith.utils.progress import progress
 
 CHUNK = 2000  # rows hashed together by MinHash.bulk (shares the permutations)
 # Shingles are hashed with CRC32 (C speed, deterministic across runs) instead of datasketch's
@@ -32,7 +32,7 @@ class DedupOptions(StepOptions):
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of shingle sets above "
                              "which two rows are near-duplicates.")
     shingle_size: int = Field(3, gt=0, description="Tokens per shingle (words; characters for CJK).")
-    num_perm: int = Field(128, ge=16, description="MinHash permutations (more: more exact, slower).")
+    num_perm: int = Field(128, ge=16, le=4096, description="MinHash permutations (more: more exact, slower).")
     fields: list[str] | None = Field(None, description="Compare only these top-level fields "
                                      "(e.g. [instruction, input]); default: all text of the row.")
     max_clusters_reported: int = Field(200, ge=0, description="Clusters listed in the report.")
@@ -72,15 +72,18 @@ class DuplicateFinder:
 
     def filter(self, rows: Iterable[dict], total: int | None = None) -> Iterator[dict]:
         """The rows that are not duplicates of an earlier row, streamed in order."""
-        with make_progress("dedup") as progress:
-            task = progress.add_task("", total=total, info="")
+        fields = FieldsSeen("dedup", self.o.fields)
+        with progress("dedup", total) as advance:
             for chunk in _chunks(rows, CHUNK):
+                for row in chunk:
+                    fields.see(row)
                 start = len(self.origins)
                 self.origins += [r.get(ORIGIN, f"row {start + i + 1}") for i, r in enumerate(chunk)]
                 texts = [row_text(r, self.o.fields) for r in chunk]
                 for i in self._chunk(start, texts):
                     yield chunk[i - start]
-                progress.update(task, advance=len(chunk), info=f"{self.removed()} duplicates")
+                advance(len(chunk), info=f"{self.removed()} duplicates")
+        fields.check()  # at the end: a streamed file is read once
 
     def _chunk(self, start: int, texts: list[str]) -> Iterator[int]:
         fresh: list[tuple[int, str]] = []

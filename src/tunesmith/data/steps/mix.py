@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, NonNegativeFloat
 
 from tunesmith.config.pipeline import StepOptions
 from tunesmith.data.records import ORIGIN
@@ -17,7 +17,8 @@ from tunesmith.errors import DataError
 
 class MixOptions(StepOptions):
     step: Literal["mix"] = "mix"
-    weights: dict[str, float] = Field(description="File (path or file name) -> weight; shares of the output.")
+    weights: dict[str, NonNegativeFloat] = Field(
+        description="File (path or file name) -> weight; shares of the output.")
     total: int | None = Field(None, gt=0, description="Rows out (default: the most no file needs repeats for).")
     seed: int | None = Field(None, description="Sampling seed (default: the run's train.seed, else 42).")
 

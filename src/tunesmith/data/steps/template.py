@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, model_validator
 
 from tunesmith.config.pipeline import StepOptions
@@ -45,7 +46,9 @@ class Template(Step):
     example = {"instruction": "Classify: {{ input }}", "output": "{{ label }}"}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        # Sandboxed: a template comes from the user's command line or config and must not reach
+        # Python internals (e.g. {{ ''.__class__.__mro__ }}) or mutate the row.
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         compiled = {}
         for key in OUTPUT_KEYS:
             source = getattr(self.options, key)
@@ -68,5 +71,9 @@ class Template(Step):
                 columns = ", ".join(values)
                 raise DataError(f"{row.get(ORIGIN, '?')}: template {key}: {err.message}; "
                                 f"this row has columns: {columns}") from None
+            except jinja2.sandbox.SecurityError as err:
+                raise DataError(f"template {key}: not allowed in a template ({err})") from None
+            except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as err:
+                raise DataError(f"{row.get(ORIGIN, '?')}: template {key} failed: {err}") from None
         base = {k: v for k, v in row.items() if k not in OUTPUT_KEYS} if self.options.keep_fields else {}
         return {**base, **rendered, ORIGIN: row.get(ORIGIN, "?")}
