@@ -108,10 +108,11 @@ def _headers(call) -> dict:
     return {VERSION_HEADER: version} if version else {}
 
 
-async def _answer(service: Service, endpoint: str, body, request: Request, handler):
+async def _begin(service: Service, endpoint: str, body, request: Request, handler):
+    """Start the call and run its handler: (call, result); a failure is counted with its status."""
     call = service.begin(endpoint, _subject(body, request))
     try:
-        answer = await handler(call, body)
+        return call, await handler(call, body)
     except ApiError as err:
         service.end(call, err.status)
         raise
@@ -121,21 +122,17 @@ async def _answer(service: Service, endpoint: str, body, request: Request, handl
     except Exception:
         service.end(call, 500)
         raise
+
+
+async def _answer(service: Service, endpoint: str, body, request: Request, handler):
+    call, answer = await _begin(service, endpoint, body, request, handler)
     service.end(call, 200)
     return JSONResponse(answer, headers=_headers(call))
 
 
 async def _stream(service: Service, endpoint: str, body, request: Request, handler):
     """Server-sent events ending in [DONE]; a client that goes away cancels its generation."""
-    call = service.begin(endpoint, _subject(body, request))
-    try:
-        chunks = await handler(call, body)
-    except ApiError as err:
-        service.end(call, err.status)
-        raise
-    except TunesmithError:
-        service.end(call, 400)
-        raise
+    call, chunks = await _begin(service, endpoint, body, request, handler)
 
     async def events():
         status = 200
