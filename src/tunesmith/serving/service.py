@@ -201,13 +201,7 @@ class Service:
     async def _stream_chat(self, call, target, req, prompt, sampling):
         cid, created, n = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), req.n or 1
         hold = bool(req.tools) and req.tool_choice != "none"
-
-        def chunk(choices, usage=None):
-            out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": target.label,
-                   "choices": choices}
-            if req.stream_options and req.stream_options.include_usage:
-                out["usage"] = usage
-            return out
+        chunk = _chunk_maker(cid, created, target.label, "chat.completion.chunk", req)
 
         for i in range(n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
@@ -263,13 +257,7 @@ class Service:
 
     async def _stream_completion(self, call, target, req, prompts, sampling):
         cid, created, total = f"cmpl-{uuid.uuid4().hex}", int(time.time()), 0
-
-        def chunk(choices, usage=None):
-            out = {"id": cid, "object": "text_completion", "created": created, "model": target.label,
-                   "choices": choices}
-            if req.stream_options and req.stream_options.include_usage:
-                out["usage"] = usage
-            return out
+        chunk = _chunk_maker(cid, created, target.label, "text_completion", req)
 
         async for i, piece in self._generate(target, prompts, sampling, call.started):
             total += piece.tokens if piece.finish_reason else 0
@@ -352,3 +340,16 @@ def _reason(reason: str | None) -> str:
 
 def _usage(prompt: int, completion: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _chunk_maker(cid: str, created: int, model: str, obj: str, req):
+    """Builds the stream's chunks: OpenAI's envelope, with `usage` only when the client asked."""
+    with_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+    def chunk(choices, usage=None):
+        out = {"id": cid, "object": obj, "created": created, "model": model, "choices": choices}
+        if with_usage:
+            out["usage"] = usage
+        return out
+
+    return chunk
