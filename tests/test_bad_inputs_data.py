@@ -442,6 +442,7 @@ def test_tokenized_cache_never_imports_a_module_named_in_the_cache(tmp_path, mon
     (tmp_path / "planted_module.py").write_text(
         f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\nclass Report:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))  # a cache of its own, even under a set home
     assert cache.save("k1", [{"input_ids": [1, 2]}], TokenizeReport(rows=1), {})
     assert cache.load("k1")[1] == TokenizeReport(rows=1)
     meta_file = cache.cache_dir() / "k1" / "report.json"
