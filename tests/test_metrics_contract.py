@@ -31,6 +31,20 @@ EN_PREDS = ["the cat sat on the mat", "a quick brown fox jumped over dogs", "not
             "hello world"]
 EN_REFS = ["the cat is on the mat", "the quick brown fox jumps over the lazy dog", "completely different words",
            "hello there world"]
+
+
+def _call(name: str, arguments: str) -> str:
+    return json.dumps([{"type": "function", "function": {"name": name, "arguments": arguments}}])
+
+
+TOOL_REFS = [_call("get_weather", '{"city": "Paris", "unit": "C"}'), _call("get_weather", '{"city": "Paris"}'),
+             _call("get_time", "{}"), "Hello!", "Sure.", _call("get_weather", '{"city": "Paris"}')]
+TOOL_PREDS = [json.dumps({"name": "get_weather", "arguments": {"unit": "C", "city": "Paris"}}),  # exact
+              _call("get_weather", '{"city": "Lyon"}'),  # right function, wrong argument
+              "It is noon.",  # no call where one is expected
+              "Hi there",  # no call, none expected
+              _call("get_weather", "{}"),  # a call where none is expected
+              _call("get_weather", "{city: Paris")]  # right function, arguments not JSON
 LABEL_PREDS, LABEL_REFS, LABELS = [0, 1, 1, 2, 2, 2, 0], [0, 1, 2, 2, 2, 0, 1], ["a", "b", "c"]
 
 
@@ -173,6 +187,11 @@ def cases(encoder, judge_url) -> dict[str, Case]:
             bool(re.fullmatch(r"\d+", o.strip())) for o in REGEX_OUTPUTS) / len(REGEX_OUTPUTS)}, {"pattern": r"\d+"}),
         # '{"a": 1}', the fenced [1, 2] and "3" parse; the single-quoted dict and prose do not
         "json": Case(JSON_OUTPUTS, None, lambda: {"json_valid": 3 / 5}),
+        # by hand (see TOOL_PREDS): names right in rows 1, 2, 6 of the 4 expecting a call; valid
+        # JSON arguments in rows 1, 2; exact only row 1; no call where none expected: row 4 of 4, 5
+        "tool_calls": Case(TOOL_PREDS, TOOL_REFS, lambda: {
+            "tool_call_name": 3 / 4, "tool_call_valid_json": 2 / 4, "tool_call_exact": 1 / 4,
+            "tool_call_none": 1 / 2, "tool_call_accuracy": 2 / 6}, perfect=TOOL_REFS),
         "judge": Case(["Paris", "Lyon", "Rome"], ["Paris is the capital", "Paris", "Rome"], _judge_expected,
                       {"endpoint": judge_url, "workers": 1}, perfect=["Paris is the capital", "Paris", "Rome"]),
         "embedding_similarity": Case(EN_PREDS, EN_REFS, lambda: _embedding_expected(encoder), {"model": encoder},

@@ -17,6 +17,11 @@ class Example:
     record: dict  # the canonical record, for teacher-forced scoring
 
     @property
+    def tools(self) -> str | None:
+        """The row's tools (JSON text), rendered into the prompt as training rendered them."""
+        return self.record.get("tools")
+
+    @property
     def prompt(self) -> str:
         """The last user message: what a reader of the report needs to see."""
         users = [m["content"] for m in self.messages if m["role"] == "user"]

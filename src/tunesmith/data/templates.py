@@ -39,9 +39,10 @@ class NamedTemplate:
                 out.append((fill(pattern).replace("{content}", m["content"]), False))
         return out
 
-    def prompt(self, messages: list[dict], tokenizer) -> str:
-        """The text a model continues to answer the last user turn."""
-        text = "".join(t for t, _ in self.segments(messages, tokenizer))
+    def prompt(self, messages: list[dict], tokenizer, tools: str | None = None) -> str:
+        """The text a model continues to answer the last user turn: the same segments training
+        renders (tools included), then the assistant's prefix."""
+        text = "".join(t for t, _ in self.segments(messages, tokenizer, tools))
         return text + _fill(tokenizer)(self.assistant_prefix)
 
     def stop_text(self, tokenizer) -> str:
@@ -85,11 +86,40 @@ class TokenizerTemplate:
             )
         return text[len(prefix):]
 
-    def prompt(self, messages: list[dict], tokenizer=None) -> str:
-        return self._render(messages, None, generation_prompt=True)
+    def prompt(self, messages: list[dict], tokenizer=None, tools: str | None = None) -> str:
+        return self._render(messages, tools, generation_prompt=True)
 
     def stop_text(self, tokenizer) -> str:
         return self._tok.eos_token or ""
+
+
+def with_system(messages: list[dict], system: str | None) -> list[dict]:
+    """The run's system prompt (data.system) first, unless the conversation brings its own."""
+    if system and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def tools_text(tools: str | list | None) -> str | None:
+    """Tools as training saw them: the row's JSON list as text (data/formats/openai.py writes it
+    with this function; a ShareGPT row's `tools` string is kept as written)."""
+    if not tools:
+        return None
+    return tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
+
+
+def render_segments(template, tokenizer, messages: list[dict], system: str | None = None,
+                    tools: str | list | None = None) -> list[Segment]:
+    """A conversation as training renders it: system prompt, tools, turns."""
+    return template.segments(with_system(messages, system), tokenizer, tools_text(tools))
+
+
+def render_prompt(template, tokenizer, messages: list[dict], system: str | None = None,
+                  tools: str | list | None = None) -> str:
+    """The prompt a model continues to answer the conversation, for inference and serving alike:
+    the text of render_segments up to the reply, then the assistant's header, so a run sees at
+    inference exactly what it saw in training before its answer."""
+    return template.prompt(with_system(messages, system), tokenizer, tools_text(tools))
 
 
 def _fill(tokenizer):

@@ -52,8 +52,9 @@ def run_model(loaded, examples: list[Example], metrics: list[str], options: dict
     predictions = nll = None
     if needs_generation(metrics):
         start = time.time()
-        conversations = [e.messages for e in examples if e.messages]
-        replies = iter(generate_replies(loaded, conversations, settings.max_new_tokens, settings.batch_size,
+        asked = [e for e in examples if e.messages]
+        replies = iter(generate_replies(loaded, [e.messages for e in asked], settings.max_new_tokens,
+                                        settings.batch_size, tools=[e.tools for e in asked],
                                         on_progress=settings.on_progress))
         predictions = [next(replies) if e.messages else "" for e in examples]
         seconds["generation"] = round(time.time() - start, 2)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tunesmith.data.examples import Example, to_example
 from tunesmith.data.load import load_shaped_like_run
 from tunesmith.data.records import prompts_accepted, require_rows
+from tunesmith.data.tool_calls import parse_tool_calls
 from tunesmith.inference.generate import generate_replies
 from tunesmith.inference.load import Loaded, load_for_inference
 from tunesmith.utils.io import write_jsonl
@@ -20,13 +21,21 @@ def answer_file(loaded: Loaded, input_path: str, max_new_tokens: int = 256, batc
         records = require_rows(load_shaped_like_run(input_path, loaded.config.data), input_path)
     examples = [to_example(r) for r in records]
     replies = generate_replies(loaded, [e.messages for e in examples], max_new_tokens, batch_size,
-                               on_progress=on_progress)
+                               tools=[e.tools for e in examples], on_progress=on_progress)
     return examples, replies
 
 
 def prediction_rows(examples: list[Example], replies: list[str]) -> list[dict]:
-    return [{"origin": e.origin, "prompt": e.prompt, "reference": e.reference, "prediction": reply}
-            for e, reply in zip(examples, replies)]
+    """One row per example; where the row offered tools and the reply is a call, its OpenAI
+    `tool_calls` too."""
+    rows = []
+    for e, reply in zip(examples, replies):
+        row = {"origin": e.origin, "prompt": e.prompt, "reference": e.reference, "prediction": reply}
+        calls = parse_tool_calls(reply) if e.tools else None
+        if calls:
+            row["tool_calls"] = calls
+        rows.append(row)
+    return rows
 
 
 def generate_file(run_or_model: str, input_path: str, output_path: str, max_new_tokens: int = 256,

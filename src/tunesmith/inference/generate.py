@@ -12,11 +12,11 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 
+from tunesmith.data.templates import render_prompt
 from tunesmith.inference.load import Loaded
 from tunesmith.inference.routing import generator_of, routed
 from tunesmith.inference.sampling import SamplingParams, generate_kwargs
 from tunesmith.inference.stops import cut, visible_pieces
-from tunesmith.tasks.sft import with_system
 
 __all__ = ["SamplingParams", "ask", "generate_replies", "stop_token_ids", "stream_reply"]
 
@@ -44,16 +44,20 @@ def generate_replies(
     *,
     params: SamplingParams | None = None,
     adapter_names: list[str | None] | None = None,
+    tools: list[str | list | None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[str]:
     """The assistant's reply to each conversation (greedy unless temperature > 0). `params`, when
     given, replaces max_new_tokens and temperature. `adapter_names` names the adapter for each
-    conversation (None or "base": the base model); one batch may mix adapters. `on_progress(n)`
-    is called after each batch with the number of replies it finished."""
+    conversation (None or "base": the base model); one batch may mix adapters. `tools` gives each
+    conversation's tools (a row's `tools`: JSON text or a list; None: no tools), rendered as
+    training rendered them; data.tool_calls.parse_tool_calls reads calls in the replies.
+    `on_progress(n)` is called after each batch with the number of replies it finished."""
     params = params or SamplingParams(max_new_tokens, temperature)
-    if adapter_names is not None and len(adapter_names) != len(conversations):
-        raise ValueError(f"{len(adapter_names)} adapter names for {len(conversations)} conversations")
-    prompts = [_prompt(loaded, c) for c in conversations]
+    for name, given in (("adapter names", adapter_names), ("tool lists", tools)):
+        if given is not None and len(given) != len(conversations):
+            raise ValueError(f"{len(given)} {name} for {len(conversations)} conversations")
+    prompts = [_prompt(loaded, c, tools[i] if tools else None) for i, c in enumerate(conversations)]
     replies: list[str] = []
     for start in range(0, len(prompts), batch_size):
         rows = slice(start, start + batch_size)
@@ -64,7 +68,7 @@ def generate_replies(
 
 
 def stream_reply(loaded: Loaded, conversation: list[dict], params: SamplingParams | None = None, *,
-                 adapter_name: str | None = None,
+                 adapter_name: str | None = None, tools: str | list | None = None,
                  cancel: threading.Event | None = None) -> Iterator[str]:
     """The reply to one conversation as text pieces while its tokens are generated; the pieces
     join to generate_replies' reply. `adapter_name` picks one adapter of an adapter set ("base":
@@ -79,7 +83,7 @@ def stream_reply(loaded: Loaded, conversation: list[dict], params: SamplingParam
 
     def run():
         try:
-            _generate(loaded, [_prompt(loaded, conversation)], params, adapters, streamer, finished, cancel)
+            _generate(loaded, [_prompt(loaded, conversation, tools)], params, adapters, streamer, finished, cancel)
         except BaseException as err:  # handed to the reader below
             failure.append(err)
             streamer.end()
@@ -101,8 +105,8 @@ def ask(loaded: Loaded, question: str, **kwargs) -> str:
     return generate_replies(loaded, [[{"role": "user", "content": question}]], **kwargs)[0]
 
 
-def _prompt(loaded: Loaded, conversation: list[dict]) -> str:
-    return loaded.template.prompt(with_system(conversation, loaded.config.data.system), loaded.tokenizer)
+def _prompt(loaded: Loaded, conversation: list[dict], tools: str | list | None = None) -> str:
+    return render_prompt(loaded.template, loaded.tokenizer, conversation, loaded.config.data.system, tools)
 
 
 def _generate(loaded: Loaded, prompts: list[str], params: SamplingParams, adapters: list[str | None] | None,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 
+from tunesmith.data.templates import render_prompt
 from tunesmith.inference.load import Loaded
 from tunesmith.serving.errors import BadRequest
-from tunesmith.tasks.sft import with_system
 
 
 @dataclass
@@ -27,29 +25,17 @@ class Dialect:
         return cls(loaded.tokenizer, loaded.template, loaded.config.data.system,
                    frozenset(stop_token_ids(loaded)), loaded.template.stop_text(loaded.tokenizer), context)
 
-    def chat_prompt(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
-        """Token ids of the conversation in the run's template, ready for the assistant's reply.
-        Tools are handed to the template the way the run saw them in training (a JSON list)."""
+    def chat_prompt(self, messages: list[dict], tools: list[dict] | None = None, reply_start: str = "") -> list[int]:
+        """Token ids of the conversation in the run's template, ready for the assistant's reply,
+        rendered by the function training and `tunesmith generate` use (tools included), then
+        `reply_start`: the opening the reply is forced to begin with (tool_choice)."""
         if not messages:
             raise BadRequest("messages must hold at least one message", "messages")
-        messages = with_system(messages, self.system)
-        text = self._render(messages, json.dumps(tools, ensure_ascii=False) if tools else None)
-        return self.encode(text)
-
-    def _render(self, messages: list[dict], tools: str | None) -> str:
         try:
-            if tools is None:
-                return self.template.prompt(messages, self.tokenizer)
-            if hasattr(self.template, "assistant_prefix"):  # a named template: turns, then the reply's prefix
-                head = "".join(t for t, _ in self.template.segments(messages, self.tokenizer, tools))
-                tok = self.tokenizer
-                prefix = self.template.assistant_prefix.replace("{bos}", tok.bos_token or "")
-                return head + prefix.replace("{eos}", tok.eos_token or "")
-            plain = [{"role": m["role"], "content": m["content"]} for m in messages]  # the tokenizer's template
-            return self.tokenizer.apply_chat_template(plain, tools=json.loads(tools), tokenize=False,
-                                                      add_generation_prompt=True)
+            text = render_prompt(self.template, self.tokenizer, messages, self.system, tools)
         except (KeyError, TypeError, ValueError) as err:  # a role or shape the template cannot render
             raise BadRequest(f"the model's chat template cannot render these messages: {err}", "messages") from None
+        return self.encode(text + reply_start)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -57,22 +43,3 @@ class Dialect:
     def count(self, text: str) -> int:
         return len(self.encode(text))
 
-
-def tool_calls(text: str) -> list[dict] | None:
-    """A reply that is a JSON list (or object) of tool calls, as tunesmith trains them (the
-    OpenAI format's `tool_calls` written as the assistant's text), in OpenAI's response shape."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    calls = data if isinstance(data, list) else [data]
-    out = []
-    for call in calls:
-        fn = call.get("function", call) if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            return None
-        args = fn.get("arguments", {})
-        out.append({"id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                    "function": {"name": fn["name"],
-                                 "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
-    return out or None

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunesmith.data.tool_calls import call_prefix
 from tunesmith.serving.errors import BadRequest
 
 MAX_N = 16
@@ -81,12 +82,22 @@ class Sampled(Lenient):
 
 
 
+class ChosenFunction(Lenient):
+    name: str
+
+
+class NamedToolChoice(Lenient):
+    type: Literal["function"] = "function"
+    function: ChosenFunction
+
+
 class ChatRequest(Sampled):
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = True
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
 
@@ -99,6 +110,32 @@ class ChatRequest(Sampled):
         if self.top_logprobs is not None and not self.logprobs:
             raise BadRequest("top_logprobs needs logprobs: true", "top_logprobs")
         return (self.top_logprobs or 0) if self.logprobs else None
+
+
+    def tool_plan(self) -> tuple[list[dict] | None, str]:
+        """(the tools to render in the prompt, the text the reply is forced to start with).
+        "none" renders no tools (a plain text reply); "auto" (the default with tools) lets the
+        model choose; "required" and a named function force a call by starting the reply with
+        the call's opening as the run was trained to write it (data.tool_calls.call_prefix),
+        rather than constraining tokens: the run's own training target, so no grammar engine."""
+        choice = self.tool_choice or ("auto" if self.tools else "none")
+        if choice == "none":
+            return None, ""
+        if not self.tools:
+            raise BadRequest(f"tool_choice {_shown(choice)} needs tools", "tool_choice")
+        if choice == "auto":
+            return self.tools, ""
+        if choice == "required":
+            return self.tools, call_prefix()
+        names = [(t.get("function") or t).get("name") for t in self.tools if isinstance(t, dict)]
+        if choice.function.name not in names:
+            raise BadRequest(f"tool_choice names function {choice.function.name!r}, which is not among tools "
+                             f"({', '.join(map(str, names))})", "tool_choice")
+        return self.tools, call_prefix(choice.function.name)
+
+
+def _shown(choice) -> str:
+    return repr(choice) if isinstance(choice, str) else f"function {choice.function.name!r}"
 
 
 class CompletionRequest(Sampled):

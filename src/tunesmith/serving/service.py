@@ -10,8 +10,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
+from tunesmith.data.tool_calls import parse_tool_calls
 from tunesmith.serving.catalog import Catalog, Target
-from tunesmith.serving.dialect import tool_calls
 from tunesmith.serving.engine import Chunk, Engine, Sampling
 from tunesmith.serving.errors import BadRequest, ContextTooLong, GenerationFailed
 from tunesmith.serving.metrics import ServerMetrics, labels
@@ -136,23 +136,25 @@ class Service:
             for job in jobs:
                 job.cancel()
 
-    def _chat_prompt(self, target: Target, req: ChatRequest) -> list[int]:
+    def _chat_prompt(self, target: Target, req: ChatRequest) -> tuple[list[int], bool, str]:
+        """(prompt ids, whether the reply may be a tool call, the reply's forced opening)."""
         messages = [m.plain() for m in req.messages]
         if messages[-1]["role"] == "assistant":
             raise BadRequest("the last message must not be the assistant's; it is what the model writes",
                              "messages")
-        tools = req.tools if req.tools and req.tool_choice != "none" else None
-        return self.engine.dialect(target).chat_prompt(messages, tools)
+        tools, start = req.tool_plan()
+        return self.engine.dialect(target).chat_prompt(messages, tools, start), tools is not None, start
 
     async def chat(self, call: Call, req: ChatRequest) -> dict:
         target = await self.resolve(call, req.model)
-        prompt = self._chat_prompt(target, req)
+        prompt, with_tools, start = self._chat_prompt(target, req)
         sampling = self._sampling(req, len(prompt), self.engine.dialect(target).context)
         texts, reasons, tokens, logprobs = await self._collect(target, [prompt] * (req.n or 1), sampling,
                                                                call.started)
+        texts = [start + t for t in texts]
         choices = []
         for i, (text, reason) in enumerate(zip(texts, reasons)):
-            calls = tool_calls(text) if req.tools and req.tool_choice != "none" else None
+            calls = _calls(text, req) if with_tools else None
             message = {"role": "assistant", "content": None if calls else text}
             if calls:
                 message["tool_calls"], reason = calls, "tool_calls"
@@ -194,18 +196,17 @@ class Service:
         """ChatCompletionChunk dicts; with tools, the reply is held to the end to tell a tool call
         from text. Resolution errors are raised before the first chunk."""
         target = await self.resolve(call, req.model)
-        prompt = self._chat_prompt(target, req)
+        prompt, with_tools, start = self._chat_prompt(target, req)
         sampling = self._sampling(req, len(prompt), self.engine.dialect(target).context)
-        return self._stream_chat(call, target, req, prompt, sampling)
+        return self._stream_chat(call, target, req, prompt, sampling, with_tools, start)
 
-    async def _stream_chat(self, call, target, req, prompt, sampling):
+    async def _stream_chat(self, call, target, req, prompt, sampling, hold: bool, start: str):
         cid, created, n = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), req.n or 1
-        hold = bool(req.tools) and req.tool_choice != "none"
         chunk = _chunk_maker(cid, created, target.label, "chat.completion.chunk", req)
 
         for i in range(n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        held, total = [""] * n, 0
+        held, total = [start] * n, 0
         async for i, piece in self._generate(target, [prompt] * n, sampling, call.started):
             held[i] += piece.text
             scores = {"logprobs": {"content": piece.logprobs}} if piece.logprobs else {}
@@ -215,7 +216,7 @@ class Service:
                 total += piece.tokens
                 delta, reason = {}, _reason(piece.finish_reason)
                 if hold:
-                    calls = tool_calls(held[i])
+                    calls = _calls(held[i], req)
                     if calls:
                         delta = {"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}
                         reason = "tool_calls"
@@ -332,6 +333,12 @@ def _legacy_logprobs(entries: list[dict] | None) -> dict:
     return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
             "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
             "text_offset": offsets}
+
+
+def _calls(text: str, req: ChatRequest) -> list[dict] | None:
+    """The reply's tool calls; with parallel_tool_calls false, only the first."""
+    calls = parse_tool_calls(text)
+    return calls[:1] if calls and req.parallel_tool_calls is False else calls
 
 
 def _reason(reason: str | None) -> str:

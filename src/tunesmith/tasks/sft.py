@@ -6,21 +6,17 @@ from typing import Literal
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.data.records import origin
-from tunesmith.data.templates import get_template
+from tunesmith.data.templates import get_template, render_segments, with_system
 from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
 from tunesmith.errors import DataError
 from tunesmith.tasks import register_task
 from tunesmith.tasks.collate import CausalLMCollator, causal_lm_class
 
+__all__ = ["SftConfig", "build_features", "with_system"]  # with_system: kept here for older imports
+
 
 class SftConfig(TaskConfig):
     name: Literal["sft"] = "sft"
-
-
-def with_system(messages: list[dict], system: str | None) -> list[dict]:
-    if system and messages[0]["role"] != "system":
-        return [{"role": "system", "content": system}, *messages]
-    return messages
 
 
 @register_task(SftConfig, "chat / instruction tuning on conversations",
@@ -35,8 +31,7 @@ def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], 
                 f"{origin(record)}: task sft needs conversations, but this row is plain text; "
                 "use task.name=pretrain for continued pretraining"
             )
-        messages = with_system(record["messages"], config.data.system)
-        segments = template.segments(messages, tokenizer, record.get("tools"))
+        segments = render_segments(template, tokenizer, record["messages"], config.data.system, record.get("tools"))
         ids, labels = encode_segments(segments, tokenizer, config.data.train_on_prompt)
         add_example(features, report, origin(record), ids, labels, config.data.cutoff_len)
     return features, report

@@ -102,7 +102,7 @@ class GenerationMetricsCallback(TrainerCallback):
         model.eval()
         loaded = Loaded(model, self.tokenizer, get_template(self.config.data.template, self.tokenizer), self.config)
         replies = generate_replies(loaded, [e.messages for e in self.examples], self.config.eval.max_new_tokens,
-                                   self.config.eval.batch_size)
+                                   self.config.eval.batch_size, tools=[e.tools for e in self.examples])
         if was_training:
             model.train()
         return compute_metrics(self.metrics, self.examples, replies, None, self.config.eval.metric_options).scores

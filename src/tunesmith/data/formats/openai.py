@@ -6,6 +6,7 @@ import json
 
 from tunesmith.data.formats import register_format
 from tunesmith.data.records import ROLES, RowError, chat_record
+from tunesmith.data.templates import tools_text
 
 MESSAGE_KEYS = {"role", "content", "weight", "tool_calls", "tool_call_id", "name", "function_call"}
 
@@ -24,7 +25,7 @@ def to_record(row: dict) -> dict:
         raise RowError("field 'messages' must be a list of {role, content} objects")
     out = [_message(i, m) for i, m in enumerate(messages)]
     tools = row.get("tools") or row.get("functions")
-    return chat_record(out, json.dumps(tools, ensure_ascii=False) if tools else None)
+    return chat_record(out, tools_text(tools))
 
 
 def _message(i: int, m: object) -> dict:
