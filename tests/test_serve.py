@@ -172,11 +172,12 @@ def test_embeddings_are_mean_pooled_last_hidden_states(client, root):
 
 @pytest.fixture(scope="module")
 def tool_run(root, tmp_path_factory):
-    """A tiny llama fully tuned on one conversation whose answer is a tool call."""
+    """A tiny llama fully tuned on one conversation whose answer is a call to f (of tools f and g)."""
     from tunesmith.config import validate_config
     from tunesmith.training.runner import train
 
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+             {"type": "function", "function": {"name": "g"}}]
     call = [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None,
                                                             "tool_calls": call}], "tools": tools}
@@ -207,6 +208,45 @@ def test_a_run_trained_on_tool_calls_answers_with_tool_calls(client, tool_run):
     plain = client.chat.completions.create(model="tools", messages=ask, tools=tool_run, tool_choice="none",
                                            max_tokens=40, temperature=0)
     assert plain.choices[0].message.tool_calls is None  # tool_choice none: the reply stays text
+
+
+def test_tool_choice_required_and_named_force_a_call(client, tool_run):
+    ask = [{"role": "user", "content": "hi"}]
+    required = client.chat.completions.create(model="tools", messages=ask, tools=tool_run, tool_choice="required",
+                                              max_tokens=40, temperature=0)
+    assert required.choices[0].finish_reason == "tool_calls"
+    assert required.choices[0].message.tool_calls[0].function.name in ("f", "g")
+    named = {"type": "function", "function": {"name": "g"}}  # the run only ever called f: forced to g
+    forced = client.chat.completions.create(model="tools", messages=ask, tools=tool_run, tool_choice=named,
+                                            parallel_tool_calls=False, max_tokens=40, temperature=0)
+    calls = forced.choices[0].message.tool_calls
+    assert [c.function.name for c in calls] == ["g"] and forced.choices[0].finish_reason == "tool_calls"
+    assert json.loads(calls[0].function.arguments) == {}
+    streamed = list(client.chat.completions.create(model="tools", messages=ask, tools=tool_run, tool_choice=named,
+                                                   max_tokens=40, temperature=0, stream=True))
+    deltas = [c for s in streamed for c in (s.choices[0].delta.tool_calls or [])]
+    assert [d.function.name for d in deltas] == ["g"]
+    assert deltas[0].function.arguments == calls[0].function.arguments
+
+
+def test_tool_choice_that_cannot_be_honoured_is_a_400(client, tool_run):
+    ask = [{"role": "user", "content": "hi"}]
+    for tools, choice, param in [(None, "required", "tool_choice"), (tool_run, "sometimes", "tool_choice"),
+                                 (tool_run, {"type": "function", "function": {"name": "nope"}}, "tool_choice")]:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(model="tools", messages=ask, tools=tools or openai.NOT_GIVEN,
+                                           tool_choice=choice, max_tokens=4)
+        assert err.value.body["param"] == param, err.value.body
+
+
+def test_parallel_tool_calls_false_keeps_the_first_call():
+    from tunesmith.serving.openai import ChatRequest
+    from tunesmith.serving.service import _calls
+
+    reply = json.dumps([{"type": "function", "function": {"name": n, "arguments": "{}"}} for n in ("a", "b")])
+    body = {"model": "m", "messages": HELLO, "tools": [{"type": "function", "function": {"name": "a"}}]}
+    assert [c["function"]["name"] for c in _calls(reply, ChatRequest(**body))] == ["a", "b"]
+    assert [c["function"]["name"] for c in _calls(reply, ChatRequest(**body, parallel_tool_calls=False))] == ["a"]
 
 
 def _post(url: str, body, path: str = "/v1/chat/completions", **kw) -> httpx.Response:

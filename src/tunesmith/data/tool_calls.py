@@ -47,7 +47,9 @@ def call_prefix(name: str | None = None) -> str:
     (None: any function); a reply that starts with it can only be a call. It is the training
     target's own text (json.dumps of an OpenAI call without an id, the key order OpenAI writes
     after the id), so a forced reply continues the way the run learned to write calls."""
+    # Cut where the training text's own pre-tokens end (before a space or a letter), so the
+    # opening tokenizes as it did inside the trained reply and the model continues from there.
     if name is None:
         return '[{"type": "function", "function": {"name": "'
-    return '[{"type": "function", "function": {"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments": '
+    return '[{"type": "function", "function": {"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments":'
 

@@ -35,7 +35,7 @@ class Dialect:
             text = render_prompt(self.template, self.tokenizer, messages, self.system, tools)
         except (KeyError, TypeError, ValueError) as err:  # a role or shape the template cannot render
             raise BadRequest(f"the model's chat template cannot render these messages: {err}", "messages") from None
-        return self.encode(text + reply_start)
+        return self.encode(text) + (self.encode(reply_start) if reply_start else [])  # as training encodes turns
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

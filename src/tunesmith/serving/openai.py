@@ -13,6 +13,7 @@ from tunesmith.serving.errors import BadRequest
 
 MAX_N = 16
 MAX_STOP = 4
+TOOL_CHOICES = ("none", "auto", "required")
 
 
 class Lenient(BaseModel):
@@ -96,10 +97,23 @@ class ChatRequest(Sampled):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tool_choice: Any = None  # "none" | "auto" | "required" | NamedToolChoice, checked below
     parallel_tool_calls: bool | None = True
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, value):
+        if value is None or value in TOOL_CHOICES:
+            return value
+        if isinstance(value, dict):
+            try:
+                return NamedToolChoice.model_validate(value)
+            except ValueError:
+                pass
+        raise ValueError(f"must be one of {', '.join(TOOL_CHOICES)} or "
+                         '{"type": "function", "function": {"name": ...}}')
 
     @property
     def limit(self) -> int | None:
