@@ -31,6 +31,8 @@ def serve(
     log_requests: Path = typer.Option(None, "--log-requests", help="Append sampled chat traffic to this JSONL "
                                       "file (OpenAI chat rows, personal data masked)."),
     log_sample: float = typer.Option(0.1, "--log-sample", min=0.0, max=1.0, help="Share of requests logged."),
+    grpc_port: int = typer.Option(None, "--grpc-port", help="Also serve predict and generate over gRPC on this "
+                                  "port (same host, keys, models and metrics; see docs/serving.md)."),
 ):
     """Serve runs and models over an OpenAI-compatible HTTP API."""
     import uvicorn
@@ -57,7 +59,14 @@ def serve(
         from tunesmith.serving.traffic import TrafficLog
 
         traffic = TrafficLog(log_requests, log_sample)
-    app = create_app(Service(catalog, engine, traffic=traffic), keys, RateLimiter(rate_limit), max_body)
+    service, rate = Service(catalog, engine, traffic=traffic), RateLimiter(rate_limit)
+    app = create_app(service, keys, rate, max_body)
     console.print(f"serving {len(catalog.named)} model(s) on http://{host}:{port}/v1"
+                  + (f" and grpc {host}:{grpc_port}" if grpc_port is not None else "")
                   + (" (API keys required)" if keys.required else ""), highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if grpc_port is None:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    else:
+        from tunesmith.server.grpc_server import run_with_http
+
+        run_with_http(app, service, host, port, grpc_port, keys, rate, max_body)
