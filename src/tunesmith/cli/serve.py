@@ -31,6 +31,8 @@ def serve(
     log_requests: Path = typer.Option(None, "--log-requests", help="Append sampled chat traffic to this JSONL "
                                       "file (OpenAI chat rows, personal data masked)."),
     log_sample: float = typer.Option(0.1, "--log-sample", min=0.0, max=1.0, help="Share of requests logged."),
+    engine_name: str = typer.Option("local", "--engine", help="local (transformers + PEFT, CPU or GPU) or vllm "
+                                    "(GPUs; pip install 'tunesmith[vllm]')."),
     grpc_port: int = typer.Option(None, "--grpc-port", help="Also serve predict and generate over gRPC on this "
                                   "port (same host, keys, models and metrics; see docs/serving.md)."),
 ):
@@ -39,7 +41,7 @@ def serve(
 
     from tunesmith.server.app import create_app
     from tunesmith.serving.catalog import Catalog
-    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.engine import make_engine
     from tunesmith.serving.security import ApiKeys, RateLimiter, check_bind
     from tunesmith.serving.service import Service
 
@@ -51,7 +53,7 @@ def serve(
 
         registry = ModelRegistry(db)
     catalog = Catalog(runs_root, models or [], registry)
-    engine = LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
+    engine = make_engine(engine_name, max_adapters, max_batch, max_queue)
     for target in catalog.named.values():
         engine.load(target) if target.can_generate else None
     traffic = None

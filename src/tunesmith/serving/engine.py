@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tunesmith.errors import ConfigError
 from tunesmith.serving import batching
 from tunesmith.serving.catalog import Target
 from tunesmith.serving.dialect import Dialect
@@ -239,6 +240,21 @@ class LocalEngine(Engine):
         with lock:
             out, _ = task.predict(loaded.model, loaded.tokenizer, records, loaded.config, 16)
         return out, getattr(loaded.config.task, "labels", None)
+
+
+ENGINES = ("local", "vllm")
+
+
+def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64) -> Engine:
+    """The engine `tunesmith serve --engine NAME` runs on: local (transformers + PEFT, the default)
+    or vllm (serving/vllm_engine.py; refused with one clear line where vllm cannot be imported)."""
+    if name == "vllm":
+        from tunesmith.serving.vllm_engine import VllmEngine
+
+        return VllmEngine(max_adapters=max_adapters, max_queue=max_queue, max_num_seqs=max_batch)
+    if name != "local":
+        raise ConfigError(f"--engine {name!r} is not an engine; use one of {', '.join(ENGINES)}")
+    return LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
 
 
 def _load_base(target: Target):
