@@ -92,7 +92,7 @@ def tool_run(tmp_path_factory):
         "model": {"name_or_path": str(base)},
         "data": {"train": [str(data)], "template": "chatml", "eval_ratio": 0, "system": SYSTEM},
         "method": {"name": "full"}, "eval": {"metrics": ["tool_calls"]},
-        "train": {"max_steps": 100, "batch_size": 8, "learning_rate": 1e-2, "scheduler": "constant",
+        "train": {"max_steps": 80, "batch_size": 2, "learning_rate": 1e-2, "scheduler": "constant",
                   "logging_steps": 20, "save_steps": 200, "precision": "fp32", "threads": 1},
         "output": {"dir": str(root / "run")},
     })
