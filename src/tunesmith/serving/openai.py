@@ -125,7 +125,6 @@ class ChatRequest(Sampled):
             raise BadRequest("top_logprobs needs logprobs: true", "top_logprobs")
         return (self.top_logprobs or 0) if self.logprobs else None
 
-
     def tool_plan(self) -> tuple[list[dict] | None, str]:
         """(the tools to render in the prompt, the text the reply is forced to start with).
         "none" renders no tools (a plain text reply); "auto" (the default with tools) lets the
