@@ -12,7 +12,7 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, say_skipped
+from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, columns_layout, say_skipped
 
 
 class Seq2SeqConfig(TaskConfig):
@@ -39,6 +39,11 @@ def collator(tokenizer):
 
 def _source(record: dict, cfg) -> str:
     return cfg.prefix + str(column(record, cfg.source_column, "seq2seq", "source_column"))
+
+
+def check_row(record: dict, cfg: Seq2SeqConfig) -> None:
+    _source(record, cfg)
+    column(record, cfg.target_column, "seq2seq", "target_column")
 
 
 def rouge_bleu(predictions: list[str], references: list[str]) -> dict[str, float]:
@@ -116,7 +121,8 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 8) 
 
 @register_task(Seq2SeqConfig, "encoder-decoder text to text (summarisation, translation) with ROUGE/BLEU eval",
                model_class=model_class, collator=collator, data_format="rows", make_trainer=make_trainer,
-               predict=predict)
+               predict=predict, check_row=check_row,
+               layouts=lambda cfg: columns_layout(cfg.source_column, cfg.target_column))
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], RowsReport]:
     cfg, report = config.task, RowsReport()
     features = []
