@@ -110,6 +110,7 @@ def test_validate_names_every_layout_of_the_task(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         run(["data", "validate", str(path), "--task", "kto"])
     assert done.value.code == 1
-    out = capsys.readouterr().out.replace("\n", "")
+    captured = capsys.readouterr()
+    out = (captured.out + captured.err).replace("\n", "")
     for layout in ("llamafactory-kto", "kto:", "hh-preference", "sharegpt-preference", "openai-preference"):
         assert layout in out

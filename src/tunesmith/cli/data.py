@@ -49,6 +49,14 @@ def _extra(options: list[str] | None) -> dict:
     return out
 
 
+COLUMNS = typer.Option(None, "--columns", help="Comma-separated column names of header-less csv/tsv files (one "
+                       "name for a .txt file); with --config, replaces its data.columns.")
+
+
+def _names(columns: str | None) -> list[str] | None:
+    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+
+
 SET = typer.Option(None, "--set", help="Any other step option as key=value (see `tunesmith data steps`).")
 
 
@@ -97,14 +105,13 @@ def validate(
                                                       help="Your measured training speed, for the time estimate."),
     task: Optional[str] = typer.Option(None, "--task", help="Check rows as this task reads them, with its default "
                                        "options (default: the config's task, else detected from the rows)."),
-    columns: Optional[str] = typer.Option(None, "--columns", help="Comma-separated column names of a header-less "
-                                          "csv/tsv (or .txt) file (default: the config's data.columns)."),
+    columns: Optional[str] = COLUMNS,
 ):
     """List every problem with its line, then statistics; exit code 1 when errors are found."""
     from tunesmith.data.validate import save_outputs
 
     run_config = None
-    names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    names = _names(columns)
     if config:
         from tunesmith.config import load_config
         from tunesmith.training.preflight import validate_for_config
@@ -181,12 +188,12 @@ def split(
     inputs: List[str] = typer.Argument(..., help="Input files."),
     out_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for train/eval/test files."),
     suffix: str = typer.Option(".jsonl", "--suffix", help="Output file type: .jsonl, .json or .csv."),
-    keep_origin: bool = ORIGIN_OPT, options: dict = None,
+    columns: Optional[str] = COLUMNS, keep_origin: bool = ORIGIN_OPT, options: dict = None,
 ):
     """Split into train/eval/test files: by ratio, stratified, grouped or by time."""
     from tunesmith.data.tools import split_files
 
-    counts = split_files(inputs, options, out_dir, suffix, keep_origin)
+    counts = split_files(inputs, options, out_dir, suffix, keep_origin, _names(columns))
     console.print(", ".join(f"{k}: {v} rows" for k, v in counts.items()) + f" -> {out_dir}")
 
 
