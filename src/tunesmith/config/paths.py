@@ -47,8 +47,8 @@ def _file_options(step: object) -> list[str]:
 
 def _resolved(value, folder: Path):
     """A path (or each path of a list) joined to `folder` unless absolute; mappings and other
-    values (an inline glossary) are left alone. Shown relative to the working directory when
-    inside it, else absolute."""
+    values (an inline glossary) are left alone. The result is relative when the config was named
+    by a relative path (`examples/run.yaml` + `../../shared/x` -> `../shared/x`), else absolute."""
     if isinstance(value, list):
         return [_resolved(v, folder) for v in value]
     if not isinstance(value, str) or not value.strip():
@@ -56,9 +56,9 @@ def _resolved(value, folder: Path):
     path = os.path.expanduser(value)
     if os.path.isabs(path):
         return path
-    full = os.path.normpath(os.path.join(folder.resolve(), path))
-    here = os.path.relpath(full)
-    return full if here.startswith("..") else here
+    if folder.resolve() != folder.absolute():  # a symlinked folder: `..` must not be cut lexically
+        folder = folder.resolve()
+    return os.path.normpath(os.path.join(folder, path))
 
 
 def check_files(config, source: str, lines: dict | None = None) -> None:
