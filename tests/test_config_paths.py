@@ -126,3 +126,19 @@ def test_the_quickstart_config_checks_from_anywhere(tmp_path, capsys, monkeypatc
     assert code == 0, out
     shown = json.loads(_cli(capsys, "config", "show", REPO / "examples" / "quickstart.yaml", "--json")[1])
     assert Path(shown["data"]["train"][0]).resolve() == REPO / "examples" / "data" / "identity_train.jsonl"
+
+
+def test_a_resolved_config_saved_elsewhere_reads_the_same_files(tmp_path, monkeypatch):
+    """What a run saves as config.yaml (and a sweep copies to best.yaml) keeps naming the same files."""
+    import yaml
+
+    config = _project(tmp_path / "project")
+    monkeypatch.chdir(tmp_path)
+    first = load_config(os.path.relpath(config))
+    saved = tmp_path / "runs" / "x" / "config.yaml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(yaml.safe_dump(first.model_dump(mode="json")))
+    monkeypatch.chdir(saved.parent)
+    again = load_config(saved)
+    assert again.data.train == first.data.train and again.data.pipeline[0].glossary == first.data.pipeline[0].glossary
+    assert Path(again.data.train[0]).is_file()

@@ -3,9 +3,9 @@ working directory, so `tunesmith train path/to/run.yaml` reads the same files fr
 
 Resolved: `data.train`, `data.eval`, every data step option that names files (declared with
 `json_schema_extra=FILE`), and `model.name_or_path` when it names a file or folder beside the
-config (zoo names and hub ids stay as written). Not resolved: overrides given on the command
-line (relative to where you type them) and `output.dir` (the run directory, like its default
-`runs/<config name>`, is relative to the working directory).
+config (zoo names and hub ids stay as written); they become absolute paths. Not resolved:
+overrides given on the command line (relative to where you type them) and `output.dir` (the run
+directory, like its default `runs/<config name>`, is relative to the working directory).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _file_options(step: object) -> list[str]:
 
 def _resolved(value, folder: Path):
     """A path (or each path of a list) joined to `folder` unless absolute; mappings and other
-    values (an inline glossary) are left alone. The result is relative when the config was named
-    by a relative path (`examples/run.yaml` + `../../shared/x` -> `../shared/x`), else absolute."""
+    values (an inline glossary) are left alone. The result is absolute, so the run's saved
+    config.yaml (and a sweep's best.yaml made from it) names the same files wherever it is read."""
     if isinstance(value, list):
         return [_resolved(v, folder) for v in value]
     if not isinstance(value, str) or not value.strip():
@@ -56,9 +56,7 @@ def _resolved(value, folder: Path):
     path = os.path.expanduser(value)
     if os.path.isabs(path):
         return path
-    if folder.resolve() != folder.absolute():  # a symlinked folder: `..` must not be cut lexically
-        folder = folder.resolve()
-    return os.path.normpath(os.path.join(folder, path))
+    return os.path.normpath(os.path.join(folder.resolve(), path))  # resolved first: `..` of a symlinked folder
 
 
 def check_files(config, source: str, lines: dict | None = None) -> None:
