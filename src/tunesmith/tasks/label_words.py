@@ -43,7 +43,10 @@ def _prompt_and_words(cfg, tokenizer, config, text, pair) -> tuple[list[int], li
     """Prompt ids, and the ids of each label word as the assistant's reply (with end of turn)."""
     template = get_template(config.data.template, tokenizer)
     prompt = with_system(messages(cfg, text, pair), config.data.system)
-    encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
+
+    def encode(s):
+        return tokenizer(s, add_special_tokens=False)["input_ids"]
+
     prompt_ids = encode(template.prompt(prompt, tokenizer))
     words = []
     for name in cfg.labels:
@@ -115,7 +118,7 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
     say_skipped(report, "input")
     scores = label_scores(model, tokenizer, config, [(t, p) for _, t, p, _ in kept], batch_size)
     rows = []
-    for (record, text, pair, gold), s in zip(kept, scores):
+    for (record, text, _pair, gold), s in zip(kept, scores):
         top = max(s)
         probs = [math.exp(x - top) for x in s]
         probs = [p / sum(probs) for p in probs]  # normalised over the label words only

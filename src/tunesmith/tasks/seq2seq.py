@@ -69,7 +69,10 @@ class GenerationScores:
         pad = self.tokenizer.pad_token_id
         preds = np.where(prediction.predictions < 0, pad, prediction.predictions)
         labels = np.where(prediction.label_ids < 0, pad, prediction.label_ids)
-        decode = lambda ids: [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+        def decode(ids):
+            return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
         return rouge_bleu(decode(preds), decode(labels))
 
 
@@ -134,7 +137,8 @@ def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], 
             bad_row(report, config, record, str(err))
             continue
         feature = dict(tokenizer(source, truncation=True, max_length=config.data.cutoff_len))
-        feature["labels"] = tokenizer(text_target=target, truncation=True, max_length=cfg.max_target_length)["input_ids"]
+        labels = tokenizer(text_target=target, truncation=True, max_length=cfg.max_target_length)
+        feature["labels"] = labels["input_ids"]
         report.count(feature["input_ids"], config.data.cutoff_len, record.get("_origin", "?"))
         features.append(feature)
     say_skipped(report, "seq2seq")

@@ -100,7 +100,8 @@ class Augment(Step):
                 new[key] = change(new[key])
         for turns, role_key, text_key in (("messages", "role", "content"), ("conversations", "from", "value")):
             for turn in new.get(turns) or []:
-                if isinstance(turn, dict) and turn.get(role_key) in PROMPT_ROLES and isinstance(turn.get(text_key), str):
+                if (isinstance(turn, dict) and turn.get(role_key) in PROMPT_ROLES
+                        and isinstance(turn.get(text_key), str)):
                     turn[text_key] = change(turn[text_key])
         return None if new == row else new
 
