@@ -1,5 +1,6 @@
 """Config: defaults, overrides, and errors that name the file, line and key."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def test_overrides_and_defaults(tmp_path):
     path = _write(tmp_path, "data:\n  train: a.jsonl\nmethod:\n  name: lora\n  r: 8\n")
     cfg = load_config(path, ["train.learning_rate=1e-4", "method.alpha=4", "data.eval=[b.jsonl]"])
     assert cfg.train.learning_rate == 1e-4 and cfg.method.r == 8 and cfg.method.alpha == 4
-    assert cfg.data.train == ["a.jsonl"] and cfg.data.eval == ["b.jsonl"]
+    # the file's path is relative to the config's folder; an override's to the working directory
+    assert cfg.data.train == [str(tmp_path / "a.jsonl")] and cfg.data.eval == ["b.jsonl"]
     assert cfg.output.dir == "runs/run"
     dumped = cfg.model_dump(mode="json")
     assert dumped["method"]["r"] == 8 and "dropout" in dumped["method"]  # defaults written out
@@ -63,9 +65,11 @@ def test_every_example_config_validates(example):
     from conftest import shared
 
     cfg = load_config(example)
-    for path in cfg.data.train + cfg.data.eval:
-        if path.startswith("../shared/datasets/"):  # beside the checkout (or its parent, for worktrees)
-            assert shared(*Path(path).parts[3:]).is_file(), path
+    for path in cfg.data.train + cfg.data.eval:  # relative to examples/, so absolute here
+        if "/shared/datasets/" in path:  # beside the checkout (or its parent, for worktrees)
+            assert path == os.path.normpath(EXAMPLES.parent / ".." / "shared" / "datasets" / path.split(
+                "/shared/datasets/", 1)[1]), path
+            assert shared(*Path(path.split("/shared/datasets/", 1)[1]).parts).is_file(), path
         else:
             assert (EXAMPLES.parent / path).exists() or Path(path).exists(), path
 

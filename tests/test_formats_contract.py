@@ -5,8 +5,9 @@ example (or, for a forced-only format such as `rows`, it recognises no row at al
 parses into a record whose origin is its file and line, the same from .jsonl and .json; and a
 format that `tunesmith data convert` writes survives a round trip: the example converted to the
 format itself, and through the OpenAI layout and back, reads as the same record.
-Preference formats (kind "preference") are detected among their own kind, read by the
-preference tasks from plain rows, and round-trip as the same checked pair.
+Preference formats (kind "preference") and KTO formats (kind "kto") are detected among their
+own kind and read by their tasks from plain rows; preference formats round-trip as the same
+checked pair.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from tunesmith.cli.main import run
 from tunesmith.data.convert import TARGETS
-from tunesmith.data.formats import FORMATS, detect_format
+from tunesmith.data.formats import FORMATS, detect_format, read_as
 from tunesmith.data.load import load_records
 from tunesmith.data.preference import preference_record
 from tunesmith.errors import DataError
@@ -30,6 +31,11 @@ def spec(request):
     spec = FORMATS.get(request.param)
     assert spec.example is not None, f"format {spec.name!r} registers no example row (register_format(example=...))"
     return spec
+
+
+def _copy(example):
+    """A fresh copy of an example row (an object, or a bare list for list formats)."""
+    return json.loads(json.dumps(example))
 
 
 def _write(path, rows: list[dict]):
@@ -60,17 +66,19 @@ def test_detection_picks_the_format_for_its_own_example(spec):
 
 def test_the_example_parses_with_its_origin(spec, tmp_path):
     path = _write(tmp_path / "rows.jsonl", [spec.example, spec.example])
-    if spec.kind == "preference":  # preference tasks read plain rows, then each row's pair
+    if spec.kind != "record":  # preference and KTO tasks read plain rows, then each row's pair or reply
         records, _ = load_records([str(path)], "rows")
         assert [r[ORIGIN] for r in records] == [f"{path}:1", f"{path}:2"]
-        assert all(preference_record(r) == spec.to_record(dict(spec.example)) for r in records)
+        assert all(read_as(r, spec.kind) == spec.to_record(_copy(spec.example)) for r in records)
+        if spec.kind == "preference":
+            assert all(preference_record(r) == spec.to_record(_copy(spec.example)) for r in records)
         return
     detected = spec.detect(spec.example)
     records, report = load_records([str(path)], "auto" if detected else spec.name)
     assert [r[ORIGIN] for r in records] == [f"{path}:1", f"{path}:2"]
     if detected:  # the report names the format it detected
         assert report.formats[str(path)] == spec.name
-    expected = {k: v for k, v in spec.to_record(dict(spec.example)).items() if k != ORIGIN}
+    expected = {k: v for k, v in spec.to_record(_copy(spec.example)).items() if k != ORIGIN}
     assert all({k: v for k, v in r.items() if k != ORIGIN} == expected for r in records)
     array = tmp_path / "rows.json"
     array.write_text(json.dumps([spec.example]), encoding="utf-8")
@@ -100,7 +108,7 @@ def test_round_trip_through_data_convert(spec, tmp_path):
         _convert(source, spec.name, tmp_path / "same.jsonl")
         _convert(tmp_path / "same.jsonl", "preference", tmp_path / "trl.jsonl")
         _convert(tmp_path / "trl.jsonl", spec.name, tmp_path / "back.jsonl")
-        pair = spec.to_record(dict(spec.example))
+        pair = spec.to_record(_copy(spec.example))
         for out in ("same", "trl", "back"):
             assert [preference_record(r) for r in _records(tmp_path / f"{out}.jsonl", "rows")] == [pair]
         return

@@ -87,26 +87,52 @@ def _llama(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class TinyTask:
-    """A tiny model and four rows a task learns from in a few steps, and the run config's task section."""
+    """A tiny model and four rows a task learns from in a few steps, and the run config's task section.
+    `other_rows`: more layouts the task reads, and rows it must turn down (tests/test_validate_tasks.py
+    checks that `data validate` and training agree on each; generic bad rows are added there)."""
 
     make_model: Callable[[Path], Path]
     row: Callable[[int], dict]  # row i of the training file (jsonl)
     task: dict
+    other_rows: tuple = ()
+
+
+HH = {"chosen": "\n\nHuman: 2 + 3?\n\nAssistant: 5", "rejected": "\n\nHuman: 2 + 3?\n\nAssistant: 6"}
+PAIR_ROWS = (HH, {"prompt": "2 + 3?", "chosen": "5", "rejected": "5"},  # an HH transcript; the same reply twice
+             {"chosen": "\n\nHuman: hi\n\nAssistant: yes", "rejected": "\n\nHuman: bye\n\nAssistant: no"},
+             {"instruction": "2 + 3?", "chosen": "5"})
+KTO_ROWS = (*PAIR_ROWS, {"messages": [{"role": "user", "content": "2 + 3?"}, {"role": "assistant", "content": "5"}],
+                         "label": True},  # LLaMA-Factory KTO, then TRL unpaired with a label that is not a bool
+            {"prompt": "2 + 3?", "completion": "6", "label": "no"},
+            {"messages": [{"role": "user", "content": "2 + 3?"}], "label": False})
+SENTIMENT_ROWS = ({"sentence": "", "label": "positive"}, {"sentence": "a fine film"},
+                  {"sentence": "a fine film", "label": None}, {"text": "a fine film", "label": "positive"})
 
 
 TINY_TASKS: dict[str, TinyTask] = {
-    "sft": TinyTask(_llama, _chat, {"name": "sft"}),
+    "sft": TinyTask(_llama, _chat, {"name": "sft"}, (
+        [{"role": "user", "content": "2 + 3?"}, {"role": "assistant", "content": "5"}],
+        {"messages": [{"role": "assistant", "content": "5"}]}, {"text": "plain text"},
+        {"messages": [{"role": "user", "content": "2 + 3?"}, {"role": "assistant", "content": ""}]})),
     "pretrain": TinyTask(_llama, lambda i: {"text": f"the quick brown fox number {i} jumps over the lazy dog."},
-                         {"name": "pretrain"}),
-    "dpo": TinyTask(_llama, _pair, {"name": "dpo"}),
-    "orpo": TinyTask(_llama, _pair, {"name": "orpo"}),
-    "simpo": TinyTask(_llama, _pair, {"name": "simpo"}),
-    "kto": TinyTask(_llama, _pair, {"name": "kto"}),
-    "reward": TinyTask(_llama, _pair, {"name": "reward"}),
+                         {"name": "pretrain"}, ({"text": ""}, {"text": 5}, _chat(1))),
+    "dpo": TinyTask(_llama, _pair, {"name": "dpo"}, PAIR_ROWS),
+    "orpo": TinyTask(_llama, _pair, {"name": "orpo"}, PAIR_ROWS),
+    "simpo": TinyTask(_llama, _pair, {"name": "simpo"}, PAIR_ROWS),
+    "kto": TinyTask(_llama, _pair, {"name": "kto"}, KTO_ROWS),
+    "reward": TinyTask(_llama, _pair, {"name": "reward"}, PAIR_ROWS),
     "label_words": TinyTask(_llama, _sentiment, {"name": "label_words", "text_column": "sentence",
-                                                 "prompt": "{text}"}),
-    "classification": TinyTask(save_tiny_bert, _sentiment, {"name": "classification", "text_column": "sentence"}),
-    "qa": TinyTask(save_tiny_bert, _qa, {"name": "qa"}),
+                                                 "prompt": "{text}"}, SENTIMENT_ROWS),
+    "classification": TinyTask(save_tiny_bert, _sentiment, {"name": "classification", "text_column": "sentence"},
+                               SENTIMENT_ROWS),
+    "qa": TinyTask(save_tiny_bert, _qa, {"name": "qa"}, (
+        {"question": "who?", "context": "the fox jumps.", "answers": "owl"},
+        {"question": "", "context": "the fox jumps.", "answers": "fox"},
+        {"question": "who?", "context": "the fox jumps.", "answers": "fox"},
+        {"data": [{"paragraphs": [{"context": "the owl sings.", "qas": [
+            {"id": "a", "question": "who sings?", "answers": [{"text": "owl", "answer_start": 4}]},
+            {"id": "b", "question": "who sings?", "answers": [{"text": "cat", "answer_start": 0}]}]}]}]})),
     "seq2seq": TinyTask(save_tiny_t5, lambda i: {"source": f"what is {i} plus {i}?", "target": f"{2 * i}"},
-                        {"name": "seq2seq", "max_new_tokens": 8}),
+                        {"name": "seq2seq", "max_new_tokens": 8},
+                        ({"source": "2 + 3?"}, {"source": "2 + 3?", "target": ""}, {"text": "2 + 3?"})),
 }

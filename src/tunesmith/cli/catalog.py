@@ -84,10 +84,10 @@ def config_show(config: Path, overrides: list[str] | None = typer.Argument(None)
 
 @config_app.command("check")
 def config_check(config: Path, overrides: list[str] | None = typer.Argument(None)):
-    """Validate a config without building anything."""
+    """Validate a config and check that the files it reads exist, without building anything."""
     from tunesmith.config import load_config
 
-    cfg = load_config(config, overrides or [])
+    cfg = load_config(config, overrides or [], check_files=True)
     console.print(f"{config}: ok ({cfg.method.name} / {cfg.task.name} on {cfg.model.name_or_path})")
 
 

@@ -49,6 +49,14 @@ def _extra(options: list[str] | None) -> dict:
     return out
 
 
+COLUMNS = typer.Option(None, "--columns", help="Comma-separated column names of header-less csv/tsv files (one "
+                       "name for a .txt file); with --config, replaces its data.columns.")
+
+
+def _names(columns: str | None) -> list[str] | None:
+    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+
+
 SET = typer.Option(None, "--set", help="Any other step option as key=value (see `tunesmith data steps`).")
 
 
@@ -95,19 +103,28 @@ def validate(
     strict: bool = typer.Option(False, "--strict", help="Warnings count as errors."),
     tokens_per_second: Optional[float] = typer.Option(None, "--tokens-per-second",
                                                       help="Your measured training speed, for the time estimate."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check rows as this task reads them, with its default "
+                                       "options (default: the config's task, else detected from the rows)."),
+    columns: Optional[str] = COLUMNS,
 ):
     """List every problem with its line, then statistics; exit code 1 when errors are found."""
-    from tunesmith.data.validate import save_outputs, validate_file
+    from tunesmith.data.validate import save_outputs
 
     run_config = None
+    names = _names(columns)
     if config:
         from tunesmith.config import load_config
         from tunesmith.training.preflight import validate_for_config
 
-        run_config = load_config(config, [f"data.cutoff_len={cutoff}"] if cutoff is not None else [])
+        overrides = [f"data.cutoff_len={cutoff}"] if cutoff is not None else []
+        overrides += [f"data.columns={json.dumps(names)}"] if names else []
+        overrides += [f"task.name={task}"] if task else []
+        run_config = load_config(config, overrides)
         result = validate_for_config(str(file), run_config, None if fmt == "auto" else fmt)
     else:
-        result = validate_file(file, fmt, cutoff=1024 if cutoff is None else cutoff)
+        from tunesmith.tasks.detect import validate_for_task
+
+        result = validate_for_task(file, task, fmt, 1024 if cutoff is None else cutoff, names)
     for problem in result.problems[:show]:
         color = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{color}]{problem.severity}[/] {problem.origin}: {problem.reason}", highlight=False,
@@ -130,7 +147,8 @@ def validate(
 
 def _print_stats(result) -> None:
     s = result.stats()
-    table = Table(title=f"{result.path} ({result.format or 'unknown format'})")
+    task = f", task {result.task}" if result.task else ", no task reads these rows (give --task or --config)"
+    table = Table(title=f"{result.path} ({result.format or 'unknown format'}{task})")
     for col in ("rows", "valid", "errors", "warnings", "tokens", "median/row", "max/row", f"over {s['cutoff']}"):
         table.add_column(col)
     approx = "~" if s["tokens_estimated"] else ""
@@ -170,12 +188,12 @@ def split(
     inputs: List[str] = typer.Argument(..., help="Input files."),
     out_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for train/eval/test files."),
     suffix: str = typer.Option(".jsonl", "--suffix", help="Output file type: .jsonl, .json or .csv."),
-    keep_origin: bool = ORIGIN_OPT, options: dict = None,
+    columns: Optional[str] = COLUMNS, keep_origin: bool = ORIGIN_OPT, options: dict = None,
 ):
     """Split into train/eval/test files: by ratio, stratified, grouped or by time."""
     from tunesmith.data.tools import split_files
 
-    counts = split_files(inputs, options, out_dir, suffix, keep_origin)
+    counts = split_files(inputs, options, out_dir, suffix, keep_origin, _names(columns))
     console.print(", ".join(f"{k}: {v} rows" for k, v in counts.items()) + f" -> {out_dir}")
 
 

@@ -11,22 +11,28 @@ from pydantic import BaseModel, ValidationError
 
 from tunesmith.config.components import ComponentError
 from tunesmith.config.migrations import upgrade
+from tunesmith.config.paths import check_files as ensure_files
+from tunesmith.config.paths import resolve_paths
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 from tunesmith.utils.yaml_files import parse_yaml, read_yaml_text
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """Parse `path` (may be None for defaults only), apply overrides, validate."""
+def load_config(path: str | Path | None, overrides: list[str] = (), check_files: bool = False) -> RunConfig:
+    """Parse `path` (may be None for defaults only), apply overrides, validate. File paths in the
+    file are relative to its folder (config/paths.py); with `check_files`, every input file must exist."""
     data: dict[str, Any] = {}
     lines: dict[tuple, int | str] = {}
     source = str(path) if path else "<overrides>"
     if path is not None:
         data, lines = _read_yaml(Path(path))
+        resolve_paths(data, Path(path))
     for item in overrides:
         key = _apply_override(data, item)
         lines[key] = f"override {item!r}"
     config = validate_config(data, source, lines)
+    if check_files:
+        ensure_files(config, source, lines)
     if path is not None and config.output.dir is None:
         config.output.dir = str(Path("runs") / Path(path).stem)
     return config

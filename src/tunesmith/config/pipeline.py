@@ -21,6 +21,7 @@ class StepOptions(BaseModel):
 
 
 STEP_OPTIONS: Registry[type[StepOptions]] = Registry("data step")
+FILE = {"file": True}  # json_schema_extra of an option naming files: relative to the config's folder in a run
 
 
 def parse_steps(value) -> list[StepOptions]:

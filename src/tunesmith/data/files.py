@@ -19,14 +19,16 @@ OUTPUT_SUFFIXES = (".jsonl", ".json", ".csv")
 INTERNAL_KEYS = (ORIGIN, "_split", "_source")
 
 
-def read_input(paths: list[str], on_bad_row: str = "error", report: LoadReport | None = None) -> list[dict]:
-    """Rows of data files, or of a SQLite database: `db.sqlite::table` or `db.sqlite::SELECT ...`."""
+def read_input(paths: list[str], on_bad_row: str = "error", report: LoadReport | None = None,
+               columns: list[str] | None = None) -> list[dict]:
+    """Rows of data files, or of a SQLite database: `db.sqlite::table` or `db.sqlite::SELECT ...`.
+    `columns` names the fields of header-less csv/tsv files."""
     rows: list[dict] = []
     for path in paths:
         if "::" in path:
             rows += read_sql(*path.split("::", 1))
         else:
-            rows += read_raw_rows([path], on_bad_row, report)
+            rows += read_raw_rows([path], on_bad_row, report, columns)
     if not rows:
         raise DataError(f"{', '.join(paths)}: no rows (empty file?)")
     return rows

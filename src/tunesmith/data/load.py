@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunesmith.data.formats import FORMATS, FormatSpec, detect_format
+from tunesmith.data.formats import FORMATS, FormatSpec, detect_format, layouts
 from tunesmith.data.readers import RawRow, Unreadable, read_rows
-from tunesmith.data.records import ORIGIN, RowError
+from tunesmith.data.records import ORIGIN, LayoutError, RowError, origin
 from tunesmith.errors import DataError
 
 
@@ -57,7 +57,7 @@ def load_shaped_like_run(path: str, data_config) -> list[dict]:
     if not shaping:
         return load_records([path], "auto", data_config.on_bad_row, columns=data_config.columns)[0]
     report = LoadReport()
-    rows, _ = run_pipeline(read_raw_rows([path], data_config.on_bad_row, report), shaping)
+    rows, _ = run_pipeline(read_raw_rows([path], data_config.on_bad_row, report, data_config.columns), shaping)
     return rows_to_records(rows, "auto", data_config.on_bad_row, report, path)
 
 
@@ -67,13 +67,15 @@ def _load_file(path: Path, fmt: str, on_bad_row: str, report: LoadReport, column
     return rows_to_records(rows, fmt, on_bad_row, report, str(path))
 
 
-def read_raw_rows(paths: list[str], on_bad_row: str = "error", report: LoadReport | None = None) -> list[dict]:
+def read_raw_rows(paths: list[str], on_bad_row: str = "error", report: LoadReport | None = None,
+                  columns: list[str] | None = None) -> list[dict]:
     """Every row of the files as the user wrote it (their own keys, labels, dates), plus
-    `_origin`; data pipeline steps work on these before rows become canonical records."""
+    `_origin`; data pipeline steps work on these before rows become canonical records.
+    `columns` names the fields of header-less csv/tsv files."""
     report = report or LoadReport()
     rows: list[dict] = []
     for path in paths:
-        for raw in read_rows(path, "report" if on_bad_row == "skip" else "raise"):
+        for raw in read_rows(path, "report" if on_bad_row == "skip" else "raise", columns):
             if isinstance(raw.data, dict):
                 rows.append({**raw.data, ORIGIN: raw.origin})
                 continue
@@ -97,13 +99,11 @@ def rows_to_records(rows, fmt: str, on_bad_row: str, report: LoadReport, name: s
         if spec is None:
             spec = detect_format(data)
             if spec is None:
-                _bad(report, on_bad_row, where, _undetected_reason(data))
+                _bad(report, on_bad_row, where, undetected_reason(data))
                 continue
             report.formats[name or where.rsplit(":", 1)[0]] = spec.name
         try:
-            if not isinstance(data, dict):
-                raise RowError(f"expected a JSON object, got {type(data).__name__}")
-            record = spec.to_record({k: v for k, v in data.items() if k != ORIGIN})
+            record = row_to_record(data, spec)
         except RowError as err:
             _bad(report, on_bad_row, where, f"{err} ({spec.name} format)")
             continue
@@ -112,9 +112,42 @@ def rows_to_records(rows, fmt: str, on_bad_row: str, report: LoadReport, name: s
     return records
 
 
-def _undetected_reason(row: object) -> str:
+def row_to_record(data: object, spec: FormatSpec) -> dict:
+    """One row read by `spec` (its `_origin` left out); RowError saying why it does not fit."""
+    if not isinstance(data, spec.accepts):
+        wanted = "an array of messages" if spec.accepts is list else "a JSON object"
+        raise RowError(f"expected {wanted}, got {type(data).__name__}")
+    return spec.to_record({k: v for k, v in data.items() if k != ORIGIN} if isinstance(data, dict) else data)
+
+
+def undetected_reason(row: object) -> str:
+    """Why a row fits no format, with every layout auto-detection knows."""
     keys = ", ".join(sorted(k for k in row if k != ORIGIN)) if isinstance(row, dict) else type(row).__name__
-    return f"no known format matches this row (keys: {keys}); set data.format to one of {', '.join(FORMATS.names())}"
+    return (f"no known format matches this row (keys: {keys}); accepted layouts: {layouts('record')}; "
+            f"or set data.format to one of {', '.join(s.name for s in FORMATS if s.kind == 'record')}")
+
+
+def task_records(records: list[dict], task, task_config, on_bad_row: str, report: LoadReport) -> list[dict]:
+    """Canonical records as `task` learns from them: expanded (a SQuAD file row holds many questions)
+    and passed through the task's own row check (columns, labels, pairs). Training and `data validate`
+    both call this, so a row is bad for one exactly when it is bad for the other."""
+    if task is None:
+        return records
+    if task.expand_records:
+        records = task.expand_records(records)
+    if task.check_row is None:
+        return records
+    kept = []
+    for record in records:
+        try:
+            task.check_row(record, task_config)
+        except RowError as err:
+            accepted = task.layouts(task_config) if task.layouts and isinstance(err, LayoutError) else ""
+            _bad(report, on_bad_row, origin(record), f"{err}" + (f"; task {task.name} reads {accepted}"
+                                                                 if accepted else ""))
+            continue
+        kept.append(record)
+    return kept
 
 
 def _bad(report: LoadReport, on_bad_row: str, where: str, reason: str) -> None:

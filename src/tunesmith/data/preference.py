@@ -63,13 +63,21 @@ def preference_pair(row: dict, prompt: list[dict], chosen: str, rejected: str) -
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
-def preference_record(row: dict) -> dict:
-    """A row of any preference format -> the checked pair; RowError naming the layouts otherwise."""
-    from tunesmith.data.formats import FORMATS, detect_format  # the formats import this module
+def kto_record(row: dict, prompt: list[dict], completion: str) -> dict:
+    """One reply marked desirable (`label: true`) or undesirable (`false`) after its prompt."""
+    if not isinstance(row.get("label"), bool):
+        raise RowError(f"a KTO row needs label: true or false (got {row.get('label')!r})")
+    if row.get("system") and (not prompt or prompt[0]["role"] != "system"):
+        prompt = [{"role": "system", "content": row["system"]}, *prompt]
+    if not prompt or prompt[-1]["role"] not in ("user", "tool"):
+        raise RowError("the prompt must end with a user turn")
+    if not completion.strip():
+        raise RowError("the completion is empty")
+    return {"prompt": prompt, "completion": completion, "label": row["label"]}
 
-    spec = detect_format(row, kind="preference")
-    if spec is None:
-        keys = ", ".join(k for k in row if k != "_origin")
-        layouts = "; ".join(f.summary for f in FORMATS if f.kind == "preference")
-        raise RowError(f"not a preference pair (keys: {keys}); expected one of: {layouts}")
-    return spec.to_record(row)
+
+def preference_record(row: dict) -> dict:
+    """A row of any preference format -> the checked pair; LayoutError naming the layouts otherwise."""
+    from tunesmith.data.formats import read_as  # the formats import this module
+
+    return read_as(row, "preference")

@@ -7,11 +7,12 @@ import json
 from dataclasses import dataclass, field
 
 from tunesmith.data.cache import build_features_cached
-from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval
+from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval, task_records
 from tunesmith.data.records import require_rows
 from tunesmith.data.steps import run_pipeline
 from tunesmith.data.steps.split import SplitOptions, split_rows
 from tunesmith.errors import DataError
+from tunesmith.utils.progress import say
 
 
 @dataclass
@@ -29,16 +30,20 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         raise DataError("data.train is empty; give at least one training file")
     load_report = LoadReport()
     fmt = data_format(d.format, task)
-    expand = task.expand_records or (lambda records: records)
+    checks = {"train": LoadReport(), "eval": LoadReport()}  # rows the task's own check turned down
+
+    def expand(records, split):  # the task's own row check: the one `data validate` applies too
+        return task_records(records, task, config.task, d.on_bad_row, checks[split])
+
     pipeline_report: dict = {}
     if d.pipeline:
         train_records, eval_records, pipeline_report = pipeline_records(config, load_report, fmt)
-        train_records, eval_records = expand(train_records), expand(eval_records)
+        train_records, eval_records = expand(train_records, "train"), expand(eval_records, "eval")
     else:
-        train_records = expand(load_records(d.train, fmt, d.on_bad_row, load_report, d.columns)[0])
+        train_records = expand(load_records(d.train, fmt, d.on_bad_row, load_report, d.columns)[0], "train")
         if d.max_rows:
             train_records = train_records[: d.max_rows]
-        eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report, d.columns)[0])
+        eval_records = expand(load_records(d.eval, fmt, d.on_bad_row, load_report, d.columns)[0], "eval")
         if not eval_records:
             train_records, eval_records = split_eval(train_records, d.eval_ratio, config.train.seed, d.stratify_by)
     require_rows(train_records, f"training data {', '.join(d.train)}")
@@ -50,8 +55,9 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     require_rows(train, "training data after tokenization (every row had nothing to learn)")
     report = {
         "load": load_report.as_dict(),
-        "train": {"records": len(train_records), **train_tok.as_dict()},
-        "eval": {"records": len(eval_records), **(eval_tok.as_dict() if eval_tok else {})},
+        "train": {"records": len(train_records), **_with_skipped(train_tok.as_dict(), checks["train"])},
+        "eval": {"records": len(eval_records), **_with_skipped(eval_tok.as_dict() if eval_tok else {},
+                                                               checks["eval"])},
         "data_hash": _hash(train_records + eval_records),
         **pipeline_report,
         "tokenize_cache": {"train": train_cache, "eval": eval_cache},
@@ -64,7 +70,7 @@ def pipeline_records(config, load_report: LoadReport, fmt: str = "auto") -> tupl
     eval rows (test rows are held out); otherwise eval_ratio holds out rows grouped by source,
     so an augmented variant never trains while its original is evaluated."""
     d, seed = config.data, config.train.seed
-    rows = read_raw_rows(d.train, d.on_bad_row, load_report)
+    rows = read_raw_rows(d.train, d.on_bad_row, load_report, d.columns)
     if d.max_rows:
         rows = rows[: d.max_rows]
     rows, reports = run_pipeline(rows, d.pipeline, {"seed": seed, "eval_files": d.eval})
@@ -77,10 +83,20 @@ def pipeline_records(config, load_report: LoadReport, fmt: str = "auto") -> tupl
     train = rows_to_records(parts["train"], fmt, d.on_bad_row, load_report, "pipeline")
     evals = rows_to_records(parts["eval"], fmt, d.on_bad_row, load_report, "pipeline")
     if d.eval:
-        evals, _ = load_records(d.eval, fmt, d.on_bad_row, load_report)
+        evals, _ = load_records(d.eval, fmt, d.on_bad_row, load_report, d.columns)
     report = {"pipeline": [r.as_dict() for r in reports],
               "split": {"train": len(train), "eval": len(evals), "test_held_out": len(parts.get("test", []))}}
     return train, evals, report
+
+
+def _with_skipped(tokenized: dict, check: LoadReport) -> dict:
+    """The tokenize report with the rows the task's check skipped counted in (`skipped_rows`, `skipped`)."""
+    skipped = [str(b) for b in check.bad_rows]
+    if not skipped:
+        return tokenized
+    say(f"[yellow]skipped {len(skipped)} bad row(s)[/]; first: {skipped[0]} (all are listed in data_report.json)")
+    return {**tokenized, "skipped_rows": tokenized.get("skipped_rows", 0) + len(skipped),
+            "skipped": (skipped + tokenized.get("skipped", []))[:50]}
 
 
 def data_format(configured: str, task) -> str:

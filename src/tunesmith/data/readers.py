@@ -1,4 +1,4 @@
-"""Read json, jsonl, csv, tsv and parquet files into rows that remember their line."""
+"""Read json, jsonl, csv, tsv, parquet and plain text files into rows that remember their line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunesmith.errors import DataError
 
-SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet")
+SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt")
 MAX_DEPTH = 100  # lists/objects inside each other; real rows nest a few levels, attacks thousands
 BOM = "\ufeff"
 
@@ -33,7 +33,8 @@ def read_rows(path: str | Path, errors: str = "raise", columns: list[str] | None
     """Yield every row of a data file; a line that cannot be parsed is a DataError with
     file:line (errors="raise") or a RawRow whose data is `Unreadable` (errors="report"),
     so validators can list every bad line instead of stopping at the first.
-    `columns` names the fields of a csv/tsv file that has no header row."""
+    `columns` names the fields of a csv/tsv file that has no header row, and the one field of
+    each line of a .txt file (default `text`)."""
     path = Path(path)
     if not path.is_file():
         if path.is_dir():
@@ -42,11 +43,13 @@ def read_rows(path: str | Path, errors: str = "raise", columns: list[str] | None
             raise DataError(f"{path} is not a regular file (a device or pipe?); name a data file")
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
-    readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet}
+    readers = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".tsv": _tsv, ".parquet": _parquet, ".txt": _txt}
     if suffix not in readers:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
     if columns and suffix in (".csv", ".tsv"):
         rows = _delimited(path, "," if suffix == ".csv" else "\t", columns)
+    elif suffix == ".txt":
+        rows = _txt(path, columns)
     else:
         rows = readers[suffix](path)
     for row in rows:
@@ -55,27 +58,46 @@ def read_rows(path: str | Path, errors: str = "raise", columns: list[str] | None
         yield row
 
 
-def _jsonl(path: Path) -> Iterator[RawRow]:
-    # Bytes, decoded line by line, so a non-UTF-8 line is reported with its number.
+def _txt(path: Path, columns: list[str] | None = None) -> Iterator[RawRow]:
+    """One row per non-blank line: {"text": line} (pretraining text, prompts, sentences), or the
+    line under the one name `columns` gives."""
+    if columns and len(columns) != 1:
+        raise DataError(f"{path}: a .txt file has one value per line; give one column name, not {len(columns)}")
+    name = columns[0] if columns else "text"
+    for origin, line in _lines(path):
+        if isinstance(line, Unreadable):
+            yield RawRow(origin, line)
+        elif line.strip():
+            yield RawRow(origin, {name: line.rstrip("\r\n")})
+
+
+def _lines(path: Path) -> Iterator[tuple[str, str | Unreadable]]:
+    """(origin, text) of every line; bytes decoded line by line, so a non-UTF-8 line is reported
+    with its number."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             origin = f"{path}:{number}"
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                yield RawRow(origin, Unreadable(f"not UTF-8 text (byte {err.start + 1}); "
-                                                "re-encode the file as UTF-8"))
+                yield origin, Unreadable(f"not UTF-8 text (byte {err.start + 1}); re-encode the file as UTF-8")
                 continue
-            if number == 1:
-                line = line.removeprefix(BOM)  # a byte-order mark some editors write; not data
-            if not line.strip():
-                continue
-            try:
-                yield RawRow(origin, _shallow(json.loads(line)))
-            except json.JSONDecodeError as err:
-                yield RawRow(origin, Unreadable(f"malformed JSON ({err.msg} at column {err.colno})"))
-            except (RecursionError, _TooDeep):
-                yield RawRow(origin, Unreadable(TOO_DEEP))
+            yield origin, line.removeprefix(BOM) if number == 1 else line  # a byte-order mark is not data
+
+
+def _jsonl(path: Path) -> Iterator[RawRow]:
+    for origin, line in _lines(path):
+        if isinstance(line, Unreadable):
+            yield RawRow(origin, line)
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield RawRow(origin, _shallow(json.loads(line)))
+        except json.JSONDecodeError as err:
+            yield RawRow(origin, Unreadable(f"malformed JSON ({err.msg} at column {err.colno})"))
+        except (RecursionError, _TooDeep):
+            yield RawRow(origin, Unreadable(TOO_DEEP))
 
 
 def _json(path: Path) -> Iterator[RawRow]:

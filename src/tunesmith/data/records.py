@@ -22,6 +22,11 @@ class RowError(ValueError):
     """A row that does not fit its format; the message says why."""
 
 
+class LayoutError(RowError):
+    """A row whose shape fits none of the layouts a task reads (missing columns, unknown keys):
+    the message is followed by the task's accepted layouts wherever the task is known."""
+
+
 def chat_record(messages: list[dict], tools: str | None = None) -> dict:
     """Build and check a chat record; raises RowError with the reason."""
     check_conversation(messages)

@@ -54,14 +54,15 @@ def _stream(path: str, step, output, keep_origin: bool) -> StepReport:
 
 
 def split_files(inputs: list[str], options: dict, out_dir: str | Path, suffix: str = ".jsonl",
-                keep_origin: bool = False) -> dict[str, int]:
-    """Write train/eval/test files (names from the ratios' order) into `out_dir`."""
+                keep_origin: bool = False, columns: list[str] | None = None) -> dict[str, int]:
+    """Write train/eval/test files (names from the ratios' order) into `out_dir`; `columns` names
+    the fields of header-less csv/tsv inputs (the outputs then have a header)."""
     from tunesmith.data.steps.split import NAMES, split_rows
 
     step = build_step({"step": "split", **options})
     outputs = [Path(out_dir) / f"{name}{suffix}" for name in NAMES[: len(step.options.ratios)]]
     refuse_overwriting_inputs(inputs, [*outputs, Path(out_dir) / "split_report.json"])
-    parts = split_rows(read_input(inputs), step.options, step.seed())
+    parts = split_rows(read_input(inputs, columns=columns), step.options, step.seed())
     counts = {}
     for path, (name, part) in zip(outputs, parts.items()):
         counts[name] = write_rows(path, part, keep_origin)

@@ -4,6 +4,11 @@ Unlike loading for training, validation never stops at a bad row: unparsable lin
 rows that fit no format, conversations in the wrong order and rows over the cutoff are all
 listed, so one run shows everything to fix. Rows stream through; memory holds only one
 integer per row (its token count).
+
+Each row goes through what training does to it: the readers (`data.columns` for header-less
+csv/tsv), the row format (`row_to_record`) and, given a task, its own row check
+(`load.task_records`: a classification row's text and label, a preference pair, a KTO row, a
+QA example). So a row is an error here exactly when training would stop at it or drop it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from pathlib import Path
 from typing import Iterator
 
 from tunesmith.data.formats import FORMATS, FormatSpec, detect_format
+from tunesmith.data.load import LoadReport, row_to_record, task_records, undetected_reason
 from tunesmith.data.readers import Unreadable, read_rows
-from tunesmith.data.records import RowError
+from tunesmith.data.records import ORIGIN, RowError
 from tunesmith.data.templates import get_template
 from tunesmith.utils.progress import progress
 
@@ -44,6 +50,7 @@ class Problem:
 class Validation:
     path: str
     format: str | None = None
+    task: str | None = None  # whose row check applied (None: the row formats only)
     rows: int = 0
     valid_rows: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -74,30 +81,36 @@ class Validation:
         }
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "format": self.format, **self.stats(),
+        return {"path": self.path, "format": self.format, "task": self.task, **self.stats(),
                 "problems": [{"origin": p.origin, "severity": p.severity, "reason": p.reason}
                              for p in self.problems]}
 
 
 def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template: str = "auto",
-                  cutoff: int = 1024, system: str | None = None) -> Validation:
-    """Every problem of every row of `path`, and each valid row's token count."""
+                  cutoff: int = 1024, system: str | None = None, *, columns: list[str] | None = None,
+                  task=None, task_config=None) -> Validation:
+    """Every problem of every row of `path`, and each valid row's token count. With `task` (a
+    TaskSpec) and its options, rows are also checked as that task reads them; `fmt` auto then
+    means the task's own row format, as in training."""
     if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff <= 0:
         from tunesmith.errors import ConfigError
 
         raise ConfigError(f"cutoff must be a whole number of tokens > 0 (got {cutoff!r})")
-    result = Validation(str(path), cutoff=cutoff, tokens_estimated=tokenizer is None)
+    result = Validation(str(path), cutoff=cutoff, tokens_estimated=tokenizer is None,
+                        task=task.name if task is not None else None)
     counter = _TokenCounter(tokenizer, template, system)
     pending: list[tuple[str, object]] = []  # (origin, record) awaiting batch tokenization
+    if fmt == "auto" and task is not None and task.data_format:
+        fmt = task.data_format
     spec: FormatSpec | None = None if fmt == "auto" else FORMATS.get(fmt)
     with progress("validate", None) as advance:
-        for origin, data in _rows(path, result):
+        for origin, data in _rows(path, result, columns):
             result.rows += 1
             spec = spec or detect_format(data)
             record = _check_row(origin, data, spec, result)
-            if record is not None:
-                result.valid_rows += 1
-                pending.append((origin, record))
+            records = _task_check(record, origin, task, task_config, result) if record is not None else []
+            result.valid_rows += bool(records)
+            pending += [(r.get(ORIGIN, origin), r) for r in records]
             if len(pending) >= BATCH:
                 done = len(pending)
                 _count(pending, counter, result)
@@ -111,12 +124,12 @@ def validate_file(path: str | Path, fmt: str = "auto", tokenizer=None, template:
     return result
 
 
-def _rows(path, result: Validation) -> Iterator[tuple[str, object]]:
+def _rows(path, result: Validation, columns=None) -> Iterator[tuple[str, object]]:
     from tunesmith.errors import DataError
 
     started = False
     try:
-        for raw in read_rows(path, errors="report"):
+        for raw in read_rows(path, errors="report", columns=columns):
             started = True
             if isinstance(raw.data, Unreadable):
                 result.rows += 1
@@ -131,19 +144,17 @@ def _rows(path, result: Validation) -> Iterator[tuple[str, object]]:
 
 
 def _check_row(origin: str, data, spec: FormatSpec | None, result: Validation):
-    if not isinstance(data, dict):
-        result.problems.append(Problem(origin, f"expected a JSON object, got {type(data).__name__}"))
+    """The row as the format reads it (the same call as training's loader), or None with the problem."""
+    if spec is None:
+        result.problems.append(Problem(origin, undetected_reason(data)))
         return None
-    if spec is None or not spec.detect(data):
-        keys = ", ".join(sorted(data)) or "none"
-        result.problems.append(Problem(origin, f"fits no format (keys: {keys}); formats: {', '.join(FORMATS.names())}"))
-        return None
-    unknown = set(data) - KNOWN_KEYS.get(spec.name, set(data)) - METADATA_KEYS
-    if unknown:
-        result.problems.append(Problem(origin, f"unknown key(s) {', '.join(sorted(unknown))} "
-                                       f"({spec.name} format ignores them)", "warning"))
+    if isinstance(data, dict):
+        unknown = ignored_keys(data, spec.name)
+        if unknown:
+            result.problems.append(Problem(origin, f"unknown key(s) {', '.join(sorted(unknown))} "
+                                           f"({spec.name} format ignores them)", "warning"))
     try:
-        record = spec.to_record(data)
+        record = row_to_record(data, spec)
     except RowError as err:
         result.problems.append(Problem(origin, f"{err} ({spec.name} format)"))
         return None
@@ -151,6 +162,19 @@ def _check_row(origin: str, data, spec: FormatSpec | None, result: Validation):
         if not m["content"].strip() and not m.get("tool_calls"):
             result.problems.append(Problem(origin, f"message {i} ({m['role']}) is empty", "warning"))
     return record
+
+
+def ignored_keys(row: dict, fmt: str) -> set[str]:
+    """Keys of `row` that format `fmt` does not read (bookkeeping keys such as id aside)."""
+    return set(row) - KNOWN_KEYS.get(fmt, set(row)) - METADATA_KEYS - {ORIGIN}
+
+
+def _task_check(record: dict, origin: str, task, task_config, result: Validation) -> list[dict]:
+    """The task's own check, as training applies it (load.task_records); the records it keeps."""
+    report = LoadReport()
+    kept = task_records([{**record, ORIGIN: origin}], task, task_config, "skip", report)
+    result.problems += [Problem(bad.origin, bad.reason) for bad in report.bad_rows]
+    return kept
 
 
 def _count(pending: list, counter: "_TokenCounter", result: Validation) -> None:
@@ -178,14 +202,23 @@ class _TokenCounter:
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def _text(self, record: dict) -> str:
-        if "messages" not in record:
-            return record.get("text", "")
+        if "messages" not in record:  # plain text, or a task's own columns: all their text
+            return record["text"] if isinstance(record.get("text"), str) else _strings(record)
         messages = record["messages"]
         if self.system and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": self.system}, *messages]
         if self.template is None:
             return "\n".join(m["content"] for m in messages)
         return "".join(t for t, _ in self.template.segments(messages, self.tokenizer, record.get("tools")))
+
+
+def _strings(value) -> str:
+    """Every string inside a row (its `_origin` left out), one per line."""
+    if isinstance(value, dict):
+        return "\n".join(_strings(v) for k, v in value.items() if k != ORIGIN)
+    if isinstance(value, list):
+        return "\n".join(_strings(v) for v in value)
+    return value if isinstance(value, str) else ""
 
 
 def estimate_tokens(text: str) -> int:

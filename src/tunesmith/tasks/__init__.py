@@ -2,8 +2,10 @@
 
 A task says which model class to load, how canonical records become features
 (token ids and labels), and how features are batched. Optional hooks let a task read its
-own columns (`data_format`), size the model head (`model_kwargs`), bring its own trainer and
-metrics (`make_trainer`) and answer new rows (`predict`); tasks without them get the defaults.
+own columns (`data_format`), check each row as training will (`check_row`, which `tunesmith data
+validate` applies too, and `layouts`, what a row may look like), size the model head
+(`model_kwargs`), bring its own trainer and metrics (`make_trainer`) and answer new rows
+(`predict`); tasks without them get the defaults.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class TaskSpec:
     # The canonical records it learns from as a language model: "messages" (chats: without its
     # own `predict` it answers by generating replies) or "text" (plain text: scores any corpus).
     reads: str | None = None
+    # (record, task config) -> None, RowError for a row the task cannot learn from. Training drops or
+    # stops at such rows before build_features, and `data validate` reports them: one rule for both.
+    check_row: Callable | None = None
+    layouts: Callable | None = None  # (task config) -> str: the row layouts the task reads, for messages
 
 
 @dataclass
@@ -54,14 +60,16 @@ TASKS: Registry[TaskSpec] = Registry("task")
 def register_task(config_class: type[TaskConfig], summary: str, *, model_class, collator,
                   data_format: str | None = None, model_kwargs: Callable | None = None,
                   make_trainer: Callable | None = None, predict: Callable | None = None,
-                  expand_records: Callable | None = None, reads: str | None = None):
+                  expand_records: Callable | None = None, reads: str | None = None,
+                  check_row: Callable | None = None, layouts: Callable | None = None):
     """Decorator for a task's `build_features`."""
     name = config_class.model_fields["name"].default
 
     def wrap(build_features: Callable) -> Callable:
         TASK_CONFIGS.register(config_class, name)
         TASKS.register(TaskSpec(name, summary, config_class, model_class, build_features, collator,
-                                 data_format, model_kwargs, make_trainer, predict, expand_records, reads))
+                                 data_format, model_kwargs, make_trainer, predict, expand_records, reads,
+                                 check_row, layouts))
         return build_features
 
     return wrap

@@ -19,7 +19,7 @@ from tunesmith.config.components import TaskConfig
 from tunesmith.errors import DataError
 from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.heads import train_task_head
-from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, say_skipped
+from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, columns_layout, say_skipped
 from tunesmith.utils.io import write_json
 
 _INT = re.compile(r"-?\d+")
@@ -83,6 +83,18 @@ def label_id(value, labels: list[str], cfg=None) -> int:
     shown = ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
     raise ColumnError(f"label {text!r} is not one of the training labels ({shown}); add it to the training "
                       "data or to task.labels")
+
+
+def check_row(record: dict, cfg: ClassificationConfig) -> None:
+    """What build_features needs of a row: its text(s) and a label (one of the labels, once known)."""
+    read_texts(record, cfg)
+    label = column(record, cfg.label_column, "classification", "label_column")
+    if cfg.labels:
+        label_id(label, cfg.labels, cfg)
+
+
+def layouts(cfg: ClassificationConfig) -> str:
+    return columns_layout(cfg.text_column, cfg.text_pair_column, cfg.label_column)
 
 
 def model_kwargs(config, tokenizer) -> dict:
@@ -215,7 +227,8 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 32)
 
 @register_task(ClassificationConfig, "sequence classification (encoder or decoder) with a label map",
                model_class=sequence_classification_class, collator=collator, data_format="rows",
-               model_kwargs=model_kwargs, make_trainer=make_trainer, predict=predict)
+               model_kwargs=model_kwargs, make_trainer=make_trainer, predict=predict, check_row=check_row,
+               layouts=layouts)
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], RowsReport]:
     cfg, report = config.task, RowsReport()
     if cfg.labels is None:  # learned from the training rows; eval rows must then use these labels

@@ -1,7 +1,8 @@
 """KTO (TRL's KTOTrainer): learns from replies marked desirable or undesirable, one at a time.
 
 Pairs are split into a desirable (chosen) and an undesirable (rejected) example; rows may also
-be unpaired: `{prompt|conversations, completion, label: true|false}`. With LoRA the reference
+be unpaired (the "kto" formats): TRL's `{prompt|conversations, completion, label: true|false}` or
+LLaMA-Factory's `{messages, label: true|false}`. With LoRA the reference
 is the base model with adapters disabled, as for DPO.
 """
 
@@ -12,10 +13,10 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
-from tunesmith.data.preference import messages, reply
-from tunesmith.data.records import RowError
+from tunesmith.data.formats import detect_format, layouts, read_as
+from tunesmith.data.records import LayoutError, RowError
 from tunesmith.tasks import TrainerParts
-from tunesmith.tasks.preference import preference_trainer, read_pairs, register_preference_task, render_pair
+from tunesmith.tasks.preference import preference_trainer, register_preference_task, render_pair
 from tunesmith.tasks.rows import RowsReport, bad_row, say_skipped
 
 
@@ -26,35 +27,43 @@ class KtoConfig(TaskConfig):
     undesirable_weight: float = Field(1.0, gt=0, description="Loss weight of undesirable replies.")
 
 
-def _unpaired(record: dict, tokenizer, config) -> dict:
-    if not isinstance(record.get("label"), bool):
-        raise RowError("an unpaired KTO row needs label: true or false")
-    prompt = messages(record.get("prompt", record.get("conversations")))
-    completion = reply(record.get("completion"))
-    pair = render_pair({"prompt": prompt, "chosen": completion, "rejected": completion + " "}, tokenizer, config)
-    return {"prompt": pair["prompt"], "completion": pair["chosen"], "label": record["label"]}
+def read_kto(record: dict) -> dict:
+    """A pair {prompt, chosen, rejected}, or one judged reply {prompt, completion, label}; the
+    LayoutError of a row that is neither lists every layout of both."""
+    if detect_format(record, "kto"):
+        return read_as(record, "kto")
+    if detect_format(record, "preference"):
+        return read_as(record, "preference")
+    keys = ", ".join(k for k in record if k != "_origin") or "none"
+    raise LayoutError(f"not a KTO row (keys: {keys}); expected one of: {layouts('kto')} | {layouts('preference')}")
+
+
+def check_row(record: dict, cfg) -> None:
+    read_kto(record)
 
 
 def build_features(records: list[dict], tokenizer, config):
     report = RowsReport()
-    paired = [r for r in records if "completion" not in r]
     features = []
-    for _record, pair in read_pairs(paired, tokenizer, config, report):
-        features.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
-        features.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
-        report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
-    for record in (r for r in records if "completion" in r):
+    for record in records:
         try:
-            features.append(_unpaired(record, tokenizer, config))
-            report.count([])
+            row = read_kto(record)
         except RowError as err:
             bad_row(report, config, record, str(err))
+            continue
+        replies = ([(row["completion"], row["label"])] if "completion" in row
+                   else [(row["chosen"], True), (row["rejected"], False)])
+        pair = render_pair({"prompt": row["prompt"], "chosen": replies[0][0], "rejected": replies[-1][0]},
+                           tokenizer, config)
+        for (_, label), key in zip(replies, ("chosen", "rejected")):
+            features.append({"prompt": pair["prompt"], "completion": pair[key], "label": label})
+        report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
     say_skipped(report, "KTO")
     return features, report
 
 
 @register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
-                          build_features)
+                          build_features, check_row)
 def make_trainer(parts: TrainerParts):
     from trl import KTOConfig, KTOTrainer
 

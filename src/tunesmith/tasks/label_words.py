@@ -19,7 +19,7 @@ from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
 from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.classification import collect_labels, label_id, read_texts
 from tunesmith.tasks.collate import CausalLMCollator, causal_lm_class
-from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, say_skipped
+from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, columns_layout, say_skipped
 from tunesmith.tasks.sft import with_system
 
 
@@ -43,7 +43,10 @@ def _prompt_and_words(cfg, tokenizer, config, text, pair) -> tuple[list[int], li
     """Prompt ids, and the ids of each label word as the assistant's reply (with end of turn)."""
     template = get_template(config.data.template, tokenizer)
     prompt = with_system(messages(cfg, text, pair), config.data.system)
-    encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
+
+    def encode(s):
+        return tokenizer(s, add_special_tokens=False)["input_ids"]
+
     prompt_ids = encode(template.prompt(prompt, tokenizer))
     words = []
     for name in cfg.labels:
@@ -63,6 +66,14 @@ def label_scores(model, tokenizer, config, texts: list[tuple[str, str | None]], 
     sums, _ = continuation_logps(model, tokenizer, pairs, batch_size, label="labels")
     n = len(config.task.labels)
     return [sums[i:i + n] for i in range(0, len(sums), n)]
+
+
+def check_row(record: dict, cfg: LabelWordsConfig) -> None:
+    """What build_features needs of a row: its text(s) and a label (one of the labels, once known)."""
+    read_texts(record, cfg)
+    label = column(record, cfg.label_column, "label_words", "label_column")
+    if cfg.labels:
+        label_id(label, cfg.labels)
 
 
 def make_trainer(parts: TrainerParts):
@@ -107,7 +118,7 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
     say_skipped(report, "input")
     scores = label_scores(model, tokenizer, config, [(t, p) for _, t, p, _ in kept], batch_size)
     rows = []
-    for (record, text, pair, gold), s in zip(kept, scores):
+    for (record, text, _pair, gold), s in zip(kept, scores):
         top = max(s)
         probs = [math.exp(x - top) for x in s]
         probs = [p / sum(probs) for p in probs]  # normalised over the label words only
@@ -126,7 +137,8 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
 
 @register_task(LabelWordsConfig, "classification as generation: a chat LLM answers with label words",
                model_class=causal_lm_class, collator=CausalLMCollator, data_format="rows",
-               make_trainer=make_trainer, predict=predict)
+               make_trainer=make_trainer, predict=predict, check_row=check_row,
+               layouts=lambda cfg: columns_layout(cfg.text_column, cfg.text_pair_column, cfg.label_column))
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     cfg, report = config.task, RowsReport()
     if cfg.labels is None:

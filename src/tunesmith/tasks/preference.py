@@ -94,14 +94,19 @@ def preference_trainer(parts: TrainerParts, args_class, trainer_class, **options
     return trainer
 
 
-def register_preference_task(config_class, summary: str, build_features=None):
+def check_pair(record: dict, cfg) -> None:
+    """A row of any preference layout (the LayoutError lists them all)."""
+    preference_record(record)
+
+
+def register_preference_task(config_class, summary: str, build_features=None, check_row=check_pair):
     """Decorator for the `make_trainer` of a causal-LM task trained by a TRL preference trainer
     on pairs (`build_pair_features` unless given) and scored by `score_pairs`."""
 
     def wrap(make_trainer):
         register_task(config_class, summary, model_class=causal_lm_class, collator=no_collator,
-                      data_format="rows", make_trainer=make_trainer,
-                      predict=score_pairs)(build_features or build_pair_features)
+                      data_format="rows", make_trainer=make_trainer, predict=score_pairs,
+                      check_row=check_row)(build_features or build_pair_features)
         return make_trainer
 
     return wrap

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from tunesmith.config.components import TaskConfig
-from tunesmith.data.records import origin
+from tunesmith.data.records import LayoutError, origin
 from tunesmith.data.tokenize import TokenizeReport, add_example
 from tunesmith.errors import DataError
 from tunesmith.tasks import register_task
@@ -16,8 +16,14 @@ class PretrainConfig(TaskConfig):
     name: Literal["pretrain"] = "pretrain"
 
 
+def check_row(record: dict, cfg) -> None:
+    if "text" not in record:
+        raise LayoutError("task pretrain needs {text} rows; use task.name=sft for chats")
+
+
 @register_task(PretrainConfig, "continued pretraining on plain text",
-               model_class=causal_lm_class, collator=CausalLMCollator, reads="text")
+               model_class=causal_lm_class, collator=CausalLMCollator, reads="text", check_row=check_row,
+               layouts=lambda cfg: "{text} rows (json, jsonl, csv, parquet) or a .txt file, one text per line")
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     report = TokenizeReport()
     features: list[dict] = []

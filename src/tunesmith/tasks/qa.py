@@ -199,6 +199,16 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
     return rows, metrics
 
 
+def check_row(record: dict, cfg: QaConfig) -> None:
+    qa_example({k: v for k, v in record.items() if k != "_origin"}, cfg)
+
+
+def layouts(cfg: QaConfig) -> str:
+    return (f"a SQuAD json file (data -> paragraphs -> context + qas), or rows with {cfg.question_column!r}, "
+            f"{cfg.context_column!r} and {cfg.answers_column!r} columns (answers as text, a list, or "
+            "{text, answer_start})")
+
+
 def expand_records(records: list[dict]) -> list[dict]:
     """A SQuAD file is one row holding every question; make it one record per question, so
     data.eval_ratio and data.max_rows count questions."""
@@ -207,7 +217,7 @@ def expand_records(records: list[dict]) -> list[dict]:
 
 @register_task(QaConfig, "extractive question answering (SQuAD v1/v2, doc stride, n-best spans)",
                model_class=model_class, collator=QaCollator, data_format="rows", make_trainer=make_trainer,
-               predict=predict, expand_records=expand_records)
+               predict=predict, expand_records=expand_records, check_row=check_row, layouts=layouts)
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], RowsReport]:
     report = RowsReport()
     examples = read_examples(records, config, report)

@@ -9,7 +9,7 @@ unanswerable.
 
 from __future__ import annotations
 
-from tunesmith.data.records import RowError
+from tunesmith.data.records import LayoutError, RowError
 
 
 def expand_rows(record: dict) -> list[tuple[str, dict]]:
@@ -46,7 +46,8 @@ def qa_example(row: dict, cfg, need_answers: bool = True) -> dict:
     question, context = row.get(cfg.question_column), row.get(cfg.context_column)
     for key, value in ((cfg.question_column, question), (cfg.context_column, context)):
         if not isinstance(value, str) or not value.strip():
-            raise RowError(f"field {key!r} is missing or empty (set task.{'question' if key == cfg.question_column else 'context'}_column)")
+            which = "question" if key == cfg.question_column else "context"
+            raise LayoutError(f"field {key!r} is missing or empty (set task.{which}_column)")
     raw = row.get(cfg.answers_column, row.get("answer"))
     if raw is None and row.get("is_impossible") is None and need_answers:
         raise RowError(f"field {cfg.answers_column!r} is missing (use [] or is_impossible: true for no answer)")

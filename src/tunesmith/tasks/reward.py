@@ -11,7 +11,7 @@ from pydantic import Field
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
 from tunesmith.tasks.heads import train_task_head
-from tunesmith.tasks.preference import build_pair_features, no_collator, preference_trainer, read_pairs
+from tunesmith.tasks.preference import build_pair_features, check_pair, no_collator, preference_trainer, read_pairs
 from tunesmith.tasks.rows import RowsReport
 
 
@@ -63,6 +63,6 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
 
 @register_task(RewardConfig, "reward model: pairwise scoring of chosen vs rejected replies (TRL)",
                model_class=model_class, collator=no_collator, data_format="rows", model_kwargs=model_kwargs,
-               make_trainer=make_trainer, predict=predict)
+               make_trainer=make_trainer, predict=predict, check_row=check_pair)
 def build_features(records: list[dict], tokenizer, config):
     return build_pair_features(records, tokenizer, config)

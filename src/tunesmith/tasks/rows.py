@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunesmith.data.records import origin
+from tunesmith.data.records import LayoutError, origin
 from tunesmith.data.tokenize import TokenizeReport
 from tunesmith.errors import DataError
 from tunesmith.utils.progress import say
@@ -43,6 +43,13 @@ def say_skipped(report: RowsReport, what: str) -> None:
             "(all are listed in data_report.json)")
 
 
+def columns_layout(*names: str | None) -> str:
+    """What rows of a column-reading task look like, for messages about a row that is not so."""
+    named = " and ".join(repr(n) for n in names if n)
+    return (f"rows with {named} columns: json/jsonl objects, parquet, csv/tsv with a header row, "
+            "or header-less csv/tsv with data.columns, or a .txt file (one value per line) with data.columns")
+
+
 def column(record: dict, name: str, task: str, key: str) -> object:
     """The value of column `name`, or a RowError-style reason naming the config key to change."""
     if name not in record or record[name] is None or (isinstance(record[name], str) and not record[name].strip()):
@@ -53,5 +60,5 @@ def column(record: dict, name: str, task: str, key: str) -> object:
     return record[name]
 
 
-class ColumnError(ValueError):
+class ColumnError(LayoutError):
     """A row without a needed column; the message names the column and the config key."""

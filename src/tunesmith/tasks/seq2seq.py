@@ -12,7 +12,7 @@ from pydantic import Field
 
 from tunesmith.config.components import TaskConfig
 from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, say_skipped
+from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, columns_layout, say_skipped
 
 
 class Seq2SeqConfig(TaskConfig):
@@ -41,6 +41,11 @@ def _source(record: dict, cfg) -> str:
     return cfg.prefix + str(column(record, cfg.source_column, "seq2seq", "source_column"))
 
 
+def check_row(record: dict, cfg: Seq2SeqConfig) -> None:
+    _source(record, cfg)
+    column(record, cfg.target_column, "seq2seq", "target_column")
+
+
 def rouge_bleu(predictions: list[str], references: list[str]) -> dict[str, float]:
     """ROUGE-1/2/L F1 (0-1) and corpus BLEU (0-100) from the metric registry (CJK-aware)."""
     from tunesmith.metrics import METRICS
@@ -64,7 +69,10 @@ class GenerationScores:
         pad = self.tokenizer.pad_token_id
         preds = np.where(prediction.predictions < 0, pad, prediction.predictions)
         labels = np.where(prediction.label_ids < 0, pad, prediction.label_ids)
-        decode = lambda ids: [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+        def decode(ids):
+            return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
         return rouge_bleu(decode(preds), decode(labels))
 
 
@@ -116,7 +124,8 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 8) 
 
 @register_task(Seq2SeqConfig, "encoder-decoder text to text (summarisation, translation) with ROUGE/BLEU eval",
                model_class=model_class, collator=collator, data_format="rows", make_trainer=make_trainer,
-               predict=predict)
+               predict=predict, check_row=check_row,
+               layouts=lambda cfg: columns_layout(cfg.source_column, cfg.target_column))
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], RowsReport]:
     cfg, report = config.task, RowsReport()
     features = []
@@ -128,7 +137,8 @@ def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], 
             bad_row(report, config, record, str(err))
             continue
         feature = dict(tokenizer(source, truncation=True, max_length=config.data.cutoff_len))
-        feature["labels"] = tokenizer(text_target=target, truncation=True, max_length=cfg.max_target_length)["input_ids"]
+        labels = tokenizer(text_target=target, truncation=True, max_length=cfg.max_target_length)
+        feature["labels"] = labels["input_ids"]
         report.count(feature["input_ids"], config.data.cutoff_len, record.get("_origin", "?"))
         features.append(feature)
     say_skipped(report, "seq2seq")

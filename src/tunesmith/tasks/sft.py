@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from tunesmith.config.components import TaskConfig
-from tunesmith.data.records import origin
+from tunesmith.data.formats import layouts
+from tunesmith.data.records import LayoutError, origin
 from tunesmith.data.templates import get_template, render_segments, with_system
 from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
 from tunesmith.errors import DataError
@@ -19,8 +20,15 @@ class SftConfig(TaskConfig):
     name: Literal["sft"] = "sft"
 
 
+def check_row(record: dict, cfg) -> None:
+    if "messages" not in record:
+        raise LayoutError("task sft needs conversations, but this row is plain text; "
+                          "use task.name=pretrain for continued pretraining")
+
+
 @register_task(SftConfig, "chat / instruction tuning on conversations",
-               model_class=causal_lm_class, collator=CausalLMCollator, reads="messages")
+               model_class=causal_lm_class, collator=CausalLMCollator, reads="messages", check_row=check_row,
+               layouts=lambda cfg: layouts("record", without=("text",)))
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     template = get_template(config.data.template, tokenizer)
     report = TokenizeReport()

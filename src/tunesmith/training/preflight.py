@@ -24,10 +24,12 @@ FULL_FINE_TUNING_SLOWDOWN = 1.5
 def validate_for_config(path: str, config, fmt: str | None = None) -> Validation:
     """Validate with the tokenizer, template, system prompt and cutoff the run would use."""
     from tunesmith.models import load_tokenizer, resolve_model
+    from tunesmith.tasks import TASKS
 
     d = config.data
     tokenizer = load_tokenizer(resolve_model(config.model.name_or_path), config.model.trust_remote_code)
-    return validate_file(path, fmt or d.format, tokenizer, d.template, d.cutoff_len, d.system)
+    return validate_file(path, fmt or d.format, tokenizer, d.template, d.cutoff_len, d.system, columns=d.columns,
+                         task=TASKS.get(config.task.name), task_config=config.task)
 
 
 def estimate_run(result: Validation, config, tokens_per_second: float | None = None) -> dict:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunesmith.config.pipeline import StepOptions
+from tunesmith.config.pipeline import FILE, StepOptions
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
 from tunesmith.data.text import is_cjk_heavy
@@ -36,14 +36,17 @@ class AugmentOptions(StepOptions):
     ops: list[Literal["synonym", "insert", "swap", "delete", "mask_fill", "back_translate"]] = Field(
         ["synonym", "swap", "delete"], description="Operations; each variant applies one, in turn.")
     synonyms: str | dict[str, list[str]] | None = Field(
-        None, description="YAML/JSON file (or mapping) word -> [synonyms]; needed by synonym/insert.")
+        None, description="YAML/JSON file (or mapping) word -> [synonyms]; needed by synonym/insert.",
+        json_schema_extra=FILE)
     alpha: float = Field(0.1, gt=0, le=0.5, description="Share of words an operation changes.")
     copies: int = Field(1, ge=1, le=16, description="Variants made per row.")
     fields: list[str] = Field(PROMPT_FIELDS, description="Top-level text fields to change; chat rows "
                               "change their user turns.")
-    mask_model: str | None = Field(None, description="Local masked-LM directory for mask_fill.")
+    mask_model: str | None = Field(None, description="Local masked-LM directory for mask_fill.",
+                                   json_schema_extra=FILE)
     translate_models: list[str] = Field(default_factory=list, description="Two local translation "
-                                        "model directories (there, back) for back_translate.")
+                                        "model directories (there, back) for back_translate.",
+                                        json_schema_extra=FILE)
     endpoint: str | None = Field(None, description="OpenAI-compatible base URL for back_translate "
                                  "instead of local models, e.g. http://localhost:8000/v1.")
     endpoint_model: str | None = Field(None, description="Model name sent to the endpoint.")
@@ -97,7 +100,8 @@ class Augment(Step):
                 new[key] = change(new[key])
         for turns, role_key, text_key in (("messages", "role", "content"), ("conversations", "from", "value")):
             for turn in new.get(turns) or []:
-                if isinstance(turn, dict) and turn.get(role_key) in PROMPT_ROLES and isinstance(turn.get(text_key), str):
+                if (isinstance(turn, dict) and turn.get(role_key) in PROMPT_ROLES
+                        and isinstance(turn.get(text_key), str)):
                     turn[text_key] = change(turn[text_key])
         return None if new == row else new
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from tunesmith.config.pipeline import StepOptions
+from tunesmith.config.pipeline import FILE, StepOptions
 from tunesmith.data.pii import PII_KINDS, mask_pii
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
@@ -41,7 +41,8 @@ class CleanOptions(StepOptions):
         default_factory=list, description=f"Mask personal data of these kinds: {', '.join(PII_KINDS)}; "
         "or all.")
     glossary: str | dict[str, str] | None = Field(
-        None, description="YAML file (or mapping) variant -> canonical term, applied to all text.")
+        None, description="YAML file (or mapping) variant -> canonical term, applied to all text.",
+        json_schema_extra=FILE)
     min_chars: int = Field(0, ge=0, description="Drop rows with fewer characters of text.")
     max_chars: int | None = Field(None, gt=0, description="Drop rows with more characters of text.")
     min_letter_ratio: float = Field(0.0, ge=0, le=1, description="Drop rows whose share of letters "

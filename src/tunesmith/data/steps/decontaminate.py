@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tunesmith.config.pipeline import StepOptions
+from tunesmith.config.pipeline import FILE, StepOptions
 from tunesmith.data.load import read_raw_rows
 from tunesmith.data.records import ORIGIN
 from tunesmith.data.steps import Step, register_step
@@ -26,7 +26,7 @@ from tunesmith.utils.progress import progress
 class DecontaminateOptions(StepOptions):
     step: Literal["decontaminate"] = "decontaminate"
     against: list[str] = Field(default_factory=list, description="Evaluation/benchmark files to protect "
-                               "(default in a run: data.eval files).")
+                               "(default in a run: data.eval files).", json_schema_extra=FILE)
     n: int = Field(10, ge=3, description="Tokens per n-gram (words; characters for CJK).")
     min_matches: int = Field(1, ge=1, description="Shared n-grams needed to call a row contaminated.")
     fields: list[str] | None = Field(None, description="Compare only these top-level fields of "

@@ -53,7 +53,8 @@ class Mix(Step):
 
     @staticmethod
     def _pool(name: str, by_file: dict[str, list[dict]]) -> list[dict]:
-        matches = [f for f in by_file if f == name or Path(f).name == name]
+        tail = Path(name).parts  # a config's files are resolved against its folder; the weight may name the rest
+        matches = [f for f in by_file if f == name or Path(f).parts[-len(tail):] == tail]
         if len(matches) != 1:
             raise DataError(f"mix: weight for {name!r} matches {len(matches)} input files "
                             f"(inputs: {', '.join(sorted(by_file))})")
