@@ -90,7 +90,7 @@ def worker(
     parent: int = typer.Option(None, "--parent", hidden=True, help="End with this process (the server)."),
 ):
     """Train queued jobs; start any number, on machines sharing the database and the storage root."""
-    from tunesmith.jobs.child import die_with_parent
+    from tunesmith.jobs.lifeline import die_with_parent
     from tunesmith.jobs.store import Store
     from tunesmith.jobs.worker import Worker
 

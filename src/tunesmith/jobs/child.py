@@ -1,6 +1,6 @@
-"""The training process of one job, started by a worker (jobs.worker):
-`python -m tunesmith.jobs.child JOB_ID WORKER PARENT_PID`, the store's URL and storage root in
-$TUNESMITH_JOBS_DB and $TUNESMITH_JOBS_STORAGE (a password never shows in the process list).
+"""The training process of one job, forked by a worker (jobs.worker) from a process that has
+imported the training stack once (multiprocessing's forkserver, preloading this module): a job
+starts in a second instead of re-importing torch, transformers and peft each time.
 
 It runs tunesmith.train with the job's config (resuming from the run's last checkpoint when there
 is one), records events, metrics and checkpoints (jobs.recorder) and writes the outcome. It dies
@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
-import sys
 
 import sqlalchemy as sa
 
 from tunesmith.jobs import files as job_files
 from tunesmith.jobs.hyper import base_name
 from tunesmith.jobs.jobs import _finish, add_event
+from tunesmith.jobs.lifeline import die_with_parent
 from tunesmith.jobs.recorder import Recorder
 from tunesmith.jobs.store import Store, now
 from tunesmith.jobs.tables import jobs
@@ -26,26 +25,22 @@ from tunesmith.jobs.tables import jobs
 CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 
 
-def die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent ends (prctl PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent was gone before the request took effect
-        os._exit(1)
+def run(url: str, storage: str, job_id: str, worker: str, worker_pid: int, log: str) -> None:
+    """The process target: output to the job's log file, then train (exit code 0 when the outcome
+    is recorded; anything else is recorded by the worker)."""
+    die_with_parent(worker_pid)
+    with open(log, "ab", buffering=0) as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    main(Store(url, storage), job_id, worker)
 
 
-def main(job_id: str, worker: str, parent: int) -> int:
-    die_with_parent(parent)
+def main(store: Store, job_id: str, worker: str) -> int:
     import tunesmith
     from tunesmith.config import validate_config
     from tunesmith.errors import TunesmithError
     from tunesmith.runs.rundir import RunDir
 
-    store = Store(os.environ["TUNESMITH_JOBS_DB"], os.environ["TUNESMITH_JOBS_STORAGE"])
     job = store.one(sa.select(jobs).where(jobs.c.id == job_id))
     config = validate_config(job["config"], f"job {job_id}")
     run = RunDir(config.output.dir)
@@ -119,7 +114,3 @@ def metrics_csv(rows: list[dict]) -> bytes:
             writer.writerow([row.get("step"), row.get("loss", ""), row.get("mean_token_accuracy", ""),
                              row.get("eval_loss", ""), row.get("eval_mean_token_accuracy", "")])
     return out.getvalue().encode()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

@@ -10,15 +10,17 @@ the storage root, take jobs from one queue; each job runs on one worker at a tim
 - a worker that finds its job taken from it (it heartbeated too late) kills its training;
 - the child dies with its worker (jobs.child), so a killed worker leaves no training running.
 
+Children are forked from multiprocessing's forkserver, which imports the training stack once per
+worker (jobs.child); only the job's id and the worker's name pass to it, no user data.
+
 Cancel and pause reach the training through its run's CANCEL file (tunesmith.runs.cancel): it
 stops after the current step with a checkpoint."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -28,6 +30,14 @@ from tunesmith.jobs.jobs import add_event
 from tunesmith.jobs.store import Store, now
 from tunesmith.jobs.tables import jobs
 from tunesmith.utils.io import write_text
+
+PRELOAD = ["tunesmith.jobs.child", "tunesmith.training.runner"]
+
+
+def _context():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def worker_name() -> str:
@@ -82,6 +92,10 @@ class Worker:
     def run(self, once: bool = False) -> int:
         """Work until stopped (or, with `once`, until the queue is empty); returns the jobs run."""
         done = 0
+        from multiprocessing import forkserver
+
+        _context()
+        forkserver.ensure_running()  # the training stack imports while the queue is polled
         while not self.stop.is_set():
             requeue_stale(self.store, self.stale_after)
             job = claim(self.store, self.name)
@@ -97,7 +111,7 @@ class Worker:
     def run_job(self, job: dict) -> None:
         child = self._start(job["id"])
         cancel_file = self.store.run_dir(job["id"]) / "CANCEL"
-        while child.poll() is None:
+        while child.is_alive():
             state = self._beat(job["id"])
             if state is None:  # the job was taken from this worker (or deleted): stop its training
                 child.kill()
@@ -107,15 +121,17 @@ class Worker:
             if state and cancel_file.parent.is_dir():  # cancel, pause or requeue: stop at the next step
                     write_text(cancel_file, "stop\n")
             self.stop.wait(self.heartbeat) if not self.stop.is_set() else time.sleep(self.heartbeat)
-        child.wait()
-        self._after(job["id"], child.returncode)
+        child.join()
+        self._after(job["id"], child.exitcode)
 
-    def _start(self, job_id: str) -> subprocess.Popen:
+    def _start(self, job_id: str):
+        from tunesmith.jobs.child import run
+
         self.logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TUNESMITH_JOBS_DB": self.store.url, "TUNESMITH_JOBS_STORAGE": str(self.store.storage)}
-        with open(self.logs / f"{job_id}.log", "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "tunesmith.jobs.child", job_id, self.name, str(os.getpid())],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child = _context().Process(target=run, name=f"tunesmith-job-{job_id}", daemon=False, args=(
+            self.store.url, str(self.store.storage), job_id, self.name, os.getpid(), str(self.logs / f"{job_id}.log")))
+        child.start()
+        return child
 
     def _beat(self, job_id: str) -> str | None:
         """Heartbeat; returns the job's control request ("" for none), None when it is no longer ours."""
