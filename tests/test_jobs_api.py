@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+
 from jobs_helpers import ROWS, jsonl, running_server, tiny_job, wait_for
 from postgres import postgres_db, postgres_server  # noqa: F401  (fixtures)
 
@@ -78,7 +79,8 @@ def test_the_openai_workflow_with_the_official_client(db_url, tmp_path, tiny_mod
         stopped = _finished(a, long.id)
         assert stopped.status == "cancelled" and stopped.fine_tuned_model is None
         kept = a.fine_tuning.jobs.checkpoints.list(long.id).data
-        assert kept and (store.storage / "runs" / long.id / "checkpoints" / f"checkpoint-{kept[0].step_number}").is_dir()
+        folder = store.storage / "runs" / long.id / "checkpoints" / f"checkpoint-{kept[0].step_number}"
+        assert kept and folder.is_dir()
 
         first = a.fine_tuning.jobs.list(limit=1)
         assert first.has_more and first.data[0].id == long.id

@@ -77,7 +77,8 @@ def server(
 def _start_worker(store, stale_after: float) -> subprocess.Popen:
     env = {**os.environ, "TUNESMITH_DB_URL": store.url}  # not on the command line: it may hold a password
     return subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "worker", "--storage", str(store.storage),
-                             "--stale-after", str(stale_after), "--parent", str(os.getpid())], env=env)
+                             "--stale-after", str(stale_after), "--heartbeat", str(min(2.0, stale_after / 4)),
+                             "--parent", str(os.getpid())], env=env)
 
 
 def worker(

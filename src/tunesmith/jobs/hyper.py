@@ -35,12 +35,13 @@ def method_settings(method: dict | None, hyperparameters: dict | None) -> tuple[
         raise BadRequest(f"unknown hyperparameter(s) {', '.join(sorted(unknown))}; known: "
                          f"{', '.join(sorted(HYPER_KEYS))}", "hyperparameters")
     extra = {k: v for k, v in inner.items() if k not in HYPER_KEYS}
+    settings = {}
     if kind == "dpo":
         beta = extra.pop("beta", "auto")
-        extra["beta"] = 0.1 if beta in (None, "auto") else _number(beta, "method.dpo.hyperparameters.beta", float)
+        settings["beta"] = 0.1 if beta in (None, "auto") else _number(beta, "method.dpo.hyperparameters.beta")
     if extra:
         raise BadRequest(f"unknown {kind} setting(s) {', '.join(sorted(extra))}", f"method.{kind}.hyperparameters")
-    return kind, merged, {k: v for k, v in extra.items()}
+    return kind, merged, settings
 
 
 def _number(value, param: str, kind=float):

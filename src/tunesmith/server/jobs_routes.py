@@ -89,11 +89,11 @@ def _control(store: Store, call, caller):
 
 class ProjectScope:
     """ASGI middleware: the caller's project for the request's model lookups (tenancy.current_project),
-    and the request body limit for every path except file uploads, which have their own."""
+    and the request body limit: `max_upload` for file uploads, `max_body` for every other path."""
 
-    def __init__(self, app, keys: ProjectKeys, max_body: int):
+    def __init__(self, app, keys: ProjectKeys, max_body: int, max_upload: int):
         self.app, self.keys = app, keys
-        self.limited = BodyLimit(app, max_body)
+        self.limited, self.uploads = BodyLimit(app, max_body), BodyLimit(app, max_upload)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +103,7 @@ class ProjectScope:
             current_project.set(self.keys.project(header or None))
         except Unauthorized:
             pass  # the route's own key check answers 401
-        app = self.app if scope["path"].rstrip("/") == "/v1/files" else self.limited
+        app = self.uploads if scope["path"].rstrip("/") == "/v1/files" else self.limited
         return await app(scope, receive, send)
 
 
@@ -117,7 +117,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     app = create_app(service, keys.api_keys(), rate, max_body=max(max_body, max_upload))
     app.title = "tunesmith server"
     app.include_router(jobs_router(store, keys, rate, max_active))
-    app.add_middleware(ProjectScope, keys=keys, max_body=max_body)
+    app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
 
     @app.exception_handler(LimitReached)
     async def limit_reached(request: Request, err: LimitReached):
