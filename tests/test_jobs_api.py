@@ -101,3 +101,26 @@ def test_the_openai_workflow_with_the_official_client(db_url, tmp_path, tiny_mod
         with pytest.raises(openai.AuthenticationError):
             _client(url, "key-c").files.list()
         assert a.files.retrieve(uploaded.id).id == uploaded.id  # still A's
+
+
+def test_a_running_job_paused_then_resumed_continues_from_its_checkpoint(tmp_path, tiny_model_dir):
+    from tunesmith.jobs.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "storage")
+    with running_server(store) as (url, _):
+        client = _client(url, "none")
+        uploaded = client.files.create(file=("train.jsonl", jsonl(ROWS)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=uploaded.id,
+                                             extra_body={"tunesmith": tiny_job(8, 1)})
+        wait_for(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, what="a checkpoint")
+        assert client.fine_tuning.jobs.pause(job.id).status == "running"  # until the training has stopped
+        paused = _finished(client, job.id, ("paused",))
+        stopped_at = client.fine_tuning.jobs.checkpoints.list(job.id).data[0].step_number
+        assert paused.fine_tuned_model is None and 1 <= stopped_at < 8
+        assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+        done = _finished(client, job.id)
+        assert done.status == "succeeded", done.error
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
+        assert f"resuming from checkpoint-{stopped_at}" in messages
+        steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+        assert max(steps) == 8 and min(steps) == 1

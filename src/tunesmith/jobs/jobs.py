@@ -45,7 +45,7 @@ def _check_model(model) -> None:
     path = Path(model).expanduser()
     if model not in ZOO and not (path / "config.json").is_file() and not (path.suffix == ".gguf" and path.is_file()):
         raise BadRequest(f"model {model!r} is neither a tunesmith zoo name nor a model directory on the server "
-                         "(`tunesmith models` lists the zoo)", "model", code="model_not_available")
+                         "(`tunesmith models list` shows the zoo)", "model", code="model_not_available")
 
 
 def _check_metadata(metadata) -> dict | None:
