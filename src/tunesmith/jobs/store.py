@@ -56,13 +56,12 @@ class Store:
 
 
 def page(connection, table: sa.Table, where, after: str | None, limit: int, newest_first: bool = True,
-         after_where=None) -> tuple[list[dict], bool]:
+         ) -> tuple[list[dict], bool]:
     """One page of `table` rows matching `where`, after the row with id `after` in list order:
     ({object: list} data, has_more). Rows are ordered by their insertion sequence."""
     query = sa.select(table).where(where)
     if after:
-        seq = connection.execute(sa.select(table.c.seq).where(table.c.id == after).where(
-            after_where if after_where is not None else where)).scalar()
+        seq = connection.execute(sa.select(table.c.seq).where(table.c.id == after).where(where)).scalar()
         if seq is not None:
             query = query.where(table.c.seq < seq if newest_first else table.c.seq > seq)
     query = query.order_by(table.c.seq.desc() if newest_first else table.c.seq.asc()).limit(limit + 1)

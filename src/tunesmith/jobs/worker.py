@@ -120,7 +120,7 @@ class Worker:
                 state = self._ask(job["id"], "requeue")
             if state and cancel_file.parent.is_dir():  # cancel, pause or requeue: stop at the next step
                     write_text(cancel_file, "stop\n")
-            self.stop.wait(self.heartbeat) if not self.stop.is_set() else time.sleep(self.heartbeat)
+            time.sleep(self.heartbeat)
         child.join()
         self._after(job["id"], child.exitcode)
 

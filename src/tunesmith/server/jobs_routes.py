@@ -87,6 +87,19 @@ def _control(store: Store, call, caller):
     return control
 
 
+class FineTunedModels:
+    """The catalog's resolver of `ft:` names: the caller's project's succeeded jobs and checkpoints."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __call__(self, name: str):
+        return jobs.model_path(self.store, name, current_project.get())
+
+    def names(self) -> list[str]:
+        return [name for name, _ in jobs.fine_tuned_models(self.store, current_project.get())]
+
+
 class ProjectScope:
     """ASGI middleware: the caller's project for the request's model lookups (tenancy.current_project),
     and the request body limit: `max_upload` for file uploads, `max_body` for every other path."""
@@ -113,7 +126,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     from tunesmith.server.app import create_app
 
     keys, rate = keys or ProjectKeys(), rate or RateLimiter(None)
-    service.catalog.resolvers.append(lambda name: jobs.model_path(store, name, current_project.get()))
+    service.catalog.resolvers.append(FineTunedModels(store))
     app = create_app(service, keys.api_keys(), rate, max_body=max(max_body, max_upload))
     app.title = "tunesmith server"
     app.include_router(jobs_router(store, keys, rate, max_active))

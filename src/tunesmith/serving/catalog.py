@@ -128,8 +128,8 @@ def _generates(model_dir: Path) -> bool:
 
 class Catalog:
     """Names the server answers to. `registry` (optional) routes registered names to versions;
-    `resolvers` (optional) are callables name -> path or None, asked first (the jobs store finds
-    `ft:` models this way, in the caller's project)."""
+    `resolvers` (optional) are callables name -> path or None, asked first, with an optional
+    `names()` for the listing (the jobs store finds `ft:` models so, in the caller's project)."""
 
     def __init__(self, runs_root: str | Path = "runs", sources: list[str] = (), registry=None,
                  poll_seconds: float = 0.5, resolvers: list = ()):
@@ -198,7 +198,8 @@ class Catalog:
         from tunesmith.runs.reader import find_runs
 
         found = dict(self.named)
-        for name in getattr(self.registry, "names", lambda: [])():
+        names = [n for source in (self.registry, *self.resolvers) for n in getattr(source, "names", lambda: [])()]
+        for name in names:
             try:
                 found[name] = self.resolve(name)
             except TunesmithError:
