@@ -222,3 +222,26 @@ def test_the_jobs_cli_mirrors_the_api(served, tiny_model_dir, tmp_path, capsys):
     assert [j["id"] for j in json.loads(capsys.readouterr().out)] == [failed["id"], queued_id]
     assert _cli("jobs", "show", "ftjob-nope", *where) == 2
     assert "404 not_found: no fine-tuning job with id 'ftjob-nope'" in capsys.readouterr().err
+
+
+def test_upload_checks_follow_openais_rules_and_accept_tunesmiths_formats():
+    import json
+
+    from tunesmith.jobs.validate import check_lines
+
+    def codes(*rows):
+        lines = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows).encode()
+        return [(p["line"], p["code"]) for p in check_lines(lines).problems]
+
+    user = {"role": "user", "content": "hi"}
+    assert codes(ROWS[0], {"messages": [user, {"role": "robot", "content": "x"}]}) == [(2, "invalid_role")]
+    assert codes({"messages": [user, {"role": "assistant"}]}) == [(1, "missing_content")]
+    assert codes({"messages": []}, "[1]", {"prompt": "x"}) == [(1, "missing_messages"), (2, "invalid_row"),
+                                                              (3, "unknown_format")]
+    assert codes(ROWS[0], "", "{oops") == [(3, "invalid_json")]  # blank lines are skipped, numbers kept
+    assert codes({"instruction": "add", "input": "1+1", "output": "2"}, {"text": "plain text"}) == []
+    preference = {"input": {"messages": [user]}, "preferred_output": [{"role": "assistant", "content": "a"}],
+                  "non_preferred_output": [{"role": "assistant", "content": "b"}]}
+    assert check_lines(jsonl([preference, preference])).kind == "preference"
+    assert codes(ROWS[0], preference) == [(1, "mixed_formats")]
+    assert codes() == [(1, "empty_file")] and check_lines(b"\xff\xfe").problems[0]["code"] == "invalid_encoding"

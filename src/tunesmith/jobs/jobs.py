@@ -61,18 +61,7 @@ def _check_metadata(metadata) -> dict | None:
 def create(store: Store, project: str, body: dict, max_active: int = DEFAULT_MAX_ACTIVE) -> dict:
     """A new job from the request body of POST /v1/fine_tuning/jobs (the `tunesmith` key holds the
     extension object). Returns the job object: queued, or failed when its training file is not valid."""
-    model, suffix = body.get("model"), body.get("suffix")
-    _check_model(model)
-    if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64 or ":" in suffix):
-        raise BadRequest("suffix is at most 64 characters, without ':'", "suffix")
-    seed = body.get("seed")
-    if seed is None:
-        seed = random.randrange(2**31)
-    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise BadRequest("seed must be a whole number from 0 to 2147483647", "seed")
-    metadata = _check_metadata(body.get("metadata"))
-    if not body.get("training_file"):
-        raise BadRequest("training_file is required", "training_file", code="missing_required_parameter")
+    model, suffix, seed, metadata = _check_request(body)
     train_row = job_files.get_row(store, project, body["training_file"], "training_file")
     valid_row = (job_files.get_row(store, project, body["validation_file"], "validation_file")
                  if body.get("validation_file") else None)
@@ -97,18 +86,38 @@ def create(store: Store, project: str, body: dict, max_active: int = DEFAULT_MAX
             raise LimitReached(f"this project has {active} active jobs, its limit; wait for one to finish "
                                "or cancel one")
         connection.execute(jobs.insert().values(**row))
-        add_event(connection, job_id, f"Created fine-tuning job: {job_id}")
-        add_event(connection, job_id, f"Validating training file: {train_row['id']}"
-                  + (f" and validation file: {valid_row['id']}" if valid_row else ""))
-        error = _file_error(train_row, "training_file", kind) or (
-            _file_error(valid_row, "validation_file", kind) if valid_row else None)
-        if error:
-            _finish(connection, job_id, "failed", error=error)
-            add_event(connection, job_id, f"Job failed: {error['message']}", level="error")
-        else:
-            connection.execute(jobs.update().where(jobs.c.id == job_id).values(status="queued"))
-            add_event(connection, job_id, "Files validated, moving job to queued state")
+        _validate_files(connection, job_id, kind, train_row, valid_row)
     return get(store, project, job_id)
+
+
+def _check_request(body: dict) -> tuple[str, str | None, int, dict | None]:
+    """(model, suffix, seed, metadata) of a create request, each checked."""
+    model, suffix, seed = body.get("model"), body.get("suffix"), body.get("seed")
+    _check_model(model)
+    if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64 or ":" in suffix):
+        raise BadRequest("suffix is at most 64 characters, without ':'", "suffix")
+    if seed is None:
+        seed = random.randrange(2**31)
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise BadRequest("seed must be a whole number from 0 to 2147483647", "seed")
+    if not body.get("training_file"):
+        raise BadRequest("training_file is required", "training_file", code="missing_required_parameter")
+    return model, suffix, seed, _check_metadata(body.get("metadata"))
+
+
+def _validate_files(connection, job_id: str, kind: str, train_row: dict, valid_row: dict | None) -> None:
+    """validating_files -> queued, or failed with the files' first problem (checked on upload)."""
+    add_event(connection, job_id, f"Created fine-tuning job: {job_id}")
+    add_event(connection, job_id, f"Validating training file: {train_row['id']}"
+              + (f" and validation file: {valid_row['id']}" if valid_row else ""))
+    error = _file_error(train_row, "training_file", kind) or (
+        _file_error(valid_row, "validation_file", kind) if valid_row else None)
+    if error:
+        _finish(connection, job_id, "failed", error=error)
+        add_event(connection, job_id, f"Job failed: {error['message']}", level="error")
+    else:
+        connection.execute(jobs.update().where(jobs.c.id == job_id).values(status="queued"))
+        add_event(connection, job_id, "Files validated, moving job to queued state")
 
 
 def _file_error(row: dict, param: str, kind: str) -> dict | None:
