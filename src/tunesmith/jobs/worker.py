@@ -119,7 +119,7 @@ class Worker:
             if self.stop.is_set() and not state:  # this worker stops: the job goes back to the queue
                 state = self._ask(job["id"], "requeue")
             if state and cancel_file.parent.is_dir():  # cancel, pause or requeue: stop at the next step
-                    write_text(cancel_file, "stop\n")
+                write_text(cancel_file, "stop\n")
             time.sleep(self.heartbeat)
         child.join()
         self._after(job["id"], child.exitcode)
