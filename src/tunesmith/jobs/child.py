@@ -47,8 +47,9 @@ def main(store: Store, job_id: str, worker: str) -> int:
     name = f"ft:{base_name(job['model'])}:{job['suffix'] or ''}:{job_id}"
     recorder = Recorder(store, job, name)
     try:
-        result = tunesmith.train(config, resume=run.last_checkpoint() is not None, callbacks=[recorder],
-                                 events=recorder.event)
+        # a job run before (its worker died, or it was paused) continues its run: from the last
+        # checkpoint, or from the start when it died before the first one
+        result = tunesmith.train(config, resume=RunDir.is_run(run.path), callbacks=[recorder], events=recorder.event)
     except TunesmithError as err:
         return _fail(store, job_id, worker, "invalid_training_config", str(err))
     except Exception as err:  # the training failed (not the caller's request): the job records why
