@@ -79,7 +79,9 @@ def create(store: Store, project: str, body: dict, max_active: int = DEFAULT_MAX
            "error": None, "fine_tuned_model": None, "trained_tokens": None, "result_files": [],
            "estimated_finish": None, "worker": None, "heartbeat": None, "attempts": 0, "created_at": now(),
            "started_at": None, "finished_at": None}
-    with store.write() as connection:
+    with store.write() as connection:  # SQLite: the write lock; PostgreSQL: a lock per project
+        if connection.dialect.name == "postgresql":  # so that two creates never both take the last place
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:project))"), {"project": project})
         active = connection.execute(sa.select(sa.func.count()).select_from(jobs).where(
             jobs.c.project == project, jobs.c.status.in_(ACTIVE))).scalar()
         if active >= max_active:
