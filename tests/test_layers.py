@@ -14,6 +14,7 @@ LAYERS = [
     ["errors"], ["registry"], ["utils"], ["config"], ["runs"],  # foundations
     ["models"], ["data"], ["metrics"], ["tasks"], ["methods"],  # components
     ["inference"], ["evaluation"], ["adapters"], ["training"], ["export"], ["sweep"], ["serving"],  # orchestration
+    ["jobs"],
     ["quickstart"], ["server"], ["cli"], ["__init__"],  # front ends and the public entry point
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}

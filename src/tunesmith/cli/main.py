@@ -15,6 +15,7 @@ from tunesmith.cli import catalog, evaluate, run_commands, runs, sweep
 from tunesmith.cli import data as data_commands
 from tunesmith.cli import estimate as estimate_command
 from tunesmith.cli import export as export_commands
+from tunesmith.cli import jobs as jobs_commands
 from tunesmith.cli import methods as methods_commands
 from tunesmith.cli import predict as predict_command
 from tunesmith.cli import registry as registry_commands
@@ -42,6 +43,7 @@ export_commands.register(app)
 estimate_command.register(app)
 registry_commands.register(app)
 serve_command.register(app)
+jobs_commands.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:

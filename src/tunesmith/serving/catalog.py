@@ -127,12 +127,15 @@ def _generates(model_dir: Path) -> bool:
 
 
 class Catalog:
-    """Names the server answers to. `registry` (optional) routes registered names to versions."""
+    """Names the server answers to. `registry` (optional) routes registered names to versions;
+    `resolvers` (optional) are callables name -> path or None, asked first, with an optional
+    `names()` for the listing (the jobs store finds `ft:` models so, in the caller's project)."""
 
     def __init__(self, runs_root: str | Path = "runs", sources: list[str] = (), registry=None,
-                 poll_seconds: float = 0.5):
+                 poll_seconds: float = 0.5, resolvers: list = ()):
         self.root = Path(runs_root).resolve()
         self.registry = registry
+        self.resolvers = list(resolvers)
         self.named: dict[str, Target] = {}
         self._routes: dict[tuple[str, str | None], object] = {}
         self._generation, self._checked, self._poll = None, 0.0, poll_seconds
@@ -180,6 +183,10 @@ class Catalog:
             target = describe(str(route.run_path), route.name)
             version = route.version if isinstance(route.version, str) else f"v{route.version}"
             return replace(target, version=version, route_version=route.version)
+        for resolver in self.resolvers:
+            found = resolver(name)
+            if found is not None:
+                return describe(str(found), name)
         if name in self.named:
             return self.named[name]
         path = self._inside_root(name)
@@ -191,7 +198,8 @@ class Catalog:
         from tunesmith.runs.reader import find_runs
 
         found = dict(self.named)
-        for name in getattr(self.registry, "names", lambda: [])():
+        names = [n for source in (self.registry, *self.resolvers) for n in getattr(source, "names", lambda: [])()]
+        for name in names:
             try:
                 found[name] = self.resolve(name)
             except TunesmithError:

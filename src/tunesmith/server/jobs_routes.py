@@ -1,0 +1,139 @@
+"""The fine-tuning jobs API in OpenAI's wire format (files, fine_tuning.jobs, events, checkpoints),
+as thin routes over tunesmith.jobs; and `create_server_app`, the one app of `tunesmith server`:
+these routes and the inference endpoints of `tunesmith serve` on one port."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from tunesmith.jobs import files, jobs
+from tunesmith.jobs.errors import BadRequest, LimitReached
+from tunesmith.jobs.store import Store
+from tunesmith.jobs.tenancy import ProjectKeys, current_project
+from tunesmith.serving.errors import Unauthorized
+from tunesmith.serving.security import BodyLimit, RateLimiter
+
+
+def jobs_router(store: Store, keys: ProjectKeys, rate: RateLimiter, max_active: int) -> APIRouter:
+    def project(request: Request) -> str:
+        found = keys.project(request.headers.get("authorization"))
+        rate.check(found if keys.required else (request.client.host if request.client else "local"))
+        return found
+
+    router = APIRouter(prefix="/v1")
+    caller = Depends(project)
+
+    @router.post("/files")
+    def upload(file: UploadFile = File(...), purpose: str = Form(...), who: str = caller):
+        return files.upload(store, who, file.filename or "file", purpose, file.file.read())
+
+    @router.get("/files")
+    def list_files(purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc",
+                   who: str = caller):
+        return files.list_files(store, who, purpose, after, limit, order)
+
+    @router.get("/files/{file_id}")
+    def get_file(file_id: str, who: str = caller):
+        return files.get(store, who, file_id)
+
+    @router.get("/files/{file_id}/content")
+    def file_content(file_id: str, who: str = caller):
+        return Response(files.content(store, who, file_id), media_type="application/octet-stream")
+
+    @router.delete("/files/{file_id}")
+    def delete_file(file_id: str, who: str = caller):
+        return files.delete(store, who, file_id)
+
+    @router.post("/fine_tuning/jobs")
+    async def create(request: Request, who: str = caller):
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object", code="invalid_json")
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(jobs.create, store, who, body, max_active)
+
+    @router.get("/fine_tuning/jobs")
+    def list_jobs(request: Request, after: str | None = None, limit: int = 20, who: str = caller):
+        metadata = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k[-1] == "]"}
+        return jobs.list_jobs(store, who, after, limit, metadata or None)
+
+    @router.get("/fine_tuning/jobs/{job_id}")
+    def get_job(job_id: str, who: str = caller):
+        return jobs.get(store, who, job_id)
+
+    for action in ("cancel", "pause", "resume"):
+        router.post(f"/fine_tuning/jobs/{{job_id}}/{action}", name=action)(_control(store, getattr(jobs, action),
+                                                                                    caller))
+
+    @router.get("/fine_tuning/jobs/{job_id}/events")
+    def events(job_id: str, after: str | None = None, limit: int = 20, who: str = caller):
+        return jobs.list_events(store, who, job_id, after, limit)
+
+    @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
+    def checkpoints(job_id: str, after: str | None = None, limit: int = 10, who: str = caller):
+        return jobs.list_checkpoints(store, who, job_id, after, limit)
+
+    return router
+
+
+def _control(store: Store, call, caller):
+    def control(job_id: str, who: str = caller):
+        return call(store, who, job_id)
+    return control
+
+
+class FineTunedModels:
+    """The catalog's resolver of `ft:` names: the caller's project's succeeded jobs and checkpoints."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __call__(self, name: str):
+        return jobs.model_path(self.store, name, current_project.get())
+
+    def names(self) -> list[str]:
+        return [name for name, _ in jobs.fine_tuned_models(self.store, current_project.get())]
+
+
+class ProjectScope:
+    """ASGI middleware: the caller's project for the request's model lookups (tenancy.current_project),
+    and the request body limit: `max_upload` for file uploads, `max_body` for every other path."""
+
+    def __init__(self, app, keys: ProjectKeys, max_body: int, max_upload: int):
+        self.app, self.keys = app, keys
+        self.limited, self.uploads = BodyLimit(app, max_body), BodyLimit(app, max_upload)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        try:
+            current_project.set(self.keys.project(header or None))
+        except Unauthorized:
+            pass  # the route's own key check answers 401
+        app = self.uploads if scope["path"].rstrip("/") == "/v1/files" else self.limited
+        return await app(scope, receive, send)
+
+
+def create_server_app(store: Store, service, keys: ProjectKeys | None = None, rate: RateLimiter | None = None,
+                      max_body: int = 1_000_000, max_upload: int = 512 * 2**20,
+                      max_active: int = jobs.DEFAULT_MAX_ACTIVE) -> FastAPI:
+    from tunesmith.server.app import create_app
+
+    keys, rate = keys or ProjectKeys(), rate or RateLimiter(None)
+    service.catalog.resolvers.append(FineTunedModels(store))
+    app = create_app(service, keys.api_keys(), rate, max_body=max(max_body, max_upload))
+    app.title = "tunesmith server"
+    app.include_router(jobs_router(store, keys, rate, max_active))
+    app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
+
+    @app.exception_handler(LimitReached)
+    async def limit_reached(request: Request, err: LimitReached):
+        return JSONResponse(err.body(), status_code=err.status, headers={"x-should-retry": "false"})
+
+    return app
