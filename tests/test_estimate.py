@@ -28,7 +28,7 @@ def test_estimate_cli_prints_json(tiny_config, tmp_path):
     config = tiny_config(train={"max_steps": 10})
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    out = CliRunner().invoke(app, ["estimate", str(path), "--steps", "2", "--json"])
+    out = CliRunner().invoke(app, ["estimate", str(path), "--steps", "3", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout[out.stdout.index("{"):])
     assert data["total_steps"] == 10 and data["batching"] == "batch"

@@ -32,6 +32,14 @@ class TaskSpec:
     # own `predict` it answers by generating replies) or "text" (plain text: scores any corpus).
     reads: str | None = None
 
+    @property
+    def lm_loss(self) -> bool:
+        """Its eval loss is a language model's mean loss per token, so exp(loss) is a perplexity;
+        not for a classification head's loss or a preference objective (DPO, KTO ...)."""
+        from tunesmith.tasks.collate import CausalLMCollator
+
+        return self.collator is CausalLMCollator
+
 
 @dataclass
 class TrainerParts:

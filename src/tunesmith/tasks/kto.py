@@ -39,18 +39,28 @@ def build_features(records: list[dict], tokenizer, config):
     report = RowsReport()
     paired = [r for r in records if "completion" not in r]
     features = []
-    for _record, pair in read_pairs(paired, tokenizer, config, report):
-        features.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
-        features.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
-        report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
+    for record, pair in read_pairs(paired, tokenizer, config, report):
+        for completion, label in ((pair["chosen"], True), (pair["rejected"], False)):
+            features.append(_counted({"prompt": pair["prompt"], "completion": completion, "label": label},
+                                     record, tokenizer, config, report))
     for record in (r for r in records if "completion" in r):
         try:
-            features.append(_unpaired(record, tokenizer, config))
-            report.count([])
+            features.append(_counted(_unpaired(record, tokenizer, config), record, tokenizer, config, report))
         except RowError as err:
             bad_row(report, config, record, str(err))
     say_skipped(report, "KTO")
     return features, report
+
+
+def _counted(feature: dict, record: dict, tokenizer, config, report: RowsReport) -> dict:
+    """`feature`, counted in the data report: its tokens, and the reply's as the trained ones."""
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    completion = encode(feature["completion"])
+    report.count(encode(feature["prompt"]) + completion, config.data.cutoff_len, record.get("_origin", "?"))
+    report.trainable_tokens += len(completion)
+    return feature
 
 
 @register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",
