@@ -97,10 +97,12 @@ def test_the_last_evaluation_is_not_run_twice(tiny_config):
 def test_best_eval_loss_event_names_its_step_without_a_checkpoint(tiny_config):
     import json as _json
 
-    result = train(tiny_config(train={"max_steps": 5, "save_steps": 3}, eval={"steps": 2}))  # no checkpoint at 2, 4
+    # eval_loss falls, so "greater is better" makes the first evaluation (step 2, no checkpoint) the best
+    result = train(tiny_config(train={"max_steps": 4, "save_steps": 3},
+                               eval={"steps": 2, "best_metric": "eval_loss", "greater_is_better": True}))
     events = [_json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
     best = next(e for e in events if e["event"] == "best_checkpoint")
     evals = {r["step"]: r["eval_loss"] for r in _rows(result.run_dir) if "eval_loss" in r and r["step"]}
-    step = min(evals, key=evals.get)
-    assert best["step"] == step and best["message"] == f"best eval_loss {evals[step]:.4f} at step {step}"
-    assert "None" not in best["message"]
+    assert sorted(evals) == [2, 4] and evals[2] > evals[4]
+    assert best["step"] == 2 and best["checkpoint"] is None
+    assert best["message"] == f"best eval_loss {evals[2]:.4f} at step 2"

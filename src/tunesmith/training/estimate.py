@@ -58,12 +58,13 @@ class Estimate:
 class _Clock(TrainerCallback):
     """Times of the warm-up's callbacks: (what, time, step, tokens seen)."""
 
-    def __init__(self):
+    def __init__(self, timer):
+        self.timer = timer
         self.marks: list[tuple[str, float, int, int]] = []
         self.batches = self.rows = 0
 
     def _mark(self, what, state):
-        self.marks.append((what, time.perf_counter(), state.global_step, state.num_input_tokens_seen))
+        self.marks.append((what, self.timer(), state.global_step, state.num_input_tokens_seen))
 
     def on_train_begin(self, args, state, control, train_dataloader=None, **kw):
         if train_dataloader is not None:
@@ -86,7 +87,7 @@ class _Clock(TrainerCallback):
 
 @dataclass
 class _Timings:
-    setup: float
+    setup: float  # to the end of the first step, less an ordinary step: loading, data, first-step warm-up
     steps: int  # timed optimizer steps (all but the first)
     step_seconds: float  # their wall time, evaluations and checkpoints taken out
     tokens: int  # real tokens of those steps (0 when the trainer does not count them: TRL)
@@ -112,8 +113,9 @@ def _timings(clock: _Clock, started: float, returned: float) -> _Timings:
     def mean(parts):
         return sum(d for _, d in parts) / len(parts) if parts else None
 
-    return _Timings(begin - started, s1 - s0, max(t1 - t0 - inside, 1e-6), n1 - n0, mean(evals), mean(saves),
-                    returned - end)
+    seconds = max(t1 - t0 - inside, 1e-6)
+    return _Timings(max(t0 - started - seconds / max(s1 - s0, 1), 0.0), s1 - s0, seconds, n1 - n0, mean(evals),
+                    mean(saves), returned - end)
 
 
 def _warmup_config(config, run_dir: str, steps: int):
@@ -128,20 +130,23 @@ def _warmup_config(config, run_dir: str, steps: int):
     return measured
 
 
-def estimate(config, warmup_steps: int = 4) -> Estimate:
-    """Train `warmup_steps` optimizer steps of `config` in a throwaway folder and extrapolate."""
+def estimate(config, warmup_steps: int = 4, timer=time.perf_counter) -> Estimate:
+    """Train `warmup_steps` optimizer steps of `config` in a throwaway folder and extrapolate.
+    `timer`: wall time by default; `time.process_time` gives the CPU seconds of this process, what
+    the run would take on a machine it had to itself (other work on a shared machine left out)."""
     from tunesmith.training.runner import train
 
     if warmup_steps < 3:
         raise ConfigError("estimate needs at least 3 warm-up steps (the first is not timed, one saves a checkpoint)")
-    clock, events = _Clock(), []
+    clock, events = _Clock(timer), []
     with tempfile.TemporaryDirectory(prefix="tunesmith-estimate-") as tmp:
         run_dir = Path(tmp) / "run"
-        started = time.perf_counter()
+        started = timer()
         train(_warmup_config(config, str(run_dir), warmup_steps), callbacks=[clock], events=events.append)
-        timings = _timings(clock, started, time.perf_counter())
+        timings = _timings(clock, started, timer())
         report = _read_json(run_dir / "data_report.json")
-        resolved = _read_yaml(run_dir / "config.yaml")["train"]  # `auto` batch size and epochs, settled
+        settled = _read_yaml(run_dir / "config.yaml")["train"]  # `auto` batch size and epochs, as the run sets them
+    resolved = {**config.train.model_dump(), "batch_size": settled["batch_size"], "epochs": settled["epochs"]}
     kinds = {e["event"]: e for e in events}
     return _extrapolate(config, resolved, report, clock, timings, kinds, warmup_steps)
 
@@ -164,11 +169,11 @@ def run_counts(config, train: dict, batches: int) -> dict:
     e = config.eval
     per_epoch = max(1, math.ceil(batches / train["grad_accum"]))
     total = train["max_steps"] if train["max_steps"] > 0 else math.ceil(train["epochs"] * per_epoch)
-    every = e.steps or per_epoch  # by epoch: at each epoch's end, the last (maybe partial) one too
-    during = total // every if e.steps else math.ceil(total / per_epoch)
-    final = 1 if e.steps and total % e.steps and not e.load_best_at_end else 0  # else reused
-    evaluations = int(e.before_training) + during + final
-    checkpoints = during if e.load_best_at_end else total // train["save_steps"]
+    every = e.steps or per_epoch
+    during = math.ceil(total / every)  # the last step evaluates too, and the run's final evaluation reuses it
+    evaluations = int(e.before_training) + during
+    save_every = every if e.load_best_at_end else train["save_steps"]
+    checkpoints = math.ceil(total / save_every)  # the last step saves too
     return {"per_epoch": per_epoch, "total": total, "evaluations": evaluations, "checkpoints": checkpoints}
 
 
