@@ -61,7 +61,7 @@ def texts(value) -> Iterator[str]:
 
 def coverage(tokenizer, file: str, strings: list[str]) -> Coverage:
     counts: Counter[int] = Counter()
-    for ids in tokenizer(strings, add_special_tokens=False)["input_ids"] if strings else []:
+    for ids in tokenizer(strings, add_special_tokens=False, verbose=False)["input_ids"] if strings else []:
         counts.update(ids)
     pieces = byte_pieces(tokenizer, counts)
     unknown = tokenizer.unk_token_id
