@@ -163,7 +163,7 @@ def _read_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def run_counts(config, train: dict, batches: int) -> dict:
+def _run_counts(config, train: dict, batches: int) -> dict:
     """Steps per epoch, total optimizer steps, evaluations and checkpoints of the full run (its
     `train` section with `auto` values settled), as the Trainer will schedule them."""
     e = config.eval
@@ -180,7 +180,7 @@ def run_counts(config, train: dict, batches: int) -> dict:
 def _extrapolate(config, train: dict, report: dict, clock: _Clock, t: _Timings, events: dict,
                  warmup_steps: int) -> Estimate:
     has_eval = bool(report["eval"].get("rows"))
-    counts = run_counts(config, train, clock.batches)
+    counts = _run_counts(config, train, clock.batches)
     total, epochs = counts["total"], counts["total"] / counts["per_epoch"]
     real_tokens = report["train"].get("tokens", 0)
     rate = t.tokens / t.step_seconds if t.tokens else 0.0
