@@ -50,7 +50,7 @@ def test_encoder_learns_and_predict_uses_saved_label_map(tiny_config, tiny_bert_
     unlabeled = write_tsv(tmp_path / "new.tsv", ["sentence"], [("quick brown fox",), ("lazy dog who",)])
     out = tmp_path / "pred.jsonl"
     cli(["predict", str(run), "--input", str(unlabeled), "--output", str(out)])
-    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] for r in rows] == ["positive", "negative"]
     assert rows[0]["origin"].endswith("new.tsv:2")
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -140,7 +140,7 @@ def test_label_words_task_scores_each_label_with_a_chat_llm(tiny_config, tiny_mo
     assert result.eval_after["eval_accuracy"] >= result.eval_before["eval_accuracy"]
     assert result.eval_after["eval_accuracy"] >= 0.9
     out = predict_file(str(result.run_dir), str(sentiment[1]), str(tmp_path / "p.jsonl"))
-    rows = [json.loads(l) for l in (tmp_path / "p.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert {r["label"] for r in rows} <= {"negative", "positive"}
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0)
     assert out.metrics["accuracy"] == pytest.approx(result.eval_after["eval_accuracy"])
@@ -154,7 +154,7 @@ def test_freeze_tuning_still_trains_the_new_head(tiny_config, tiny_bert_dir, sen
     original = TASKS.get("classification").make_trainer
 
     def spy(parts):
-        trainer = original(parts)
+        original(parts)
         seen.update({n: p.requires_grad for n, p in parts.model.named_parameters()})
         raise KeyboardInterrupt  # inspect only
 
@@ -167,3 +167,20 @@ def test_freeze_tuning_still_trains_the_new_head(tiny_config, tiny_bert_dir, sen
         object.__setattr__(TASKS.get("classification"), "make_trainer", original)
     assert seen["classifier.weight"] and seen["classifier.bias"]
     assert not seen["bert.embeddings.word_embeddings.weight"]
+
+
+def test_an_empty_text_is_reported_as_empty_not_as_a_wrong_column(tiny_config, tiny_bert_dir, tmp_path):
+    from tunesmith.data.load import load_records
+    from tunesmith.models import load_tokenizer
+    from tunesmith.tasks import TASKS
+
+    rows = sentiment_rows(6)
+    rows[2] = ("", "positive")
+    train_file = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows)
+    config = _config(tiny_config, tiny_bert_dir, train_file, train_file)
+    config.data.on_bad_row = "skip"
+    records, _ = load_records([str(train_file)], "rows")
+    _, report = TASKS.get("classification").build_features(records, load_tokenizer(tiny_bert_dir), config)
+    assert report.rows == 5 and len(report.skipped) == 1
+    assert "train.tsv:4: column 'sentence' is empty (empty text)" in report.skipped[0]
+    assert "set task." not in report.skipped[0]

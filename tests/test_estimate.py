@@ -28,7 +28,29 @@ def test_estimate_cli_prints_json(tiny_config, tmp_path):
     config = tiny_config(train={"max_steps": 10})
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    out = CliRunner().invoke(app, ["estimate", str(path), "--steps", "2", "--json"])
+    out = CliRunner().invoke(app, ["estimate", str(path), "--steps", "3", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout[out.stdout.index("{"):])
     assert data["total_steps"] == 10 and data["batching"] == "batch"
+
+
+def test_estimate_is_within_a_quarter_of_the_real_run(tiny_config):
+    """The warm-up's extrapolation against the run itself: same config, same process, timed whole.
+    Both in CPU seconds of this process, so other work on a shared machine does not blur them."""
+    import time
+
+    from tunesmith.training.estimate import estimate
+    from tunesmith.training.runner import train
+
+    config = tiny_config(train={"max_steps": -1, "epochs": 5, "batch_size": 1, "save_steps": 10},
+                         eval={"steps": 15})
+    predicted = estimate(config, warmup_steps=8, timer=time.process_time)
+    started = time.process_time()
+    run_dir = train(config).run_dir
+    actual = time.process_time() - started
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert predicted.total_steps == max(r["step"] for r in logged) == 45
+    assert predicted.evaluations == len([r for r in logged if "eval_loss" in r]) == 4  # before, 15, 30, 45
+    assert predicted.checkpoints == len([e for e in events if e["event"] == "checkpoint"]) == 5  # 10 ... 40, 45
+    assert abs(predicted.total_seconds - actual) <= 0.25 * actual, (predicted.as_dict(), actual)

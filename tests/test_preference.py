@@ -152,3 +152,43 @@ def test_pair_whose_prompt_fills_the_cutoff_is_dropped_and_reported(tmp_path):
     config = validate_config({"task": {"name": "dpo"}, "data": {"cutoff_len": 32, "template": "chatml"}})
     features, report = build_pair_features(rows, tiny_tokenizer(), config)
     assert len(features) == 1 and report.dropped == ["f.jsonl:1"] and report.truncated == ["f.jsonl:2"]
+
+
+def test_kto_rows_report_tokens_and_no_perplexity(tiny_config, tmp_path):
+    rows = [{"prompt": f"what is {i} plus {i}?", "completion": f"{i} plus {i} is {2 * i}." if i % 2 else "go away.",
+             "label": bool(i % 2)} for i in range(8)]
+    data = tmp_path / "kto.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tiny_config(data={"train": [str(data)], "eval_ratio": 0.25}, task={"name": "kto"},
+                         train={"max_steps": 2, "batch_size": 4}, eval={"steps": 2})
+    result = train(config)
+    report = json.loads((result.run_dir / "data_report.json").read_text())["train"]
+    assert report["rows"] == 6 and report["tokens"] > report["trainable_tokens"] > 0
+    logged = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "eval_loss" in result.eval_after and any("eval_loss" in r for r in logged)
+    # exp of a KTO loss is no perplexity: neither the results nor the logged metrics carry one
+    assert "eval_perplexity" not in {**result.eval_before, **result.eval_after}
+    assert not any("eval_perplexity" in r for r in logged)
+
+
+def test_pair_scores_batched_by_length_match_one_row_at_a_time(tiny_model_dir):
+    import torch
+
+    from tunesmith.data.tokenize import IGNORE
+    from tunesmith.models import load_model, load_tokenizer
+    from tunesmith.tasks.batching import continuation_logps
+    from tunesmith.tasks.collate import causal_lm_class
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    model = load_model(tiny_model_dir, causal_lm_class()).eval()
+    texts = [("what is 2 plus 2?", " 4."), ("hi", " the quick brown fox jumps over the lazy dog"),
+             ("who are you? tell me your name and what you do", " an assistant"), ("a", " b c")]
+    pairs = [(tokenizer(p)["input_ids"], tokenizer(r)["input_ids"]) for p, r in texts]
+    batched, counts = continuation_logps(model, tokenizer, pairs, batch_size=3)
+    assert counts == [len(r) for _, r in pairs]
+    for (prompt, reply), logp in zip(pairs, batched):  # each row alone, full log-softmax, no padding
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + reply])).logits[0, :-1]
+        labels = torch.tensor([IGNORE] * len(prompt) + reply)[1:]
+        picked = torch.log_softmax(logits.float(), -1)[labels != IGNORE].gather(-1, labels[labels != IGNORE, None])
+        assert logp == pytest.approx(picked.sum().item(), abs=1e-4)

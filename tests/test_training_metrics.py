@@ -21,7 +21,7 @@ def _one_thread():
 
 
 def _rows(run_dir, name):
-    return [json.loads(l) for l in (run_dir / name).read_text().splitlines()]
+    return [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
 
 
 def _config(tiny_config, **eval_section):
@@ -59,8 +59,13 @@ def test_best_checkpoint_is_chosen_by_the_metric(tiny_config):
     run_dir = train(config).run_dir
     best = [e for e in _rows(run_dir, "events.jsonl") if e["event"] == "best_checkpoint"]
     assert best and best[0]["metric"] == "eval_bleu" and "checkpoint-" in best[0]["checkpoint"]
-    bleu = [r["eval_bleu"] for r in _rows(run_dir, "metrics.jsonl") if "eval_bleu" in r and r["step"] > 0]
-    assert best[0]["value"] == pytest.approx(max(bleu[:-1]))
+    scored = [r for r in _rows(run_dir, "metrics.jsonl") if "eval_bleu" in r and r["step"] > 0]
+    # each evaluation once: the best checkpoint loaded back at the end is not evaluated again
+    assert len({r["step"] for r in scored}) == len(scored)
+    bleu = [r["eval_bleu"] for r in scored]
+    assert best[0]["value"] == pytest.approx(max(bleu))
+    step = next(r["step"] for r in scored if r["eval_bleu"] == best[0]["value"])
+    assert best[0]["step"] == step and f"at step {step} (checkpoint-{step})" in best[0]["message"]
 
 
 def test_unknown_best_metric_fails_before_training(tiny_config):

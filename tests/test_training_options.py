@@ -83,3 +83,26 @@ def test_truncated_rows_are_counted(tiny_config):
     report = json.loads((result.run_dir / "data_report.json").read_text())
     assert report["train"]["truncated_rows"] == report["train"]["records"] > 0
     assert report["train"]["truncated"][0].endswith(tuple(f".jsonl:{i}" for i in range(1, 13)))
+
+
+def test_the_last_evaluation_is_not_run_twice(tiny_config):
+    # 9 training rows, 3 per step: an evaluation at the end of each epoch (steps 3 and 6)
+    result = train(tiny_config(train={"max_steps": -1, "epochs": 2, "batch_size": 3}))
+    evals = [r for r in _rows(result.run_dir) if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [0, 3, 6]  # before training, then once per epoch
+    assert result.eval_after["eval_loss"] == evals[-1]["eval_loss"]
+    assert result.eval_after["eval_perplexity"] > 1
+
+
+def test_best_eval_loss_event_names_its_step_without_a_checkpoint(tiny_config):
+    import json as _json
+
+    # eval_loss falls, so "greater is better" makes the first evaluation (step 2, no checkpoint) the best
+    result = train(tiny_config(train={"max_steps": 4, "save_steps": 3},
+                               eval={"steps": 2, "best_metric": "eval_loss", "greater_is_better": True}))
+    events = [_json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
+    best = next(e for e in events if e["event"] == "best_checkpoint")
+    evals = {r["step"]: r["eval_loss"] for r in _rows(result.run_dir) if "eval_loss" in r and r["step"]}
+    assert sorted(evals) == [2, 4] and evals[2] > evals[4]
+    assert best["step"] == 2 and best["checkpoint"] is None
+    assert best["message"] == f"best eval_loss {evals[2]:.4f} at step 2"

@@ -94,7 +94,8 @@ def validate(
     file: Path = typer.Argument(..., help="Data file to check."),
     fmt: str = typer.Option("auto", "--format", "-f", help="Row format (auto-detected by default)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config: its model's tokenizer, "
-                                          "template and cutoff count tokens, and steps/time are estimated."),
+                                          "template and cutoff count tokens, and steps/time are measured by a "
+                                          "short warm-up (`tunesmith estimate`)."),
     cutoff: Optional[int] = typer.Option(None, "--cutoff", help="Longest row in tokens (default: config or 1024)."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="Tokens-per-row histogram PNG "
                                              "(default: beside --report as <report stem>.tokens.png)."),
@@ -102,7 +103,8 @@ def validate(
     show: int = typer.Option(100, "--show", help="Print at most this many problems (all go to --report)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings count as errors."),
     tokens_per_second: Optional[float] = typer.Option(None, "--tokens-per-second",
-                                                      help="Your measured training speed, for the time estimate."),
+                                                      help="Your measured training speed: the time estimate "
+                                                      "uses it instead of a warm-up."),
     task: Optional[str] = typer.Option(None, "--task", help="Check rows as this task reads them, with its default "
                                        "options (default: the config's task, else detected from the rows)."),
     columns: Optional[str] = COLUMNS,

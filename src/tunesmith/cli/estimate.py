@@ -25,10 +25,11 @@ def _duration(seconds: float) -> str:
 def estimate(
     config: Path = typer.Argument(..., help="Run config YAML."),
     overrides: list[str] | None = typer.Argument(None, help="key.sub=value overrides"),
-    steps: int = typer.Option(4, "--steps", help="Warm-up optimizer steps to measure (first is not timed)."),
+    steps: int = typer.Option(4, "--steps", help="Warm-up optimizer steps (at least 3; the first is not timed)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Tokens, steps, peak memory and time for CONFIG, from a short measured warm-up."""
+    """Tokens, steps, peak memory and time for CONFIG, from a short measured warm-up (a few real steps
+    in a throwaway folder, one checkpoint and one evaluation included)."""
     from rich.table import Table
 
     from tunesmith.config import load_config
@@ -46,8 +47,10 @@ def estimate(
         ("optimizer steps", f"{result.total_steps:,} ({result.steps_per_epoch:,} per epoch)"),
         ("precision", result.precision),
         ("measured speed", f"{result.real_tokens_per_second:,.0f} real tokens/s over {result.warmup_steps - 1} steps"),
+        ("setup", _duration(result.setup_seconds)),
         ("training time", _duration(result.train_seconds)),
-        ("evaluation time", _duration(result.eval_seconds)),
+        ("evaluation time", f"{_duration(result.eval_seconds)} ({result.evaluations} evaluations)"),
+        ("checkpoint time", f"{_duration(result.checkpoint_seconds)} ({result.checkpoints} checkpoints)"),
         ("total time", _duration(result.total_seconds)),
         ("peak memory", f"{result.peak_memory_mb:,.0f} MB ({result.memory_kind}, during the warm-up)"),
     ]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from tunesmith.data.cache import build_features_cached
+from tunesmith.data.coverage import unreadable_records
 from tunesmith.data.load import LoadReport, load_records, read_raw_rows, rows_to_records, split_eval, task_records
 from tunesmith.data.records import require_rows
 from tunesmith.data.steps import run_pipeline
@@ -61,6 +62,7 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
         "data_hash": _hash(train_records + eval_records),
         **pipeline_report,
         "tokenize_cache": {"train": train_cache, "eval": eval_cache},
+        "unreadable_text": unreadable_records(train_records + eval_records, tokenizer, config.model.name_or_path),
     }
     return PreparedData(train, evals, report, eval_records)
 

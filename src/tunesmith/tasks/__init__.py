@@ -38,6 +38,14 @@ class TaskSpec:
     check_row: Callable | None = None
     layouts: Callable | None = None  # (task config) -> str: the row layouts the task reads, for messages
 
+    @property
+    def lm_loss(self) -> bool:
+        """Its eval loss is a language model's mean loss per token, so exp(loss) is a perplexity;
+        not for a classification head's loss or a preference objective (DPO, KTO ...)."""
+        from tunesmith.tasks.collate import CausalLMCollator
+
+        return self.collator is CausalLMCollator
+
 
 @dataclass
 class TrainerParts:

@@ -28,9 +28,11 @@ def batched_logits(model, collate, features: list[dict], batch_size: int):
 
 def continuation_logps(model, tokenizer, pairs: list[tuple[list[int], list[int]]], batch_size: int,
                        cutoff: int | None = None, label: str = "score") -> tuple[list[float], list[int]]:
-    """Summed log-probability of each continuation after its prompt (token ids), and its length."""
-    import torch
+    """Summed log-probability of each continuation after its prompt (token ids), and its length.
 
+    Rows are batched shortest first, so a batch pads to rows of about its own length, and the
+    log-softmax is taken only where a continuation token is scored (in chunks): over a whole
+    padded batch it is a (rows x length x vocabulary) float tensor, gigabytes for a 49k vocabulary."""
     from tunesmith.data.tokenize import IGNORE
     from tunesmith.tasks.collate import CausalLMCollator
 
@@ -38,13 +40,26 @@ def continuation_logps(model, tokenizer, pairs: list[tuple[list[int], list[int]]
     for prompt, reply in pairs:
         ids, labels = prompt + reply, [IGNORE] * len(prompt) + reply
         features.append({"input_ids": ids[:cutoff], "labels": labels[:cutoff]})
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    ordered = [features[i] for i in order]
     collate = CausalLMCollator(tokenizer)
-    sums, counts = [], []
-    for start, out in batched_outputs(model, collate, features, batch_size, label):
-        labels = collate(features[start:start + batch_size])["labels"][:, 1:].to(out.logits.device)
-        logps = torch.log_softmax(out.logits[:, :-1].float(), -1)
-        mask = labels != IGNORE
-        picked = logps.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-        sums += picked.sum(-1).tolist()
-        counts += mask.sum(-1).tolist()
+    sums, counts = [0.0] * len(features), [0] * len(features)
+    for start, out in batched_outputs(model, collate, ordered, batch_size, label):
+        labels = collate(ordered[start:start + batch_size])["labels"][:, 1:].to(out.logits.device)
+        for row, (total, n) in enumerate(zip(*_scored_logps(out.logits[:, :-1], labels, IGNORE))):
+            sums[order[start + row]], counts[order[start + row]] = total, n
     return sums, counts
+
+
+def _scored_logps(logits, labels, ignore: int, chunk: int = 1024) -> tuple[list[float], list[int]]:
+    """Per row: the summed log-probability of its labelled tokens, and how many there are."""
+    import torch
+    import torch.nn.functional as F
+
+    mask = labels != ignore
+    rows = mask.nonzero()[:, 0]
+    picked, targets = logits[mask], labels[mask]
+    logps = torch.cat([-F.cross_entropy(picked[i:i + chunk].float(), targets[i:i + chunk], reduction="none")
+                       for i in range(0, len(targets), chunk)]) if len(targets) else torch.zeros(0)
+    sums = torch.zeros(len(labels), dtype=torch.float64).index_add_(0, rows.cpu(), logps.double().cpu())
+    return sums.tolist(), mask.sum(-1).tolist()

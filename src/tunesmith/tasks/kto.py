@@ -56,10 +56,21 @@ def build_features(records: list[dict], tokenizer, config):
         pair = render_pair({"prompt": row["prompt"], "chosen": replies[0][0], "rejected": replies[-1][0]},
                            tokenizer, config)
         for (_, label), key in zip(replies, ("chosen", "rejected")):
-            features.append({"prompt": pair["prompt"], "completion": pair[key], "label": label})
-        report.count(tokenizer(pair["prompt"] + pair["chosen"], add_special_tokens=False)["input_ids"])
+            features.append(_counted({"prompt": pair["prompt"], "completion": pair[key], "label": label},
+                                     record, tokenizer, config, report))
     say_skipped(report, "KTO")
     return features, report
+
+
+def _counted(feature: dict, record: dict, tokenizer, config, report: RowsReport) -> dict:
+    """`feature`, counted in the data report: its tokens, and the reply's as the trained ones."""
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    completion = encode(feature["completion"])
+    report.count(encode(feature["prompt"]) + completion, config.data.cutoff_len, record.get("_origin", "?"))
+    report.trainable_tokens += len(completion)
+    return feature
 
 
 @register_preference_task(KtoConfig, "KTO on desirable/undesirable replies (pairs are split) (TRL)",

@@ -51,12 +51,14 @@ def columns_layout(*names: str | None) -> str:
 
 
 def column(record: dict, name: str, task: str, key: str) -> object:
-    """The value of column `name`, or a RowError-style reason naming the config key to change."""
-    if name not in record or record[name] is None or (isinstance(record[name], str) and not record[name].strip()):
+    """The value of column `name`; a missing column names the config key to change, an empty
+    value (the column is right, this row has nothing in it) says so."""
+    if name not in record:
         present = ", ".join(k for k in record if k != "_origin")
-        state = "missing" if name not in record else "empty"
-        raise ColumnError(f"column {name!r} is {state} (row has: {present}); set task.{key} to the right column "
+        raise ColumnError(f"column {name!r} is missing (row has: {present}); set task.{key} to the right column "
                           f"for task {task}")
+    if record[name] is None or (isinstance(record[name], str) and not record[name].strip()):
+        raise ColumnError(f"column {name!r} is empty (empty text); fill the row or remove it")
     return record[name]
 
 

@@ -72,6 +72,19 @@ class ProgressCallback(TrainerCallback):
         self.bar.close()
 
 
+class EvaluationLog(TrainerCallback):
+    """Every evaluation's metrics by the step it ran at: the dict the Trainer returns, with what the
+    other callbacks added to it (eval_perplexity, generation scores). The runner reads the final
+    evaluation from here instead of evaluating the same weights a second time."""
+
+    def __init__(self):
+        self.by_step: dict[int, dict] = {}
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        if metrics is not None:
+            self.by_step[state.global_step] = metrics  # the dict itself: later callbacks still add to it
+
+
 class EarlyStoppingCallback(TrainerCallback):
     """Stop after `patience` evaluations without improvement of `metric`."""
 

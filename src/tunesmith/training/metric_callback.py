@@ -19,6 +19,7 @@ from tunesmith.metrics.runner import (
     scored_on_generations,
 )
 from tunesmith.runs.rundir import RunDir
+from tunesmith.tasks import TASKS
 from tunesmith.training.callbacks import EarlyStoppingCallback
 
 SEED_OFFSET = 7  # the sample differs from the train/eval split's shuffle but is fixed for a run
@@ -57,8 +58,6 @@ def best_model_arguments(config, has_eval: bool) -> dict:
 def _generation_metrics(config) -> list[str]:
     """The eval.metrics this callback computes: those scoring generated text, when the task's
     model generates (label metrics of a classification head are the task's own business)."""
-    from tunesmith.tasks import TASKS
-
     names = scored_on_generations(parse_metric_names(config.eval.metrics))
     if TASKS.get(config.task.name).model_class().__name__ == "AutoModelForCausalLM":
         return names
@@ -77,6 +76,7 @@ class GenerationMetricsCallback(TrainerCallback):
     def __init__(self, run: RunDir, config, tokenizer, eval_records: list[dict]):
         self.run, self.config, self.tokenizer = run, config, tokenizer
         self.metrics = _generation_metrics(config)
+        self.perplexity = TASKS.get(config.task.name).lm_loss
         chats = [to_example(r) for r in eval_records if "messages" in r]
         rng = random.Random(config.train.seed + SEED_OFFSET)
         self.examples = rng.sample(chats, min(config.eval.metric_rows, len(chats)))
@@ -84,7 +84,7 @@ class GenerationMetricsCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
         if metrics is None:
             return
-        if "eval_loss" in metrics:
+        if "eval_loss" in metrics and self.perplexity:
             metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
         if not self.metrics or not self.examples or model is None:
             return
@@ -108,11 +108,16 @@ class GenerationMetricsCallback(TrainerCallback):
         return compute_metrics(self.metrics, self.examples, replies, None, self.config.eval.metric_options).scores
 
     def on_train_end(self, args, state, control, **kw):
-        if state.best_metric is not None:
-            where = f" at {Path(state.best_model_checkpoint).name}" if state.best_model_checkpoint else ""
-            self.run.event("best_checkpoint", f"best {args.metric_for_best_model} {state.best_metric:.4f}{where}",
-                           metric=args.metric_for_best_model,
-                           value=state.best_metric, checkpoint=state.best_model_checkpoint)
+        if state.best_metric is None:
+            return
+        key, checkpoint = args.metric_for_best_model, state.best_model_checkpoint
+        key = key if key.startswith("eval_") else f"eval_{key}"
+        step = state.best_global_step
+        where = f" at step {step}" if step else ""
+        if checkpoint:
+            where += f" ({Path(checkpoint).name})"
+        self.run.event("best_checkpoint", f"best {key} {state.best_metric:.4f}{where}", metric=key,
+                       value=state.best_metric, step=step, checkpoint=checkpoint)
 
 
 def evaluation_callbacks(config, run: RunDir, tokenizer, eval_records: list[dict]) -> list[TrainerCallback]:

@@ -18,9 +18,8 @@ from tunesmith.runs.events import Subscriber, as_subscribers
 from tunesmith.runs.lock import LOCK_FILE, RunLock
 from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
-from tunesmith.tasks.collate import CausalLMCollator
 from tunesmith.training.auto import resolve_auto
-from tunesmith.training.callbacks import CancelCallback, InterruptCallback, RunLogCallback
+from tunesmith.training.callbacks import CancelCallback, EvaluationLog, InterruptCallback, RunLogCallback
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
@@ -147,6 +146,8 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
            trainer_class) -> RunResult:
     task, method, tokenizer, data = setup.task, setup.method, setup.tokenizer, setup.data
     write_json(run.path / "data_report.json", data.report)
+    for found in data.report.get("unreadable_text", []):  # a tokenizer that cannot read the data
+        run.event("warning", found["message"], file=found["file"], unreadable_share=found["unreadable_share"])
     _resolve_auto(config, run, len(data.train))
     run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
     load_kwargs = method.load_kwargs(config.method)
@@ -168,9 +169,10 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
         return training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides, **classes, **extra)
 
     stops = [InterruptCallback(), CancelCallback(cancel, CancelToken(run.cancel_file))]
+    evaluations = EvaluationLog()
     callbacks = [RunLogCallback(run), *stops, *tracking_callbacks(config, run)]
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
-    callbacks += extra_callbacks
+    callbacks += [*extra_callbacks, evaluations]
     callbacks += method.callbacks(model, config.method)
     if method.optimizer:
         trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
@@ -178,7 +180,7 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
                          trainer_class)
     trainer = task.make_trainer(parts) if task.make_trainer else _default_trainer(parts, task, data, run)
     _drop_default_printers(trainer)
-    return _fit(config, run, trainer, tokenizer, resume, stops, bool(data.eval), method)
+    return _fit(config, run, trainer, tokenizer, resume, stops, evaluations if data.eval else None, method)
 
 
 def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
@@ -203,14 +205,14 @@ def _default_trainer(parts: TrainerParts, task, data, run: RunDir):
     return trainer
 
 
-def _fit(config, run, trainer, tokenizer, resume, stops, has_eval, method) -> RunResult:
+def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: EvaluationLog | None, method) -> RunResult:
     checkpoint = run.last_checkpoint() if resume else None
     resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
     if resume:
         run.event("resume", f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint; starting over")
         run.trim_metrics(resumed_at)  # the steps after the checkpoint are trained (and logged) again
     before = {}
-    if has_eval and config.eval.before_training and not checkpoint:
+    if evaluations and config.eval.before_training and not checkpoint:
         before = _with_ppl(trainer.evaluate(metric_key_prefix="eval"), config)
         run.event("eval_before", f"eval loss before training: {before['eval_loss']:.4f}", **before)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -221,7 +223,7 @@ def _fit(config, run, trainer, tokenizer, resume, stops, has_eval, method) -> Ru
         run.set_status("cancelled", f"{how} at step {step}; resume with --resume")
         run.event("cancelled", f"{how} at step {step}; checkpoint saved", step=step)
         return RunResult(run.path, "cancelled", before, {}, metrics, run.id)
-    after = _with_ppl(trainer.evaluate(), config) if has_eval else {}
+    after = _with_ppl(_final_evaluation(trainer, evaluations), config) if evaluations else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
     _save_final(trainer.model, tokenizer, run, method)
@@ -232,6 +234,18 @@ def _fit(config, run, trainer, tokenizer, resume, stops, has_eval, method) -> Ru
     write_model_card(run, config, results)
     run.event("succeeded", "run finished", **{k: v for k, v in after.items() if k == "eval_loss"})
     return RunResult(run.path, "succeeded", before, after, metrics, run.id)
+
+
+def _final_evaluation(trainer, evaluations: EvaluationLog) -> dict:
+    """The evaluation of the weights training ended with. When the Trainer already evaluated them (at
+    the last step, e.g. at the end of the last epoch, or at the best checkpoint it loaded back at the
+    end), that evaluation is the answer: evaluating the same weights again costs a whole eval pass."""
+    state = trainer.state
+    step = state.global_step
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
+        step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
+    done = evaluations.by_step.get(step)
+    return dict(done) if done is not None else trainer.evaluate()
 
 
 def whole_run_train_loss(metrics: dict, history: list[dict], resumed_at: int, last_step: int) -> dict:
@@ -252,7 +266,7 @@ def whole_run_train_loss(metrics: dict, history: list[dict], resumed_at: int, la
 def _with_ppl(metrics: dict, config: RunConfig) -> dict:
     """Perplexity, for tasks whose eval loss is a language-model loss (not classification, DPO ...)."""
     loss = metrics.get("eval_loss")
-    if loss is not None and TASKS.get(config.task.name).collator is CausalLMCollator:
+    if loss is not None and TASKS.get(config.task.name).lm_loss:
         metrics["eval_perplexity"] = math.exp(min(loss, 50))
     return metrics
 
