@@ -27,6 +27,23 @@ def _isolated_home(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path_factory.getbasetemp() / "home"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _threads_chosen_by_tests():
+    """train() sets one torch thread per usable CPU unless train.threads is given. In tests it keeps
+    the count `_threads` chose (and one for module- and session-scoped fixtures that train): two
+    threads on a tiny model were 6x slower than one on a busy 2-core machine."""
+    import torch
+
+    from tunesmith.training import process
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(process, "usable_cpus", torch.get_num_threads)
+        yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _threads(request, monkeypatch):
     """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores."""

@@ -51,7 +51,7 @@ def _config(tmp_path, tiny_model_dir, chat_file, **train):
         "data": {"train": [str(chat_file)], "eval_ratio": 0.25, "template": "chatml"},
         "method": {"name": "lora", "r": 4, "dropout": 0.0},
         "train": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-3, "precision": "fp32",
-                  "save_steps": 2, **train},
+                  "save_steps": 2, "threads": 1, **train},  # one thread: fastest for a tiny model
         "output": {"dir": str(tmp_path / "run")},
     }
     path = tmp_path / "cfg.yaml"

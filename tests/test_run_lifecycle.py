@@ -328,7 +328,7 @@ def test_a_killed_training_reads_interrupted_and_resumes(tiny_config, tmp_path):
     from tunesmith.runs.reader import summarize
     from tunesmith.training.runner import train
 
-    config = tiny_config(train={"max_steps": 400, "save_steps": 2})
+    config = tiny_config(train={"max_steps": 400, "save_steps": 2, "threads": 1})  # the fastest for a tiny model
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
