@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,21 @@ def _find_shared() -> Path:
 
 
 SHARED = _find_shared()
+
+# pytest-xdist workers start with COLUMNS=80 in their environment, and rich fixes a console's width
+# from COLUMNS when the console is made (at import): tests that widen output with COLUMNS at print
+# time would get 80 there. Without it the width is measured at print time, as in a serial run.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
+
+def pytest_collection_modifyitems(items):
+    """Long files first, each file's tests kept in order: files with tests on real weights, then by
+    number of tests. `make test` hands whole files to two workers in this order
+    (--dist loadfile --no-loadscope-reorder), so no long file starts last and leaves a worker idle."""
+    counts = Counter(item.path for item in items)
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in slow, -counts[item.path]))  # sort is stable
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +62,13 @@ def _threads_chosen_by_tests():
 
 @pytest.fixture(autouse=True)
 def _threads(request, monkeypatch):
-    """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores."""
+    """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores
+    (shared among the pytest-xdist workers)."""
     import torch
 
     slow = request.node.get_closest_marker("slow") is not None
-    threads = os.cpu_count() or 1 if slow else 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `make test` runs pytest -n 2
+    threads = max(1, (os.cpu_count() or 1) // workers) if slow else 1
     monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
