@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Tests run in 2 pytest-xdist workers, one test file per worker at a time (a file's module fixtures
+# are made once), long files first (tests/conftest.py orders them and shares the cores among the
+# workers' torch threads).
+PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: install quickstart test test-fast lint clean
 
@@ -24,10 +28,10 @@ quickstart: install
 	$(VENV)/bin/tunesmith quickstart
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(PARALLEL)
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PARALLEL)
 
 lint: install
 	$(VENV)/bin/ruff check src tests

@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,21 @@ def _find_shared() -> Path:
 
 SHARED = _find_shared()
 
+# pytest-xdist workers start with COLUMNS=80 in their environment, and rich fixes a console's width
+# from COLUMNS when the console is made (at import): tests that widen output with COLUMNS at print
+# time would get 80 there. Without it the width is measured at print time, as in a serial run.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
+
+def pytest_collection_modifyitems(items):
+    """Long files first, each file's tests kept in order: files with tests on real weights, then by
+    number of tests. `make test` hands whole files to two workers in this order
+    (--dist loadfile --no-loadscope-reorder), so no long file starts last and leaves a worker idle."""
+    counts = Counter(item.path for item in items)
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in slow, -counts[item.path]))  # sort is stable
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(request, tmp_path_factory, monkeypatch):
@@ -27,13 +43,32 @@ def _isolated_home(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path_factory.getbasetemp() / "home"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _threads_chosen_by_tests():
+    """train() sets one torch thread per usable CPU unless train.threads is given. In tests it keeps
+    the count `_threads` chose (and one for module- and session-scoped fixtures that train): two
+    threads on a tiny model were 6x slower than one on a busy 2-core machine."""
+    import torch
+
+    from tunesmith.training import process
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(process, "usable_cpus", torch.get_num_threads)
+        yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _threads(request, monkeypatch):
-    """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores."""
+    """Tiny models run fastest on one thread (and subprocesses inherit it); real models use all cores
+    (shared among the pytest-xdist workers)."""
     import torch
 
     slow = request.node.get_closest_marker("slow") is not None
-    threads = os.cpu_count() or 1 if slow else 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `make test` runs pytest -n 2
+    threads = max(1, (os.cpu_count() or 1) // workers) if slow else 1
     monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -328,7 +328,7 @@ def test_a_killed_training_reads_interrupted_and_resumes(tiny_config, tmp_path):
     from tunesmith.runs.reader import summarize
     from tunesmith.training.runner import train
 
-    config = tiny_config(train={"max_steps": 400, "save_steps": 2})
+    config = tiny_config(train={"max_steps": 400, "save_steps": 2, "threads": 1})  # the fastest for a tiny model
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -355,8 +355,10 @@ def test_a_killed_training_reads_interrupted_and_resumes(tiny_config, tmp_path):
     assert any(e["message"] == f"resuming from checkpoint-{checkpoint}" for e in events)
 
 
-def test_cli_train_overwrite_refuses_a_user_folder_in_one_line(tiny_config, tmp_path):
+def test_cli_train_overwrite_refuses_a_user_folder_in_one_line(tiny_config, tmp_path, capsys):
     import yaml
+
+    from tunesmith.cli.main import run as cli
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -364,10 +366,11 @@ def test_cli_train_overwrite_refuses_a_user_folder_in_one_line(tiny_config, tmp_
     before = _tree(folder)
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(tiny_config(output={"dir": str(folder)}).model_dump(mode="json")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run([sys.executable, "-m", "tunesmith.cli.main", "train", str(cfg), "--overwrite"],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "is not a tunesmith run" in errors[0] and "Traceback" not in result.stderr
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # in-process: any other exception is a traceback
+        cli(["train", str(cfg), "--overwrite"])
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is not a tunesmith run" in errors[0] and "Traceback" not in stderr
     assert _tree(folder) == before
