@@ -35,17 +35,18 @@ def _cell(entry: dict, clients: int) -> dict | None:
 
 
 def generation_table(results: dict) -> list[str]:
-    rows = ["| leg | clients | requests | errors | output tokens/s | requests/s | TTFT p50 ms | TTFT p95 ms | "
+    rows = ["| leg | clients | requests | errors | cut | output tokens/s | requests/s | TTFT p50 ms | TTFT p95 ms | "
             "latency p50 ms | latency p95 ms | prompt tokens (mean) | output tokens (mean) |",
-            "|" + "---|" * 12]
+            "|" + "---|" * 13]
     for leg, entry in results.items():
         if leg == "p" or "cells" not in entry:
             continue
         for c in entry["cells"]:
             rows.append(f"| ({leg}) {entry['what']} | {c['clients']} | {c['requests']} | {c['errors']} | "
-                        f"{_num(c['tokens_per_s'])} | {_num(c['requests_per_s'], 2)} | {_ms(c['ttft_p50'])} | "
-                        f"{_ms(c['ttft_p95'])} | {_ms(c['latency_p50'])} | {_ms(c['latency_p95'])} | "
-                        f"{_num(c['mean_prompt_tokens'], 0)} | {_num(c['mean_output_tokens'], 0)} |")
+                        f"{c.get('cut', 0)} | {_num(c['tokens_per_s'])} | {_num(c['requests_per_s'], 2)} | "
+                        f"{_ms(c['ttft_p50'])} | {_ms(c['ttft_p95'])} | {_ms(c['latency_p50'])} | "
+                        f"{_ms(c['latency_p95'])} | {_num(c['mean_prompt_tokens'], 0)} | "
+                        f"{_num(c['mean_output_tokens'], 0)} |")
     return rows
 
 

@@ -14,7 +14,8 @@ concurrent clients on loopback. Each server runs alone in its own process, one a
     (d) tunesmith serve, one LoRA adapter; (e) tunesmith serve, 4 LoRA adapters, requests round robin;
     (p) tunesmith serve, an SST-2 minilm classification run behind /v1/predict.
 A cell (leg x clients) issues requests until its time is up (or its request cap is reached),
-then lets the requests in flight finish: tokens/s and requests/s are over that whole span.
+then lets the requests in flight finish within a grace period (those still running then are
+cut: counted apart, not as errors); tokens/s and requests/s are over that whole span.
 Time to first token is to the first streamed content. A separate probe sends 50-token prompts
 from one client (time to first token p50 of that probe is a target). Results go to
 docs/serving.md (between the serve-load markers) and docs/serve_load.json.
@@ -50,9 +51,9 @@ LEGS = {
     "e": "tunesmith serve, 4 LoRA adapters, traffic spread evenly",
     "p": "tunesmith serve, SST-2 minilm run, POST /v1/predict",
 }
-MODES = {  # seconds per cell, request cap per client per cell, probe requests, clients
-    "full": {"seconds": 20.0, "cap_per_client": 12, "probe": 8, "clients": [1, 4, 16]},
-    "quick": {"seconds": 5.0, "cap_per_client": 2, "probe": 3, "clients": [1, 4, 16]},
+MODES = {  # seconds per cell (+ grace for the requests in flight), request cap per client, probe requests
+    "full": {"seconds": 20.0, "grace": 40.0, "cap_per_client": 12, "probe": 8, "clients": [1, 4, 16]},
+    "quick": {"seconds": 5.0, "grace": 20.0, "cap_per_client": 2, "probe": 3, "clients": [1, 4, 16]},
 }
 
 
@@ -283,12 +284,12 @@ async def predict_once(client, model: str, sentence: str) -> Outcome:
     return Outcome(True, time.perf_counter() - began)
 
 
-async def cell(server: Server, clients: int, seconds: float, cap: int, make_call) -> dict:
-    """`clients` loops, each sending its next request when the last is answered, until time or cap."""
+async def cell(server: Server, clients: int, seconds: float, cap: int, make_call, grace: float) -> dict:
+    """`clients` loops, each sending its next request when the last is answered, until time or cap;
+    requests still running `grace` seconds after that are cut (counted apart, not as errors)."""
     import openai
 
-    client = openai.AsyncOpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=600,
-                                http_client=None)
+    client = openai.AsyncOpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=600)
     outcomes: list[Outcome] = []
     issued = 0
     began = time.perf_counter()
@@ -300,10 +301,13 @@ async def cell(server: Server, clients: int, seconds: float, cap: int, make_call
             issued += 1
             outcomes.append(await make_call(client, k))
 
-    await asyncio.gather(*(loop() for _ in range(clients)))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(loop() for _ in range(clients))), seconds + grace)
+    except asyncio.TimeoutError:
+        pass
     span = time.perf_counter() - began
     await client.close()
-    return summarize(outcomes, clients, span)
+    return {**summarize(outcomes, clients, span), "cut": issued - len(outcomes)}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -335,15 +339,16 @@ def measure_generation(server: Server, mode: dict, mix: list, probe: list, count
         return call
 
     result = {"cells": []}
-    asyncio.run(cell(server, 1, 1e9, 2, chat(lambda k: mix[k])))  # warm-up: first-request costs are not measured
-    result["probe_50_tokens"] = asyncio.run(cell(server, 1, 1e9, len(probe), chat(lambda k: probe[k])))
+    asyncio.run(cell(server, 1, 1e9, 2, chat(lambda k: mix[k]), 0))  # warm-up: first-request costs are not measured
+    result["probe_50_tokens"] = asyncio.run(cell(server, 1, 1e9, len(probe), chat(lambda k: probe[k]), 0))
     for clients in mode["clients"]:
         offset = 1000 * clients  # each cell starts at its own place in the mix, wrapping around
         call = chat(lambda k, o=offset: mix[(o + k) % len(mix)])
-        stats = asyncio.run(cell(server, clients, mode["seconds"], mode["cap_per_client"] * clients, call))
+        cap = mode["cap_per_client"] * clients
+        stats = asyncio.run(cell(server, clients, mode["seconds"], cap, call, mode["grace"]))
         result["cells"].append(stats)
         print(f"    {clients:>2} clients: {stats['tokens_per_s']:7.1f} tok/s, {stats['requests_per_s']:5.2f} req/s, "
-              f"TTFT p50 {fmt_ms(stats['ttft_p50'])}, errors {stats['errors']}", flush=True)
+              f"TTFT p50 {fmt_ms(stats['ttft_p50'])}, errors {stats['errors']}, cut {stats['cut']}", flush=True)
     return result
 
 
@@ -351,10 +356,10 @@ def measure_predict(server: Server, mode: dict, texts: list[str]) -> dict:
     def call(client, k):
         return predict_once(client, server.models[0], texts[k % len(texts)])
 
-    asyncio.run(cell(server, 1, 1e9, 3, call))
+    asyncio.run(cell(server, 1, 1e9, 3, call, 0))
     result = {"cells": []}
     for clients in (1, 16):
-        stats = asyncio.run(cell(server, clients, mode["seconds"], 100_000, call))
+        stats = asyncio.run(cell(server, clients, mode["seconds"], 100_000, call, mode["grace"]))
         result["cells"].append(stats)
         print(f"    {clients:>2} clients: {stats['requests_per_s']:6.1f} req/s, p95 {fmt_ms(stats['latency_p95'])}, "
               f"errors {stats['errors']}", flush=True)
@@ -391,6 +396,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "serving.md"))
     parser.add_argument("--json", default=str(ROOT / "docs" / "serve_load.json"))
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped: the `finally` stops the server
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.seconds:
         mode["seconds"] = args.seconds

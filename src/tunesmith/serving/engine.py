@@ -25,7 +25,7 @@ from tunesmith.serving.catalog import Target
 from tunesmith.serving.dialect import Dialect
 from tunesmith.serving.errors import BadRequest, Overloaded
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+BASE_ADAPTER = batching.BASE_ADAPTER
 
 
 @dataclass(frozen=True)
