@@ -165,6 +165,7 @@ class Server:
     port: int
     models: list[str]
     env: dict = field(default_factory=child_env)
+    ready_path: str = "/v1/models"  # answers 200 once the server is up
     proc: subprocess.Popen | None = None
 
     @property
@@ -182,7 +183,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"exited with {self.proc.returncode}; end of {log}:\n{log.read_text()[-1500:]}")
             try:
-                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=2).status_code == 200:
                     return time.perf_counter() - began
             except httpx.HTTPError:
                 pass
@@ -217,7 +218,8 @@ def servers(legs: list[str], work: Path, model_dir: Path, args, log_dir: Path) -
         elif leg == "b":
             cli = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
             out[leg] = Server(leg, [cli, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-                                    "--device", "cpu", "--dtype", "float32"], port, [str(model_dir)])
+                                    "--device", "cpu", "--dtype", "float32"], port, [str(model_dir)],
+                              ready_path="/health")  # its /v1/models lists the hub cache, absent offline
         elif leg == "c":
             python = llama_python(Path(args.llama_venv))
             out[leg] = Server(leg, [str(python), "-m", "llama_cpp.server", "--model", str(make_gguf(work, log_dir)),
