@@ -53,7 +53,7 @@ LEGS = {
 }
 MODES = {  # seconds per cell (+ grace for the requests in flight), request cap per client, probe requests
     "full": {"seconds": 20.0, "grace": 40.0, "cap_per_client": 12, "probe": 8, "clients": [1, 4, 16]},
-    "quick": {"seconds": 5.0, "grace": 20.0, "cap_per_client": 2, "probe": 3, "clients": [1, 4, 16]},
+    "quick": {"seconds": 5.0, "grace": 20.0, "cap_per_client": 2, "probe": 2, "clients": [1, 4, 16]},
 }
 
 
@@ -335,14 +335,15 @@ def summarize(outcomes: list[Outcome], clients: int, span: float) -> dict:
 
 
 def measure_generation(server: Server, mode: dict, mix: list, probe: list, count_tokens, max_tokens: int) -> dict:
-    def chat(messages_of):
+    def chat(messages_of, limit=max_tokens):
         def call(client, k):
-            return chat_once(client, server.models[k % len(server.models)], messages_of(k), max_tokens, count_tokens)
+            return chat_once(client, server.models[k % len(server.models)], messages_of(k), limit, count_tokens)
         return call
 
     result = {"cells": []}
-    asyncio.run(cell(server, 1, 1e9, 2, chat(lambda k: mix[k]), 0))  # warm-up: first-request costs are not measured
-    result["probe_50_tokens"] = asyncio.run(cell(server, 1, 1e9, len(probe), chat(lambda k: probe[k]), 0))
+    # warm-up (first-request costs are not measured), then the TTFT probe: a few tokens are enough
+    asyncio.run(cell(server, 1, 1e9, len(server.models), chat(lambda k: mix[k], 4), 0))
+    result["probe_50_tokens"] = asyncio.run(cell(server, 1, 1e9, len(probe), chat(lambda k: probe[k], 4), 0))
     for clients in mode["clients"]:
         offset = 1000 * clients  # each cell starts at its own place in the mix, wrapping around
         call = chat(lambda k, o=offset: mix[(o + k) % len(mix)])
