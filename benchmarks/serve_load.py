@@ -256,7 +256,8 @@ class Outcome:
     error: str | None = None
 
 
-async def chat_once(client, model: str, messages: list[dict], max_tokens: int, count_tokens) -> Outcome:
+async def chat_once(client, model: str, messages: list[dict], max_tokens: int, count_tokens, live: dict) -> Outcome:
+    """One streamed chat request; `live["text"]` holds what has arrived (for a request cut short)."""
     began = time.perf_counter()
     ttft, text, usage = None, "", None
     try:
@@ -269,13 +270,14 @@ async def chat_once(client, model: str, messages: list[dict], max_tokens: int, c
                 if choice.delta and choice.delta.content:
                     ttft = ttft if ttft is not None else time.perf_counter() - began
                     text += choice.delta.content
+                    live["text"] = text
     except Exception as err:  # any failure is an error of the cell, named in the report
         return Outcome(False, time.perf_counter() - began, error=f"{type(err).__name__}: {str(err)[:200]}")
     tokens = usage.completion_tokens if usage and usage.completion_tokens else count_tokens(text)
     return Outcome(True, time.perf_counter() - began, ttft, tokens, usage.prompt_tokens if usage else None)
 
 
-async def predict_once(client, model: str, sentence: str) -> Outcome:
+async def predict_once(client, model: str, sentence: str, live: dict) -> Outcome:
     began = time.perf_counter()
     try:
         answer = await client.post("/predict", cast_to=object, body={"model": model, "input": {"sentence": sentence}})
@@ -286,22 +288,27 @@ async def predict_once(client, model: str, sentence: str) -> Outcome:
     return Outcome(True, time.perf_counter() - began)
 
 
-async def cell(server: Server, clients: int, seconds: float, cap: int, make_call, grace: float) -> dict:
+async def cell(server: Server, clients: int, seconds: float, cap: int, make_call, grace: float,
+               count_tokens=None) -> dict:
     """`clients` loops, each sending its next request when the last is answered, until time or cap;
-    requests still running `grace` seconds after that are cut (counted apart, not as errors)."""
+    requests still running `grace` seconds after that are cut (counted apart, not as errors; the
+    tokens they had streamed count in tokens/s)."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=600)
     outcomes: list[Outcome] = []
+    in_flight: list[dict] = []
     issued = 0
     began = time.perf_counter()
 
     async def loop() -> None:
         nonlocal issued
         while time.perf_counter() - began < seconds and issued < cap:
-            k = issued
+            k, live = issued, {"text": ""}
             issued += 1
-            outcomes.append(await make_call(client, k))
+            in_flight.append(live)
+            outcomes.append(await make_call(client, k, live))
+            in_flight.remove(live)
 
     try:
         await asyncio.wait_for(asyncio.gather(*(loop() for _ in range(clients))), seconds + grace)
@@ -309,7 +316,9 @@ async def cell(server: Server, clients: int, seconds: float, cap: int, make_call
         pass
     span = time.perf_counter() - began
     await client.close()
-    return {**summarize(outcomes, clients, span), "cut": issued - len(outcomes)}
+    partial = sum(count_tokens(live["text"]) for live in in_flight) if count_tokens else 0
+    stats = summarize(outcomes, clients, span, partial)
+    return {**stats, "cut": issued - len(outcomes), "cut_tokens": partial}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -320,14 +329,14 @@ def pct(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def summarize(outcomes: list[Outcome], clients: int, span: float) -> dict:
+def summarize(outcomes: list[Outcome], clients: int, span: float, partial: int = 0) -> dict:
     ok = [o for o in outcomes if o.ok]
     ttfts = [o.ttft for o in ok if o.ttft is not None]
     prompts = [o.prompt_tokens for o in ok if o.prompt_tokens]
     errors = [o.error for o in outcomes if not o.ok]
     return {"clients": clients, "requests": len(ok), "errors": len(errors), "error_examples": sorted(set(errors))[:3],
-            "seconds": span, "output_tokens": sum(o.tokens for o in ok),
-            "tokens_per_s": sum(o.tokens for o in ok) / span, "requests_per_s": len(ok) / span,
+            "seconds": span, "output_tokens": sum(o.tokens for o in ok) + partial,
+            "tokens_per_s": (sum(o.tokens for o in ok) + partial) / span, "requests_per_s": len(ok) / span,
             "ttft_p50": pct(ttfts, 50), "ttft_p95": pct(ttfts, 95),
             "latency_p50": pct([o.seconds for o in ok], 50), "latency_p95": pct([o.seconds for o in ok], 95),
             "mean_prompt_tokens": statistics.mean(prompts) if prompts else None,
@@ -336,8 +345,8 @@ def summarize(outcomes: list[Outcome], clients: int, span: float) -> dict:
 
 def measure_generation(server: Server, mode: dict, mix: list, probe: list, count_tokens, max_tokens: int) -> dict:
     def chat(messages_of, limit=max_tokens):
-        def call(client, k):
-            return chat_once(client, server.models[k % len(server.models)], messages_of(k), limit, count_tokens)
+        def call(client, k, live):
+            return chat_once(client, server.models[k % len(server.models)], messages_of(k), limit, count_tokens, live)
         return call
 
     result = {"cells": []}
@@ -348,7 +357,7 @@ def measure_generation(server: Server, mode: dict, mix: list, probe: list, count
         offset = 1000 * clients  # each cell starts at its own place in the mix, wrapping around
         call = chat(lambda k, o=offset: mix[(o + k) % len(mix)])
         cap = mode["cap_per_client"] * clients
-        stats = asyncio.run(cell(server, clients, mode["seconds"], cap, call, mode["grace"]))
+        stats = asyncio.run(cell(server, clients, mode["seconds"], cap, call, mode["grace"], count_tokens))
         result["cells"].append(stats)
         print(f"    {clients:>2} clients: {stats['tokens_per_s']:7.1f} tok/s, {stats['requests_per_s']:5.2f} req/s, "
               f"TTFT p50 {fmt_ms(stats['ttft_p50'])}, errors {stats['errors']}, cut {stats['cut']}", flush=True)
@@ -356,8 +365,8 @@ def measure_generation(server: Server, mode: dict, mix: list, probe: list, count
 
 
 def measure_predict(server: Server, mode: dict, texts: list[str]) -> dict:
-    def call(client, k):
-        return predict_once(client, server.models[0], texts[k % len(texts)])
+    def call(client, k, live):
+        return predict_once(client, server.models[0], texts[k % len(texts)], live)
 
     asyncio.run(cell(server, 1, 1e9, 3, call, 0))
     result = {"cells": []}
