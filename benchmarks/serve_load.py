@@ -214,7 +214,7 @@ def servers(legs: list[str], work: Path, model_dir: Path, args, log_dir: Path) -
         port = free_port()
         if leg == "a":
             naive = [sys.executable, str(HERE / "_naive_server.py"), str(model_dir), "--port", str(port)]
-            out[leg] = Server(leg, naive, port, [MODEL])
+            out[leg] = Server(leg, naive, port, [MODEL], ready_path="/health")
         elif leg == "b":
             cli = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
             out[leg] = Server(leg, [cli, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
