@@ -76,7 +76,7 @@ def targets(results: dict) -> list[str]:
     """The issue's targets, each with the measured figures and met / missed."""
     def tps(leg, clients=16):
         cell = _cell(results.get(leg, {}), clients)
-        return cell["tokens_per_s"] if cell and cell["requests"] else None
+        return cell["tokens_per_s"] if cell and cell["tokens_per_s"] else None
 
     lines = []
 
@@ -121,8 +121,9 @@ def write_report(md: Path, json_path: Path, results: dict, machine: dict, option
 
 Command (from the repository root): `{command}`. Machine: {machine['cpu']}, {machine['cores']} cores
 (bf16 instructions: {'yes' if machine['bf16'] else 'no'}), {shared}; load average {load} before, {after} after.
-{versions}. {options['seconds']:.0f} s per cell (at most {options['cap_per_client']} requests per client), then
-the requests in flight finish; {options['max_tokens']} output tokens at most, greedy, streamed. The whole run took
+{versions}. {options['seconds']:.0f} s per cell (at most {options['cap_per_client']} requests per client), then up to
+{options['grace']:.0f} s for the requests in flight (those still running are cut; their streamed tokens count in
+tokens/s); {options['max_tokens']} output tokens at most, greedy, streamed. The whole run took
 {machine['wall_seconds']:.0f} s.
 
 {chr(10).join(generation_table(results))}
