@@ -9,6 +9,7 @@ length, or the batch to the group's, and both caches are concatenated along the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -37,12 +38,36 @@ class Forward:
         import torch
 
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-        extra = {"adapter_names": adapters} if self.peft and adapters is not None else {}
+        extra = self._adapter_kwargs(adapters) if self.peft and adapters is not None else {}
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if _keeps_logits(type(inner)):  # only the last position's logits: a prompt's others are never read
+            extra["logits_to_keep"] = 1
         self.calls += 1
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                              use_cache=True, **extra)
         return out.logits[:, -1, :].float(), out.past_key_values
+
+    def _adapter_kwargs(self, adapters: list[str]) -> dict:
+        """Rows that all use one adapter run it as PEFT's active adapter; mixed rows go through PEFT's
+        mixed-adapter batch (`adapter_names=`), which registers a hook on every LoRA layer per call."""
+        first = adapters[0]
+        if first == BASE_ADAPTER or any(a != first for a in adapters):
+            return {"adapter_names": adapters}
+        if self.model.active_adapters != [first]:
+            self.model.set_adapter(first, inference_mode=True)
+        return {}
+
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+
+
+@functools.lru_cache(maxsize=64)
+def _keeps_logits(model_class) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs do)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def prefill(forward: Forward, prompts: list[list[int]], adapters: list[str] | None, pad_id: int):

@@ -26,7 +26,7 @@ from tunesmith.serving.catalog import Target
 from tunesmith.serving.dialect import Dialect
 from tunesmith.serving.errors import BadRequest, Overloaded
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+BASE_ADAPTER = batching.BASE_ADAPTER
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ class LocalEngine(Engine):
         self._slots: dict[str, Slot] = {}
         self._dialects: dict[str, Dialect] = {}
         self._others: dict[str, tuple] = {}  # encoders and task models: path -> (Loaded, lock)
+        self._combiners: dict[str, Combiner] = {}  # task models: path -> the batcher of their predict calls
         self._lock = threading.Lock()
 
     # --- generation ----------------------------------------------------------------------
@@ -194,6 +195,7 @@ class LocalEngine(Engine):
             with self._lock:
                 slot = self._slots.pop(self._slot_key(target), None)
                 self._others.pop(target.path, None)
+                self._combiners.pop(target.path, None)
             if slot is not None:
                 slot.close()
 
@@ -236,10 +238,69 @@ class LocalEngine(Engine):
             raise BadRequest(f"model {target.label!r} has no predict (task {target.task}); "
                              "use /v1/chat/completions", "model")
         loaded, lock = self._other(target)
-        records = [{**row, "_origin": f"request row {i}"} for i, row in enumerate(rows)]
-        with lock:
-            out, _ = task.predict(loaded.model, loaded.tokenizer, records, loaded.config, 16)
-        return out, getattr(loaded.config.task, "labels", None)
+        combiner = self._combiners.setdefault(target.path, Combiner(
+            lambda records: task.predict(loaded.model, loaded.tokenizer, records, loaded.config, 16)[0], lock))
+        return combiner.run(rows), getattr(loaded.config.task, "labels", None)
+
+
+class Combiner:
+    """Concurrent predict calls on one model run as one batch: a caller that gets the model runs
+    every call waiting by then (flat combining: no timer, so a lone call waits for nothing).
+    Each row's origin names the call it came from; if the batch fails, or a task does not pass
+    origins through, each call runs alone, so that a bad request fails only itself."""
+
+    def __init__(self, predict: Callable[[list[dict]], list[dict]], lock: threading.Lock):
+        self.predict, self.lock = predict, lock
+        self.pending: list[dict] = []  # {"rows", "out", "error", "done"}
+        self.guard = threading.Lock()
+
+    def run(self, rows: list[dict]) -> list[dict]:
+        call = {"rows": rows, "out": None, "error": None, "done": False}
+        with self.guard:
+            self.pending.append(call)
+        with self.lock:
+            if not call["done"]:
+                with self.guard:
+                    calls, self.pending = self.pending, []
+                self._together(calls) if len(calls) > 1 else self._alone(calls[0])
+        if call["error"] is not None:
+            raise call["error"]
+        return call["out"]
+
+    def _alone(self, call: dict) -> None:
+        try:
+            out = self.predict([{**row, "_origin": f"request row {i}"} for i, row in enumerate(call["rows"])])
+            call.update(out=out, done=True)
+        except Exception as err:
+            call.update(error=err, done=True)
+
+    def _together(self, calls: list[dict]) -> None:
+        records = [{**row, "_origin": _Origin.of(i, c)} for c, call in enumerate(calls)
+                   for i, row in enumerate(call["rows"])]
+        try:
+            out = self.predict(records)
+        except Exception:
+            out = None
+        if out is None or not all(isinstance(row.get("origin"), _Origin) for row in out):
+            for call in calls:
+                self._alone(call)
+            return
+        for call in calls:
+            call.update(out=[], done=True)
+        for row in out:
+            calls[row["origin"].call]["out"].append({**row, "origin": str(row["origin"])})
+
+
+class _Origin(str):
+    """A row's origin as messages print it ("request row 2"), knowing which call it belongs to."""
+
+    call: int
+
+    @classmethod
+    def of(cls, row: int, call: int) -> _Origin:
+        origin = cls(f"request row {row}")
+        origin.call = call
+        return origin
 
 
 ENGINES = ("local", "vllm")
