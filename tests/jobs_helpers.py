@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-import httpx
+from inproc import serving
 
 ROWS = [{"messages": [{"role": "user", "content": f"what is {i} plus {i}?"},
                       {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(12)]
@@ -29,8 +29,6 @@ def tiny_job(max_steps: int = 4, save_steps: int = 2, **train) -> dict:
 @contextmanager
 def running_server(store, keys=None, workers: int = 1, stale_after: float = 30.0, **limits):
     """(base URL, [Worker]) of a server on a free port; stopped, with its workers, on exit."""
-    import uvicorn
-
     from tunesmith.jobs.worker import Worker
     from tunesmith.server.jobs_routes import create_server_app
     from tunesmith.serving.catalog import Catalog
@@ -39,29 +37,19 @@ def running_server(store, keys=None, workers: int = 1, stale_after: float = 30.0
 
     service = Service(Catalog(store.storage / "models", []), LocalEngine())
     app = create_server_app(store, service, keys, **limits)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     pool = [Worker(store, name=f"test-worker-{i}", heartbeat=0.3, stale_after=stale_after, poll=0.2)
             for i in range(workers)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in pool]
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        assert httpx.get(f"{url}/health").status_code == 200
-        yield url, pool
+        with serving(app) as url:
+            yield url, pool
     finally:
         for w in pool:
             w.stop.set()
         for t in threads:
             t.join(120)
-        server.should_exit = True
-        thread.join(10)
         service.engine.close()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.cli.main import run
+from inproc import cli
 from tunesmith.utils.io import read_jsonl
 
 CHAT = {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]}
@@ -33,18 +33,6 @@ def _snapshot(root: Path) -> dict[str, str]:
             out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """Run `tunesmith ARGS` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code or 0
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def refused(capsys, tmp_path, *args, code: int = 2) -> str:

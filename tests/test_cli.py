@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inproc import exit_code
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,14 +35,8 @@ def _at_root(monkeypatch):
 
 def in_process(capsys, *args) -> subprocess.CompletedProcess:
     """`tunesmith ARGS` through tunesmith.cli.main.run in this process, as a CompletedProcess."""
-    from tunesmith.cli.main import run
-
     capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_info:  # any other exception would be a traceback: it fails the test
-        code = exit_info.code or 0
+    code = exit_code(*args)
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(["tunesmith", *map(str, args)], code, out, err)
 

@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.cli.main import run
+from inproc import cli
 from tunesmith.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
+    code, out, err = cli(capsys, *args)
     return code, out + err
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from inproc import exit_code
 from tunesmith.errors import TunesmithError
 from tunesmith.export.pipeline import run_export
 
@@ -46,7 +47,8 @@ def _adapter_logits(run):
 def _check_report(run, folder, kind):
     report = json.loads((folder / "export_report.json").read_text())
     assert report["format"] == kind and report["size_bytes"] > 0
-    assert report["export"]["tokens_per_s"] > 0 and report["export"]["latency_p95_s"] >= report["export"]["latency_p50_s"]
+    speed = report["export"]
+    assert speed["tokens_per_s"] > 0 and speed["latency_p95_s"] >= speed["latency_p50_s"]
     assert report["quality"]["eval_rows"] == 4 and report["quality"]["delta"] is not None
     rows = (run / "exports.md").read_text()
     assert f"| {kind} |" in rows and str(folder) in rows and (run / "exports.png").is_file()
@@ -138,14 +140,6 @@ def test_gguf_loads_back_through_transformers(tiny_run, quant):
         assert report["size_bytes"] < f16["size_bytes"]
 
 
-def _cli(args):
-    from tunesmith.cli.main import run
-
-    with pytest.raises(SystemExit) as exit_info:
-        run(args)
-    return exit_info.value.code
-
-
 def test_gguf_for_bert_names_supported_choices(tmp_path, capsys):
     from transformers import BertConfig, BertForMaskedLM
 
@@ -153,7 +147,7 @@ def test_gguf_for_bert_names_supported_choices(tmp_path, capsys):
                                intermediate_size=32)).save_pretrained(tmp_path / "bert")
     with pytest.raises(TunesmithError, match="does not support 'bert'.*supported architectures: llama"):
         run_export(str(tmp_path / "bert"), "gguf")
-    assert _cli(["export", str(tmp_path / "bert"), "--to", "gguf"]) == 2
+    assert exit_code("export", str(tmp_path / "bert"), "--to", "gguf") == 2
     err = capsys.readouterr().err
     assert "supported architectures: llama" in err and "Traceback" not in err
     assert not (tmp_path / "bert" / "exports").exists()
@@ -161,15 +155,15 @@ def test_gguf_for_bert_names_supported_choices(tmp_path, capsys):
 
 @pytest.mark.parametrize("sparsity", ["0", "1", "1.5", "-0.2"])
 def test_pruning_target_outside_open_unit_interval_exits_2(tiny_run, sparsity, capsys):
-    assert _cli(["export", str(tiny_run), "--to", "pruned", "--sparsity", sparsity]) == 2
+    assert exit_code("export", str(tiny_run), "--to", "pruned", "--sparsity", sparsity) == 2
     err = capsys.readouterr().err
     assert "sparsity" in err and ("greater than 0" in err or "less than 1" in err)
 
 
 def test_unknown_format_and_foreign_option_are_named(tiny_run, capsys):
-    assert _cli(["export", str(tiny_run), "--to", "tflite"]) == 2
+    assert exit_code("export", str(tiny_run), "--to", "tflite") == 2
     assert "gguf, int8, merged, onnx, pruned" in capsys.readouterr().err
-    assert _cli(["export", str(tiny_run), "--to", "int8", "--quant", "q8_0"]) == 2
+    assert exit_code("export", str(tiny_run), "--to", "int8", "--quant", "q8_0") == 2
     assert "quant" in capsys.readouterr().err
 
 

@@ -11,6 +11,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
+from inproc import exit_code
 from jobs_helpers import ROWS, jsonl, running_server
 from postgres import postgres_db, postgres_server  # noqa: F401  (fixtures)
 
@@ -181,16 +182,6 @@ def test_a_job_without_heartbeat_is_queued_again(store):
     assert again["id"] == job_id and again["attempts"] == 2 and again["worker"] == "w2"
 
 
-def _cli(*args):
-    from tunesmith.cli.main import run
-
-    try:
-        run(list(args))
-    except SystemExit as exit:
-        return exit.code
-    return 0
-
-
 def test_the_jobs_cli_mirrors_the_api(served, tiny_model_dir, tmp_path, capsys):
     import json
 
@@ -200,27 +191,27 @@ def test_the_jobs_cli_mirrors_the_api(served, tiny_model_dir, tmp_path, capsys):
     good = tmp_path / "good.jsonl"
     good.write_bytes(jsonl(ROWS))
     capsys.readouterr()
-    assert _cli("jobs", "create", str(good), "--model", str(tiny_model_dir), "--suffix", "cli", "--n-epochs", "2",
+    assert exit_code("jobs", "create", str(good), "--model", str(tiny_model_dir), "--suffix", "cli", "--n-epochs", "2",
                 "--tunesmith", '{"train": {"max_steps": 3}}', *where) == 0
     queued_id, status = capsys.readouterr().out.split()
     assert queued_id.startswith("ftjob-") and status == "queued"
-    assert _cli("jobs", "show", queued_id, *where) == 0
+    assert exit_code("jobs", "show", queued_id, *where) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["hyperparameters"]["n_epochs"] == 2 and shown["user_provided_suffix"] == "cli"
-    assert _cli("jobs", "cancel", queued_id, *where) == 0
+    assert exit_code("jobs", "cancel", queued_id, *where) == 0
     assert capsys.readouterr().out.split() == [queued_id, "cancelled"]
-    assert _cli("jobs", "create", str(bad), "--model", str(tiny_model_dir), *where) == 2
+    assert exit_code("jobs", "create", str(bad), "--model", str(tiny_model_dir), *where) == 2
     assert "line 3: `messages` has no assistant message" in capsys.readouterr().err  # refused at upload
     uploaded = _client(served).files.create(file=("bad.jsonl", _bad_file()), purpose="fine-tune")
-    assert _cli("jobs", "create", uploaded.id, "--model", str(tiny_model_dir), "--json", *where) == 0
+    assert exit_code("jobs", "create", uploaded.id, "--model", str(tiny_model_dir), "--json", *where) == 0
     failed = json.loads(capsys.readouterr().out)
     assert failed["status"] == "failed" and failed["error"]["code"] == "missing_assistant_message"
-    assert _cli("jobs", "events", failed["id"], "--follow", *where) == 0  # ends: the job has ended
+    assert exit_code("jobs", "events", failed["id"], "--follow", *where) == 0  # ends: the job has ended
     lines = capsys.readouterr().out.splitlines()
     assert "Created fine-tuning job" in lines[0] and "Job failed" in lines[-1] and "line 3" in lines[-1]
-    assert _cli("jobs", "list", "--json", *where) == 0
+    assert exit_code("jobs", "list", "--json", *where) == 0
     assert [j["id"] for j in json.loads(capsys.readouterr().out)] == [failed["id"], queued_id]
-    assert _cli("jobs", "show", "ftjob-nope", *where) == 2
+    assert exit_code("jobs", "show", "ftjob-nope", *where) == 2
     assert "404 not_found: no fine-tuning job with id 'ftjob-nope'" in capsys.readouterr().err
 
 

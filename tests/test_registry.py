@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from finished_runs import finished_runs  # noqa: F401  (fixture)
+from inproc import exit_code
 from postgres import postgres_db, postgres_server  # noqa: F401  (fixtures)
 from tunesmith.serving.database import DatabaseError, current_revision, open_engine, upgrade
 from tunesmith.serving.registry import ModelRegistry, RegistryError, pick_version
@@ -174,34 +175,24 @@ def test_replicas_adding_at_once_get_distinct_versions(url, finished_runs):  # n
     assert replicas[1].generation() == 8
 
 
-def _cli(*args):
-    from tunesmith.cli.main import run
-
-    try:
-        run(list(args))
-    except SystemExit as exit:
-        return exit.code
-    return 0
-
-
 def test_cli_drives_the_library_and_errors_are_one_line(url, finished_runs, capsys):  # noqa: F811
-    assert _cli("registry", "add", "chat", str(finished_runs[0]), "--db", url) == 0
-    assert _cli("registry", "add", "chat", str(finished_runs[1]), "--db", url) == 0
-    assert _cli("registry", "split", "chat", "v1=90", "v2=10", "--db", url) == 0
-    assert _cli("registry", "alias", "chat@prod", "2", "--db", url) == 0
+    assert exit_code("registry", "add", "chat", str(finished_runs[0]), "--db", url) == 0
+    assert exit_code("registry", "add", "chat", str(finished_runs[1]), "--db", url) == 0
+    assert exit_code("registry", "split", "chat", "v1=90", "v2=10", "--db", url) == 0
+    assert exit_code("registry", "alias", "chat@prod", "2", "--db", url) == 0
     capsys.readouterr()
-    assert _cli("registry", "show", "chat", "--json", "--db", url) == 0
+    assert exit_code("registry", "show", "chat", "--json", "--db", url) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["split"] == {"1": 90.0, "2": 10.0} and shown["aliases"] == {"prod": 2}
-    assert _cli("registry", "rollback", "chat", "--db", url) == 0
+    assert exit_code("registry", "rollback", "chat", "--db", url) == 0
     assert ModelRegistry(url).route("chat", "anyone").version == 1
     capsys.readouterr()
-    assert _cli("registry", "split", "chat", "v1=90", "v2=20", "--db", url) == 2
-    assert _cli("registry", "alias", "chat", "2", "--db", url) == 2
+    assert exit_code("registry", "split", "chat", "v1=90", "v2=20", "--db", url) == 2
+    assert exit_code("registry", "alias", "chat", "2", "--db", url) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == ["error: split v1=90 v2=20 for 'chat': weights are percentages >= 0 that sum to 100, e.g. "
                    "v3=90 v4=10", "error: 'chat': write NAME@ALIAS, e.g. chat@prod"]
-    assert _cli("registry", "list", "--db", "nosuchdialect://x") == 2
+    assert exit_code("registry", "list", "--db", "nosuchdialect://x") == 2
 
 
 def test_postgresql_by_url(postgres_db, finished_runs, tmp_path):  # noqa: F811

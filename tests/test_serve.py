@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import torch
 
 from finished_runs import finished_runs  # noqa: F401  (fixture)
+from inproc import serving
 from tiny import save_tiny_llama, tiny_tokenizer
 from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
 
@@ -53,7 +53,6 @@ def root(tmp_path_factory) -> Path:
 def running(root: Path, models: list[str], keys=None, rate=None, max_body: int = 1_000_000, registry=None,
             **engine):
     """The app on 127.0.0.1, a free port, in a thread; stopped (and its engine closed) on exit."""
-    import uvicorn
 
     from tunesmith.server.app import create_app
     from tunesmith.serving.catalog import Catalog
@@ -61,24 +60,10 @@ def running(root: Path, models: list[str], keys=None, rate=None, max_body: int =
     from tunesmith.serving.service import Service
 
     service = Service(Catalog(root, [str(root / m) for m in models], registry), LocalEngine(**engine))
-    app = create_app(service, keys, rate, max_body)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        for _ in range(100):
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-            time.sleep(0.05)
-        yield url, service
+        with serving(create_app(service, keys, rate, max_body)) as url:
+            yield url, service
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.engine.close()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from inproc import serving as http_serving
 from tiny import save_tiny_llama
 from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
 from tunesmith.server.protos import inference_pb2 as pb
@@ -35,7 +35,6 @@ def root(tmp_path_factory) -> Path:
 @contextmanager
 def serving(root: Path, models: list[str], keys=None):
     """The HTTP app (uvicorn) and the gRPC server over one Service, each on a free loopback port."""
-    import uvicorn
 
     from tunesmith.server.app import create_app
     from tunesmith.server.grpc_server import start_grpc
@@ -44,24 +43,14 @@ def serving(root: Path, models: list[str], keys=None):
     from tunesmith.serving.service import Service
 
     service = Service(Catalog(root, [str(root / m) for m in models]), LocalEngine())
-    http = uvicorn.Server(uvicorn.Config(create_app(service, keys), host="127.0.0.1", port=0, log_level="warning"))
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     grpc_server, grpc_port = asyncio.run_coroutine_threadsafe(start_grpc(service, "127.0.0.1", 0, keys),
                                                               loop).result(30)
-    thread = threading.Thread(target=http.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not http.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{http.servers[0].sockets[0].getsockname()[1]}"
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        with http_serving(create_app(service, keys)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             yield url, pb_grpc.InferenceStub(channel), service
     finally:
-        http.should_exit = True
-        thread.join(10)
         asyncio.run_coroutine_threadsafe(grpc_server.stop(0), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         service.engine.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from tunesmith.errors import ConfigError
 from tunesmith.jobs.store import DEFAULT_PROJECT
 from tunesmith.serving.errors import Unauthorized
-from tunesmith.serving.security import ApiKeys, hash_key
+from tunesmith.serving.security import ApiKeys, hash_key, key_digest, keys_file_lines
 
 # The project of the request being served: set by the server for each request, read where a
 # model name is resolved (a fine-tuned model is found only in its own project).
@@ -32,21 +32,11 @@ class ProjectKeys:
             if not sep or not project or not key:
                 raise ConfigError(f"--api-key {given[:12]}...: give PROJECT:KEY, e.g. --api-key team-a:sk-123")
             projects[hash_key(key)] = project
-        if keys_file:
-            path = Path(keys_file)
-            if not path.is_file():
-                raise ConfigError(f"--api-keys-file {path}: no such file")
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                parts = line.split("#", 1)[0].split()
-                if not parts:
-                    continue
-                if len(parts) != 2:
-                    raise ConfigError(f"{path}:{number}: give `PROJECT KEY` or `PROJECT sha256:HEX`")
-                project, key = parts
-                digest = key[7:].lower() if key.startswith("sha256:") else hash_key(key)
-                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                    raise ConfigError(f"{path}:{number}: sha256: needs 64 hex digits")
-                projects[digest] = project
+        for where, text in keys_file_lines(keys_file) if keys_file else ():
+            parts = text.split()
+            if len(parts) != 2:
+                raise ConfigError(f"{where}: give `PROJECT KEY` or `PROJECT sha256:HEX`")
+            projects[key_digest(parts[1], where)] = parts[0]
         return cls(projects)
 
     @property

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tunesmith.errors import ConfigError
@@ -19,6 +20,27 @@ LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_digest(key: str, where: str) -> str:
+    """The SHA-256 hex digest of a key given plain or as `sha256:<hex>` (so a file need not hold secrets)."""
+    if not key.startswith("sha256:"):
+        return hash_key(key)
+    digest = key[7:].lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ConfigError(f"{where}: sha256: needs 64 hex digits")
+    return digest
+
+
+def keys_file_lines(keys_file: str | Path) -> Iterator[tuple[str, str]]:
+    """(file:line, text) of each entry of a keys file; `#` starts a comment, blank lines are skipped."""
+    path = Path(keys_file)
+    if not path.is_file():
+        raise ConfigError(f"--api-keys-file {path}: no such file")
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            yield f"{path}:{number}", text
 
 
 class ApiKeys:
@@ -32,18 +54,7 @@ class ApiKeys:
     def load(cls, keys: list[str] = (), keys_file: str | Path | None = None) -> ApiKeys:
         hashes = {hash_key(k) for k in keys if k}
         if keys_file:
-            path = Path(keys_file)
-            if not path.is_file():
-                raise ConfigError(f"--api-keys-file {path}: no such file")
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                line = line.split("#", 1)[0].strip()
-                if line.startswith("sha256:"):
-                    digest = line[7:].lower()
-                    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                        raise ConfigError(f"{path}:{number}: sha256: needs 64 hex digits")
-                    hashes.add(digest)
-                elif line:
-                    hashes.add(hash_key(line))
+            hashes.update(key_digest(text, where) for where, text in keys_file_lines(keys_file))
         return cls(hashes)
 
     @property
