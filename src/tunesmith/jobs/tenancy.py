@@ -3,13 +3,11 @@ fine-tuned models. Keys are kept only as SHA-256 hashes (tunesmith.serving.secur
 
 from __future__ import annotations
 
-import hmac
 from contextvars import ContextVar
 from pathlib import Path
 
 from tunesmith.errors import ConfigError
 from tunesmith.jobs.store import DEFAULT_PROJECT
-from tunesmith.serving.errors import Unauthorized
 from tunesmith.serving.security import ApiKeys, hash_key, key_digest, keys_file_lines
 
 # The project of the request being served: set by the server for each request, read where a
@@ -50,11 +48,4 @@ class ProjectKeys:
         """The caller's project, or Unauthorized."""
         if not self.required:
             return DEFAULT_PROJECT
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("missing API key: send it as 'Authorization: Bearer <key>'")
-        digest = hash_key(key.strip())
-        for known, project in self.projects.items():
-            if hmac.compare_digest(digest, known):
-                return project
-        raise Unauthorized("invalid API key")
+        return self.projects[self.api_keys().check(authorization)]
