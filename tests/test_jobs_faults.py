@@ -71,7 +71,7 @@ def test_a_killed_server_and_worker_lose_nothing_and_the_job_resumes_to_the_same
     try:
         uploaded = client.files.create(file=("train.jsonl", jsonl(ROWS)), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=uploaded.id, seed=5,
-                                             extra_body={"tunesmith": tiny_job(30, 3)})
+                                             extra_body={"tunesmith": tiny_job(200, 20)})
 
         def past_a_checkpoint():  # a checkpoint, and a step trained after it that is lost with the kill
             steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=100)
@@ -80,7 +80,8 @@ def test_a_killed_server_and_worker_lose_nothing_and_the_job_resumes_to_the_same
             return checkpoints and steps and max(steps) > checkpoints[0].step_number
         wait_for(past_a_checkpoint, timeout=400, what="a checkpoint and a step after it")
         before = _snapshot(client, job.id)
-        # a tiny model trains fast: 30 steps leave time to kill it mid-run even on an idle machine
+        # a tiny model trains ~10 steps/s on an idle machine, and its events reach the store in bursts:
+        # 200 steps leave time to kill it mid-run
         assert client.fine_tuning.jobs.retrieve(job.id).status == "running", "the job ended before the kill"
         first.send_signal(signal.SIGKILL)
         first.wait()
