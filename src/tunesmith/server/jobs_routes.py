@@ -136,4 +136,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     async def limit_reached(request: Request, err: LimitReached):
         return JSONResponse(err.body(), status_code=err.status, headers={"x-should-retry": "false"})
 
+    from tunesmith.server.dashboard import mount_dashboard
+
+    mount_dashboard(app, keys)  # the pages at /, after the middleware above (docs/dashboard.md)
     return app
