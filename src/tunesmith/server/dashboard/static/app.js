@@ -71,7 +71,7 @@ function badge(status) {
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 
-// A line chart of named series ({name: [[x, y], ...]}); `update` replaces its data in place. The
+// A line chart of named series ({name: [[x, y], ...]}); `update_series` replaces its data in place. The
 // canvas's data-points attribute counts the points drawn (the browser tests read it).
 function lineChart(canvas, title, xLabel) {
   const chart = new Chart(canvas, {
@@ -87,6 +87,7 @@ function lineChart(canvas, title, xLabel) {
       backgroundColor: COLORS[i % COLORS.length], pointRadius: 2, borderWidth: 2}));
     chart.update();
     canvas.dataset.points = Object.values(series).reduce((n, points) => n + points.length, 0);
+    canvas.dataset.series = Object.keys(series).join(" ");
   };
   return chart;
 }

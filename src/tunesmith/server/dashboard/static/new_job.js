@@ -118,7 +118,7 @@ function setConfig(config) {
     methodOptions();
   }
   if (config.task && config.task.name) document.getElementById("task-name").value = config.task.name;
-  for (const group of ["method", "train", "data"]) {
+  for (const group of ["method", "train", "eval", "data"]) {
     const defaults = group === "method" ? SCHEMA.json_schema["x-methods"][config.method.name] : section(group);
     for (const [key, v] of Object.entries(config[group] || {})) {
       const spec = ((defaults || {}).properties || {})[key];
@@ -177,6 +177,7 @@ document.getElementById("job-form").onsubmit = async (event) => {
     document.getElementById("task-name").onchange = rerender;
     methodOptions();
     sectionFields("train-options", "train", section("train"));
+    sectionFields("eval-options", "eval", section("eval"));
     sectionFields("data-options", "data", section("data"));
     await clone(params);
     rerender();

@@ -100,6 +100,7 @@ document.getElementById("alias").onsubmit = (event) => {
 };
 document.getElementById("add").onsubmit = (event) => {
   event.preventDefault();
+  NAME = document.getElementById("add-name").value.trim();
   call("POST", `/v1/registry/${encodeURIComponent(NAME)}/versions`,
        {run: document.getElementById("add-run").value.trim(), note: document.getElementById("add-note").value});
 };
