@@ -44,6 +44,8 @@ def server(
     max_adapters: int = typer.Option(8, "--max-adapters", help="LoRA adapters kept in memory per base model."),
     stale_after: float = typer.Option(30.0, "--stale-after", help="Seconds without heartbeat before a job is "
                                       "queued again."),
+    runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Runs trained from the CLI below this folder "
+                                   "are listed by GET /v1/runs (besides every job's run)."),
 ):
     """The jobs API and the inference endpoints of `tunesmith serve` on one port, with workers."""
     import uvicorn
@@ -53,15 +55,18 @@ def server(
     from tunesmith.server.jobs_routes import create_server_app
     from tunesmith.serving.catalog import Catalog
     from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.registry import ModelRegistry
     from tunesmith.serving.security import RateLimiter, check_bind
     from tunesmith.serving.service import Service
 
     keys = ProjectKeys.load(api_key or [], api_keys_file)
     check_bind(host, keys.api_keys())
     store = Store(db, storage)
-    catalog = Catalog(store.storage / "models", [])  # runs copied there are served to every project
+    # runs copied to models/ are served to every project; so are the names of the model registry,
+    # which lives in the same database (tunesmith registry --db URL, docs/serving.md)
+    catalog = Catalog(store.storage / "models", [], ModelRegistry(store.url))
     app = create_server_app(store, Service(catalog, LocalEngine(max_adapters=max_adapters)), keys,
-                            RateLimiter(rate_limit), max_body, max_upload, max_active_jobs)
+                            RateLimiter(rate_limit), max_body, max_upload, max_active_jobs, runs_root)
     children = [_start_worker(store, stale_after) for _ in range(workers)]
     console.print(f"tunesmith server on http://{host}:{port}/v1 ({workers} worker(s); storage {store.storage})"
                   + (" (API keys required)" if keys.required else ""), highlight=False)

@@ -129,26 +129,22 @@ def compare(
     from rich.table import Table
 
     from tunesmith.runs.compare_plot import plot_compare
-    from tunesmith.runs.reader import config_differences, summarize
-    from tunesmith.utils.flat import flatten
+    from tunesmith.runs.listing import compare as compare_runs
 
     check_output(output, "--output")
     paths = _expand(runs)
-    summaries = [summarize(p) for p in paths]
-    differing = config_differences([s.config for s in summaries])
-    extra = sorted({k for s in summaries for k in s.final_metrics if k != "eval_loss"})
+    found = compare_runs(paths)
+    differing, extra = found["differing"], found["metrics"]
     table = Table(title="runs compared")
     table.add_column("run", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for column in [*differing, "steps", "train loss", "eval loss", *extra, "time"]:
         table.add_column(column, overflow="fold")
-    best = min((s.eval_after for s in summaries if s.eval_after is not None), default=None)
-    for s in summaries:
-        flat = flatten(s.config)
-        evals = _num(s.eval_after) + (" ★" if best is not None and s.eval_after == best else "")
-        table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing],
-                      _num(s.steps, "d") if s.steps else "",
-                      _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra], _time(s.seconds))
+    for r in found["runs"]:
+        table.add_row(r["name"], r["status"], *[_cell(r["config"][k]) for k in differing],
+                      _num(r["steps"], "d") if r["steps"] else "", _num(r["train_loss"]),
+                      _num(r["eval_loss"]) + (" ★" if r["best"] else ""),
+                      *[_num(r["metrics"][k]) for k in extra], _time(r["seconds"]))
     stdout.print(table)
     if not differing:
         console.print("the runs' configs are identical (apart from output)")

@@ -23,7 +23,9 @@ FINAL = ("succeeded", "failed", "cancelled")
 DEFAULT_MAX_ACTIVE = 16
 
 
-def job_object(row: dict) -> dict:
+def job_object(row: dict, run_id: str | None = None) -> dict:
+    """OpenAI's job object, and `run_id`: the id of the job's run directory (GET /v1/runs/{run_id}),
+    None before its worker has created it."""
     hyper = row["hyperparameters"]
     kind = row["method"]["type"]
     method = {"type": kind, kind: {"hyperparameters": {**hyper, **row["method"].get("settings", {})}}}
@@ -34,7 +36,13 @@ def job_object(row: dict) -> dict:
             "trained_tokens": row["trained_tokens"], "training_file": row["training_file"],
             "validation_file": row["validation_file"], "estimated_finish": row["estimated_finish"],
             "integrations": [], "metadata": row["metadata"], "method": method,
-            "user_provided_suffix": row["suffix"]}
+            "user_provided_suffix": row["suffix"], "run_id": run_id}
+
+
+def _object(store: Store, row: dict) -> dict:
+    from tunesmith.runs.rundir import RunDir
+
+    return job_object(row, RunDir(store.run_dir(row["id"])).id)
 
 
 def _check_model(model) -> None:
@@ -161,7 +169,7 @@ def get_row(store: Store, project: str, job_id: str) -> dict:
 
 
 def get(store: Store, project: str, job_id: str) -> dict:
-    return job_object(get_row(store, project, job_id))
+    return _object(store, get_row(store, project, job_id))
 
 
 def _limit(limit: int) -> int:
@@ -179,7 +187,7 @@ def list_jobs(store: Store, project: str, after: str | None = None, limit: int =
         rows = [r for r in rows if all((r["metadata"] or {}).get(k) == v for k, v in metadata.items())]
         start = next((i + 1 for i, r in enumerate(rows) if r["id"] == after), 0) if after else 0
         rows, more = rows[start:start + _limit(limit)], len(rows) > start + limit
-    return as_list([job_object(r) for r in rows], more)
+    return as_list([_object(store, r) for r in rows], more)
 
 
 def _control(store: Store, project: str, job_id: str, action: str) -> dict:

@@ -4,6 +4,8 @@ these routes and the inference endpoints of `tunesmith serve` on one port."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
@@ -15,14 +17,19 @@ from tunesmith.serving.errors import Unauthorized
 from tunesmith.serving.security import BodyLimit, RateLimiter
 
 
-def jobs_router(store: Store, keys: ProjectKeys, rate: RateLimiter, max_active: int) -> APIRouter:
+def caller_project(keys: ProjectKeys, rate: RateLimiter):
+    """The dependency every project-scoped route takes: the caller's project (401 without a
+    valid key when keys are configured), after the rate limit."""
     def project(request: Request) -> str:
         found = keys.project(request.headers.get("authorization"))
         rate.check(found if keys.required else (request.client.host if request.client else "local"))
         return found
 
+    return Depends(project)
+
+
+def jobs_router(store: Store, caller, max_active: int) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    caller = Depends(project)
 
     @router.post("/files")
     def upload(file: UploadFile = File(...), purpose: str = Form(...), who: str = caller):
@@ -122,14 +129,20 @@ class ProjectScope:
 
 def create_server_app(store: Store, service, keys: ProjectKeys | None = None, rate: RateLimiter | None = None,
                       max_body: int = 1_000_000, max_upload: int = 512 * 2**20,
-                      max_active: int = jobs.DEFAULT_MAX_ACTIVE) -> FastAPI:
+                      max_active: int = jobs.DEFAULT_MAX_ACTIVE, runs_root: str | Path | None = None) -> FastAPI:
+    """`runs_root`: a folder of runs (trained from the CLI) that GET /v1/runs shows every project
+    besides the project's own jobs' runs. The model registry is the service's (service.registry)."""
+    from tunesmith.jobs.runs import RunsHome
     from tunesmith.server.app import create_app
+    from tunesmith.server.runs_routes import runs_router
 
     keys, rate = keys or ProjectKeys(), rate or RateLimiter(None)
     service.catalog.resolvers.append(FineTunedModels(store))
     app = create_app(service, keys.api_keys(), rate, max_body=max(max_body, max_upload))
     app.title = "tunesmith server"
-    app.include_router(jobs_router(store, keys, rate, max_active))
+    caller = caller_project(keys, rate)
+    app.include_router(jobs_router(store, caller, max_active))
+    app.include_router(runs_router(RunsHome(store, runs_root), caller))
     app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
 
     @app.exception_handler(LimitReached)

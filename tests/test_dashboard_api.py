@@ -1,0 +1,194 @@
+"""The public API the dashboard stands on (docs/api.md): runs, registry, file inspection and the
+config schema, on `tunesmith server`'s app with a real CLI-trained tiny run."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from inproc import exit_code, serving
+
+KEY = "team-a:key-a"
+AUTH = {"Authorization": "Bearer key-a"}
+
+
+@pytest.fixture(scope="module")
+def runs_root(tiny_model_dir, tmp_path_factory):
+    """A runs root holding one run trained by `tunesmith train` (CLI) with an eval split."""
+    root = tmp_path_factory.mktemp("runs-root")
+    data = root.parent / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"what is {i} plus {i}?"},
+                                                     {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]})
+                            + "\n" for i in range(8)))
+    config = root.parent / "cli-run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"name_or_path": str(tiny_model_dir)},
+        "data": {"train": [str(data)], "eval_ratio": 0.25, "template": "chatml"},
+        "method": {"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-2, "logging_steps": 1, "precision": "fp32"},
+        "eval": {"before_training": False, "steps": 1},
+        "output": {"dir": str(root / "cli-run")},
+    }))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESMITH_HOME", str(root.parent / "home"))
+        assert exit_code("train", config) == 0
+    return root
+
+
+@contextmanager
+def server(tmp_path, runs_root, keys=(KEY,), registry=True):
+    from tunesmith.jobs.store import Store
+    from tunesmith.jobs.tenancy import ProjectKeys
+    from tunesmith.server.jobs_routes import create_server_app
+    from tunesmith.serving.catalog import Catalog
+    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.registry import ModelRegistry
+    from tunesmith.serving.service import Service
+
+    store = Store(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "storage")
+    catalog = Catalog(store.storage / "models", [], ModelRegistry(store.url) if registry else None)
+    service = Service(catalog, LocalEngine())
+    app = create_server_app(store, service, ProjectKeys.load(list(keys)), runs_root=runs_root)
+    with serving(app) as url:
+        yield httpx.Client(base_url=f"{url}/v1", headers=AUTH, timeout=120), store
+    service.engine.close()
+
+
+def _error(answer: httpx.Response, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["message"] and error["type"]
+    return error
+
+
+# --- runs ----------------------------------------------------------------------------------------
+def test_a_cli_trained_run_is_listed_with_its_figures_and_metric_series(tmp_path, runs_root):
+    from tunesmith.runs.rundir import RunDir
+    from tunesmith.utils.io import read_jsonl
+
+    run = RunDir(runs_root / "cli-run")
+    logged = read_jsonl(run.metrics_file)
+    with server(tmp_path, runs_root) as (client, _):
+        listed = client.get("/runs").json()
+        assert listed["object"] == "list" and listed["has_more"] is False
+        [found] = [r for r in listed["data"] if r["path"] == str(run.path)]
+        assert found["id"] == run.id and found["status"] == "succeeded" and found["job_id"] is None
+        assert found["method"] == "lora" and found["task"] == "sft"
+        results = json.loads((run.path / "results.json").read_text())
+        assert found["metrics"]["eval_loss"] == pytest.approx(results["eval_after"]["eval_loss"])
+
+        detail = client.get(f"/runs/{run.id}").json()
+        assert detail["config"]["train"]["max_steps"] == 3
+        assert yaml.safe_load(detail["config_yaml"]) == detail["config"]
+        assert detail["results"]["eval_after"]["eval_loss"] == found["metrics"]["eval_loss"]
+        assert detail["data_report"]["train"]["records"] == 6
+
+        metrics = client.get(f"/runs/{run.id}/metrics").json()
+        series = metrics["series"]
+        train_rows = [r for r in logged if "loss" in r]
+        eval_rows = [r for r in logged if "eval_loss" in r]
+        assert series["train_loss"] == [[r["step"], r["loss"]] for r in train_rows]
+        assert len(series["eval_loss"]) == len(eval_rows) >= 3
+        assert "learning_rate" in series and "grad_norm" in series
+        assert not {"train_runtime", "eval_runtime", "epoch", "step"} & set(series)
+        assert metrics["progress"] == {"step": 3, "total_steps": 3, "eta_seconds": None}
+
+
+def test_a_run_whose_writer_died_is_interrupted_not_running(tmp_path, runs_root):
+    import shutil
+    import socket
+
+    from tunesmith.runs.rundir import RunDir
+
+    root = tmp_path / "runs"
+    dead = RunDir(shutil.copytree(runs_root / "cli-run", root / "dead"))
+    (dead.path / "run.json").unlink()  # a run of its own (an id from its path)
+    dead.set_status("running")
+    gone = _dead_pid()
+    (dead.path / "LOCK").write_text(json.dumps({"pid": gone, "host": socket.gethostname(), "since": "x"}))
+    lockless = RunDir(shutil.copytree(dead.path, root / "lockless"))
+    (lockless.path / "LOCK").unlink()
+    with server(tmp_path, root) as (client, _):
+        statuses = {Path(r["path"]).name: r["status"] for r in client.get("/runs").json()["data"]}
+        assert statuses == {"dead": "interrupted", "lockless": "interrupted"}
+        [first] = client.get("/runs", params={"limit": 1}).json()["data"]
+        rest = client.get("/runs", params={"after": first["id"]}).json()
+        assert len(rest["data"]) == 1 and rest["data"][0]["id"] != first["id"] and not rest["has_more"]
+        assert client.get(f"/runs/{first['id']}/metrics").json()["progress"]["eta_seconds"] is None
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_compare_gives_what_runs_compare_computes(tmp_path, runs_root, capsys):
+    import shutil
+
+    from tunesmith.runs.listing import compare
+    from tunesmith.runs.rundir import RunDir
+
+    root = tmp_path / "runs"
+    a = shutil.copytree(runs_root / "cli-run", root / "a")
+    b = shutil.copytree(runs_root / "cli-run", root / "b")
+    (b / "run.json").write_text(json.dumps({"id": "run-b", "created": "2026-11-30T00:00:00+00:00"}))
+    config = RunDir(b).read_config()
+    config["train"]["learning_rate"] = 0.5
+    RunDir(b).write_config(config)
+    with server(tmp_path, root) as (client, _):
+        ids = f"{RunDir(a).id},run-b"
+        answer = client.get("/runs/compare", params={"ids": ids}).json()
+        assert answer == json.loads(json.dumps(compare([a, b])))
+        assert answer["differing"] == ["train.learning_rate"]
+        assert [r["config"]["train.learning_rate"] for r in answer["runs"]] == ["0.01", "0.5"]
+        assert all(r["best"] for r in answer["runs"])  # equal eval losses: both are the best
+        assert _error(client.get("/runs/compare", params={"ids": "run-b,nope"}), 404)["param"] == "run_id"
+    capsys.readouterr()
+    assert exit_code("runs", "compare", a, b, "--output", tmp_path / "c.png") == 0
+    table = capsys.readouterr().out
+    assert "0.5" in table and table.count("★") == 2 and (tmp_path / "c.png").is_file()
+
+
+def test_runs_answer_401_without_a_key_and_404_for_unknown_ids(tmp_path, runs_root):
+    with server(tmp_path, runs_root) as (client, _):
+        assert _error(httpx.get(f"{client.base_url}runs"), 401)
+        assert _error(client.get("/runs/nope"), 404)["code"] == "not_found"
+        assert _error(client.get("/runs/nope/metrics"), 404)
+        assert _error(client.get("/runs", params={"limit": 0}), 400)["param"] == "limit"
+
+
+def test_a_jobs_run_carries_its_job_id_and_the_job_its_run_id(tmp_path, runs_root, tiny_model_dir):
+    """A job's run (written by a worker; here the run folder alone) is seen only by its project."""
+    import shutil
+
+    from jobs_helpers import ROWS, jsonl, tiny_job
+    from tunesmith.runs.rundir import RunDir
+
+    with server(tmp_path, None, keys=(KEY, "team-b:key-b")) as (client, store):
+        file = client.post("/files", files={"file": ("t.jsonl", jsonl(ROWS))}, data={"purpose": "fine-tune"}).json()
+        job = client.post("/fine_tuning/jobs", json={"model": str(tiny_model_dir), "training_file": file["id"],
+                                                     "tunesmith": tiny_job()}).json()
+        assert job["run_id"] is None  # no worker: the run does not exist yet
+        shutil.copytree(runs_root / "cli-run", store.run_dir(job["id"]))
+        run_id = RunDir(store.run_dir(job["id"])).id
+        assert client.get(f"/fine_tuning/jobs/{job['id']}").json()["run_id"] == run_id
+        assert client.get("/fine_tuning/jobs").json()["data"][0]["run_id"] == run_id
+        [run] = client.get("/runs").json()["data"]
+        assert run["id"] == run_id and run["job_id"] == job["id"]
+        other = httpx.get(f"{client.base_url}runs", headers={"Authorization": "Bearer key-b"}).json()
+        assert other["data"] == []
+        RunDir(store.run_dir(job["id"])).set_status("running")  # its worker died before writing STATUS
+        (store.run_dir(job["id"]) / "LOCK").write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere",
+                                                                   "since": "x"}))
+        client.post(f"/fine_tuning/jobs/{job['id']}/cancel")
+        assert client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
