@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from finished_runs import finished_runs  # noqa: F401  (fixture)
 from inproc import serving
 from jobs_helpers import ROWS, jsonl
 
@@ -72,9 +71,10 @@ def dashboard_server(tmp_path: Path, runs_root: Path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, finished_runs):  # noqa: F811
-    """Base URL; the runs root holds two runs trained from the CLI (tests/finished_runs.py)."""
-    with dashboard_server(tmp_path_factory.mktemp("dashboard"), finished_runs[0].parent) as url:
+def server(tmp_path_factory):
+    """Base URL of the server, its runs root empty (the runs API test has CLI runs: test_dashboard_api.py)."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    with dashboard_server(folder, folder / "runs") as url:
         yield url
 
 
@@ -188,6 +188,7 @@ def test_a_job_started_from_the_form_shows_live_curves_and_its_final_state(page,
     assert "eval_loss" in page.get_attribute("#chart-loss", "data-series").split()
     assert "step 12 of 12" in page.inner_text("#progress-text")
     state["model"] = page.inner_text("#fine-tuned-model")
+    state["run"] = page.inner_text("#run-id")
     assert state["model"].startswith("ft:") and state["model"].endswith(state["job"])
     assert page.locator("#checkpoints tbody tr").count() == 2
     assert page.is_disabled("#cancel") and "running" not in page.inner_text("#status")
@@ -231,23 +232,21 @@ def test_a_cloned_job_reattaches_after_a_reload_and_ends_cancelled(page, browser
 
 
 # --- 5. runs -------------------------------------------------------------------------------------------------
-def test_the_runs_page_lists_cli_and_job_runs_and_overlays_their_curves(page, finished_runs):  # noqa: F811
+def test_the_runs_page_lists_the_runs_and_overlays_their_curves(page):
     page.goto("/runs")
-    rows = page.locator("#runs tbody tr")
-    rows.first.wait_for()
-    listed = page.inner_text("#runs")
-    assert page.locator("#runs tbody tr").count() >= 4  # two CLI runs and the two jobs' runs
-    assert all(run.name in listed for run in finished_runs)
-    cli_run = page.locator("#runs tbody tr", has_text=finished_runs[0].name)
-    job_run = page.locator("#runs tbody tr", has_text=state["job"]).first
-    assert "succeeded" in job_run.inner_text()
-    cli_run.locator("input[type=checkbox]").check()
-    job_run.locator("input[type=checkbox]").check()
+    finished = page.locator("#runs tbody tr", has_text=state["job"])
+    cancelled = page.locator("#runs tbody tr", has_text=state["cancelled"])
+    finished.wait_for()
+    assert "succeeded" in finished.inner_text() and "cancelled" in cancelled.inner_text()
+    assert "eval_loss" in finished.inner_text()  # the run's figures
+    finished.locator("input[type=checkbox]").check()
+    cancelled.locator("input[type=checkbox]").check()
     page.click("#compare")
     page.wait_for_selector("#curve-train_loss")
-    assert page.get_attribute("#curve-train_loss", "data-series").count(" ") == 1  # two runs overlaid
+    assert len(page.get_attribute("#curve-train_loss", "data-series").split()) == 2  # two runs overlaid
     assert points(page, "#curve-train_loss") > 12
     assert page.locator("#report thead th").count() == 3
+    assert "max_steps" in page.inner_text("#report")  # the option the two runs differ in
     shot(page, "runs")
 
 
@@ -269,14 +268,13 @@ def test_the_playground_streams_answers_of_the_tuned_model_and_an_earlier_checkp
 
 
 # --- 7. registry ---------------------------------------------------------------------------------------------
-def test_a_registry_split_is_changed_and_rolled_back_on_the_page(page, finished_runs):  # noqa: F811
+def test_a_registry_split_is_changed_and_rolled_back_on_the_page(page):
     page.goto("/registry")
-    for run in finished_runs:
+    for version in (1, 2):  # the job's run, registered twice (a retrained copy would do the same)
         page.fill("#add-name", "chat")
-        page.fill("#add-run", str(run))
+        page.fill("#add-run", state["run"])
         page.click("#add button[type=submit]")
-        page.wait_for_function(f"document.querySelectorAll('#versions tbody tr').length === "
-                               f"{finished_runs.index(run) + 1}")
+        page.wait_for_function(f"document.querySelectorAll('#versions tbody tr').length === {version}")
     assert page.get_attribute("#serves", "data-state") == "v1"
     page.fill("[data-version='1']", "70")
     page.fill("[data-version='2']", "30")
@@ -285,7 +283,15 @@ def test_a_registry_split_is_changed_and_rolled_back_on_the_page(page, finished_
     assert "v1=70% v2=30%" in page.inner_text("#names")
     page.click("#rollback")
     page.wait_for_function("document.getElementById('serves').dataset.state === 'v1'")
-    assert "yes" in page.inner_text("#history")  # the split is kept in the history, rolled back
+    assert "yes" in page.inner_text("#history")  # the split stays in the history, rolled back
+    # requests to the name show up in its per-version charts
+    asked = page.evaluate("""async () => (await fetch('/v1/chat/completions', {method: 'POST', headers:
+        {'content-type': 'application/json', 'x-csrf-token': document.querySelector('meta[name=csrf-token]').content},
+        body: JSON.stringify({model: 'chat', max_tokens: 2, messages: [{role: 'user', content: 'hi'}]})})).status""")
+    assert asked == 200
+    page.reload()
+    page.wait_for_function("(document.getElementById('stats-requests')?.dataset.points || 0) > 0")
+    assert page.get_attribute("#stats-latency", "data-points") == "1"
     assert page.is_hidden("#error")
     shot(page, "registry")
 

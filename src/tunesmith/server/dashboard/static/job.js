@@ -67,7 +67,7 @@ function showJob(job) {
     el("tr", {}, el("th", {}, "model"), el("td", {}, job.model)),
     el("tr", {}, el("th", {}, "training file"), el("td", {}, job.training_file)),
     el("tr", {}, el("th", {}, "hyperparameters"), el("td", {}, hyper)),
-    el("tr", {}, el("th", {}, "run"), el("td", {}, job.run_id || "")),
+    el("tr", {}, el("th", {}, "run"), el("td", {id: "run-id"}, job.run_id || "")),
     el("tr", {}, el("th", {}, "fine-tuned model"), el("td", {id: "fine-tuned-model"}, job.fine_tuned_model || "")),
     el("tr", {}, el("th", {}, "created"), el("td", {}, when(job.created_at))))));
   const failure = document.getElementById("job-error");

@@ -75,15 +75,24 @@ async function reports(name) {
 }
 
 function statsCharts(stats) {
-  // {"series": {"latency_ms": {"v1": [[t, ms], ...]}, "requests": {...}}}: one chart per figure
-  const boxes = [];
-  for (const [figureName, lines] of Object.entries(stats.series || {})) {
-    const [box, canvas] = chartBox(figureName);
-    canvas.id = `stats-${figureName}`;
-    boxes.push(box);
-    setTimeout(() => { const chart = lineChart(canvas, figureName, "time"); chart.update_series(lines); charts.push(chart); });
-  }
-  fill("stats", boxes);
+  // requests per time bucket, one line per version; latency percentiles per version
+  const [requestsBox, requestsCanvas] = chartBox("requests");
+  const [latencyBox, latencyCanvas] = chartBox("latency");
+  requestsCanvas.id = "stats-requests";
+  latencyCanvas.id = "stats-latency";
+  fill("stats", requestsBox, latencyBox);
+  const requests = lineChart(requestsCanvas, `requests per ${stats.bucket_seconds} s`, "time");
+  requests.options.scales.x.ticks = {callback: (value) => new Date(value * 1000).toLocaleTimeString()};
+  requests.update_series(Object.fromEntries(stats.versions.map((v) => [`v${v.version}`,
+    v.timeline.map(([start, count]) => [start, count])])));
+  charts.push(requests);
+  const labels = stats.versions.map((v) => `v${v.version}`);
+  charts.push(new Chart(latencyCanvas, {type: "bar", data: {labels, datasets: [
+    {label: "p50 ms", data: stats.versions.map((v) => v.latency_p50_ms), backgroundColor: COLORS[0]},
+    {label: "p95 ms", data: stats.versions.map((v) => v.latency_p95_ms), backgroundColor: COLORS[1]}]},
+    options: {animation: false, responsive: true, maintainAspectRatio: false,
+              plugins: {title: {display: true, text: "latency per version"}}}}));
+  latencyCanvas.dataset.points = stats.versions.filter((v) => v.requests).length;
 }
 
 document.getElementById("split").onsubmit = (event) => {
