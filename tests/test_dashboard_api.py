@@ -192,3 +192,56 @@ def test_a_jobs_run_carries_its_job_id_and_the_job_its_run_id(tmp_path, runs_roo
                                                                    "since": "x"}))
         client.post(f"/fine_tuning/jobs/{job['id']}/cancel")
         assert client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+
+
+# --- registry -----------------------------------------------------------------------------------
+def test_registry_versions_split_and_rollback_round_trip_over_http(tmp_path, runs_root):
+    import openai
+
+    from tunesmith.runs.rundir import RunDir
+
+    run = RunDir(runs_root / "cli-run")
+    with server(tmp_path, runs_root) as (client, _):
+        assert client.get("/registry").json() == {"object": "list", "data": [], "has_more": False}
+        first = client.post("/registry/chat/versions", json={"run": run.id, "note": "first"}).json()
+        assert first["version"] == 1 and first["serves"] == {"version": 1}
+        second = client.post("/registry/chat/versions", json={"run": str(run.path)}).json()
+        assert second["version"] == 2 and second["serves"] == {"version": 1}  # a new version serves once promoted
+        assert [v["note"] for v in second["versions"]] == ["first", ""]
+        assert second["versions"][0]["figures"]["eval_loss"] > 0
+
+        split = client.put("/registry/chat/split", json={"weights": {"1": 0.9, "2": 0.1}}).json()
+        assert split["split"] == {"1": 90.0, "2": 10.0}
+        back = client.post("/registry/chat/rollback").json()
+        assert back["now"] == {"version": 1} and back["serves"] == {"version": 1} and back["split"] is None
+        assert client.post("/registry/chat/aliases", json={"alias": "prod", "version": "v2"}).json()["aliases"] == {
+            "prod": 2}
+        assert client.post("/registry/chat/promote", json={"version": 2}).json()["serves"] == {"version": 2}
+        [listed] = client.get("/registry").json()["data"]
+        assert listed["name"] == "chat" and listed["versions"] == 2 and listed["aliases"] == {"prod": 2}
+
+        oai = openai.OpenAI(base_url=str(client.base_url), api_key="key-a", max_retries=0)
+        answer = oai.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
+                                             max_tokens=2)
+        assert answer.model == "chat@v2"
+        stats = oai.get("/registry/chat/stats", cast_to=object, options={"params": {"bucket": 3600}})
+        by_version = {v["version"]: v for v in stats["versions"]}
+        assert by_version[2]["requests"] == 1 and by_version[2]["errors"] == 0 and by_version[1]["requests"] == 0
+        assert by_version[2]["latency_p50_ms"] > 0 and by_version[2]["timeline"][0][1:] == [1, 0]
+        report = oai.get("/registry/chat/ab", cast_to=object)
+        assert report["plot"] is None and [v["requests"] for v in report["versions"]] == [1]
+        assert "an A/B test needs two" in report["verdict"]
+
+        assert _error(client.get("/registry/other"), 404)["code"] == "not_found"
+        assert _error(client.post("/registry/chat/promote", json={"version": 7}), 404)
+        assert _error(client.put("/registry/chat/split", json={"weights": {"1": 50, "2": 20}}), 400)
+        assert _error(client.post("/registry/chat/versions", json={"run": "/etc"}), 404)["param"] == "run"
+        assert _error(httpx.get(f"{client.base_url}registry"), 401)
+    assert not list(Path.cwd().glob("ab/chat*"))  # the A/B report wrote no file
+
+
+def test_registry_routes_without_a_registry_say_how_to_get_one(tmp_path, runs_root):
+    with server(tmp_path, runs_root, registry=False) as (client, _):
+        error = _error(client.get("/registry"), 400)
+        assert "--db" in error["message"] and error["code"] == "registry_not_configured"
+        assert _error(client.get("/registry/chat/stats"), 400)["code"] == "registry_not_configured"

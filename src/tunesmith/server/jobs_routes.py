@@ -134,6 +134,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     besides the project's own jobs' runs. The model registry is the service's (service.registry)."""
     from tunesmith.jobs.runs import RunsHome
     from tunesmith.server.app import create_app
+    from tunesmith.server.registry_routes import registry_router
     from tunesmith.server.runs_routes import runs_router
 
     keys, rate = keys or ProjectKeys(), rate or RateLimiter(None)
@@ -142,7 +143,9 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     app.title = "tunesmith server"
     caller = caller_project(keys, rate)
     app.include_router(jobs_router(store, caller, max_active))
-    app.include_router(runs_router(RunsHome(store, runs_root), caller))
+    home = RunsHome(store, runs_root)
+    app.include_router(runs_router(home, caller))
+    app.include_router(registry_router(service, home, caller))
     app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
 
     @app.exception_handler(LimitReached)
