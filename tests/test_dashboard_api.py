@@ -245,3 +245,43 @@ def test_registry_routes_without_a_registry_say_how_to_get_one(tmp_path, runs_ro
         error = _error(client.get("/registry"), 400)
         assert "--db" in error["message"] and error["code"] == "registry_not_configured"
         assert _error(client.get("/registry/chat/stats"), 400)["code"] == "registry_not_configured"
+
+
+# --- data inspection ------------------------------------------------------------------------------
+def test_inspect_names_a_bad_line_counts_tokens_previews_and_estimates(tmp_path, tiny_model_dir):
+    from jobs_helpers import ROWS, jsonl
+
+    content = jsonl(ROWS[:2]) + b'{"messages": [{"role": "user", "content": "hi"}\n' + jsonl(ROWS[2:8])
+    with server(tmp_path, None) as (client, _):
+        file = client.post("/files", files={"file": ("t.jsonl", content)}, data={"purpose": "fine-tune"}).json()
+        plain = client.post(f"/files/{file['id']}/inspect", json={"preview": 2}).json()
+        assert plain["object"] == "file.inspection" and plain["id"] == file["id"]
+        assert plain["format"] == "openai" and plain["task"] == "sft" and plain["rows"] == 9
+        [bad] = [p for p in plain["problems"] if p["severity"] == "error"]
+        assert bad["line"] == 3 and "JSON" in bad["message"]
+        assert plain["token_lengths"] is None and "tokenizer" in plain["notes"][0]
+        assert [p["line"] for p in plain["preview"]] == [1, 2]
+        assert plain["preview"][0]["text"].startswith("<|im_start|>user\nwhat is 0 plus 0?")
+        assert [s["trainable"] for s in plain["preview"][0]["segments"]] == [False, False, True]
+
+        config = {"method": {"name": "lora", "r": 4}, "data": {"template": "chatml"},
+                  "train": {"max_steps": 4, "batch_size": 2, "precision": "fp32"}, "eval": {"before_training": False}}
+        fast = client.post(f"/files/{file['id']}/inspect", json={"model": str(tiny_model_dir), "estimate": config,
+                                                                 "tokens_per_second": 100.0}).json()
+        lengths = fast["token_lengths"]
+        assert sum(lengths["counts"]) == fast["valid_rows"] == 8 and len(lengths["edges"]) == len(lengths["counts"]) + 1
+        assert lengths["edges"][0] <= lengths["p50"] <= lengths["p95"] <= lengths["max"] == lengths["edges"][-1]
+        estimate = fast["estimate"]
+        assert estimate["steps"] == 4 and estimate["speed_basis"] == "given" and estimate["peak_memory_mb"] is None
+        assert estimate["estimated_seconds"] == round(estimate["trained_tokens"] / 100.0)
+
+        measured = client.post(f"/files/{file['id']}/inspect", json={"model": str(tiny_model_dir),
+                                                                     "estimate": config, "preview": 0}).json()
+        assert measured["estimate"]["speed_basis"].startswith("measured") and measured["preview"] == []
+        assert measured["estimate"]["peak_memory_mb"] > 0 and measured["estimate"]["steps"] == 4
+
+        assert _error(client.post(f"/files/{file['id']}/inspect", json={"previews": 2}), 400)["param"] == "previews"
+        assert _error(client.post(f"/files/{file['id']}/inspect", json={"estimate": {"train": {"lr": 1}}}), 400)
+        assert _error(client.post("/files/file-nope/inspect", json={}), 404)["code"] == "not_found"
+        assert _error(client.post(f"/files/{file['id']}/inspect", content=b"[1]",
+                                  headers={"Content-Type": "application/json"}), 400)["code"] == "invalid_json"

@@ -48,18 +48,22 @@ def jobs_router(store: Store, caller, max_active: int) -> APIRouter:
     def file_content(file_id: str, who: str = caller):
         return Response(files.content(store, who, file_id), media_type="application/octet-stream")
 
+    @router.post("/files/{file_id}/inspect")
+    async def inspect(file_id: str, request: Request, who: str = caller):
+        body = await _json_object(request, allow_empty=True)
+        from starlette.concurrency import run_in_threadpool
+
+        from tunesmith.jobs.inspect import inspect as inspect_file
+
+        return await run_in_threadpool(inspect_file, store, who, file_id, body)
+
     @router.delete("/files/{file_id}")
     def delete_file(file_id: str, who: str = caller):
         return files.delete(store, who, file_id)
 
     @router.post("/fine_tuning/jobs")
     async def create(request: Request, who: str = caller):
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object", code="invalid_json")
+        body = await _json_object(request)
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(jobs.create, store, who, body, max_active)
@@ -86,6 +90,19 @@ def jobs_router(store: Store, caller, max_active: int) -> APIRouter:
         return jobs.list_checkpoints(store, who, job_id, after, limit)
 
     return router
+
+
+async def _json_object(request: Request, allow_empty: bool = False) -> dict:
+    """The request's JSON object body (an empty body is {} when allowed), else 400."""
+    if allow_empty and not await request.body():
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    return body
 
 
 def _control(store: Store, call, caller):
