@@ -192,3 +192,96 @@ def test_a_jobs_run_carries_its_job_id_and_the_job_its_run_id(tmp_path, runs_roo
                                                                    "since": "x"}))
         client.post(f"/fine_tuning/jobs/{job['id']}/cancel")
         assert client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+
+
+# --- registry -----------------------------------------------------------------------------------
+def test_registry_versions_split_and_rollback_round_trip_over_http(tmp_path, runs_root):
+    import openai
+
+    from tunesmith.runs.rundir import RunDir
+
+    run = RunDir(runs_root / "cli-run")
+    with server(tmp_path, runs_root) as (client, _):
+        assert client.get("/registry").json() == {"object": "list", "data": [], "has_more": False}
+        first = client.post("/registry/chat/versions", json={"run": run.id, "note": "first"}).json()
+        assert first["version"] == 1 and first["serves"] == {"version": 1}
+        second = client.post("/registry/chat/versions", json={"run": str(run.path)}).json()
+        assert second["version"] == 2 and second["serves"] == {"version": 1}  # a new version serves once promoted
+        assert [v["note"] for v in second["versions"]] == ["first", ""]
+        assert second["versions"][0]["figures"]["eval_loss"] > 0
+
+        split = client.put("/registry/chat/split", json={"weights": {"1": 0.9, "2": 0.1}}).json()
+        assert split["split"] == {"1": 90.0, "2": 10.0}
+        back = client.post("/registry/chat/rollback").json()
+        assert back["now"] == {"version": 1} and back["serves"] == {"version": 1} and back["split"] is None
+        assert client.post("/registry/chat/aliases", json={"alias": "prod", "version": "v2"}).json()["aliases"] == {
+            "prod": 2}
+        assert client.post("/registry/chat/promote", json={"version": 2}).json()["serves"] == {"version": 2}
+        [listed] = client.get("/registry").json()["data"]
+        assert listed["name"] == "chat" and listed["versions"] == 2 and listed["aliases"] == {"prod": 2}
+
+        oai = openai.OpenAI(base_url=str(client.base_url), api_key="key-a", max_retries=0)
+        answer = oai.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
+                                             max_tokens=2)
+        assert answer.model == "chat@v2"
+        stats = oai.get("/registry/chat/stats", cast_to=object, options={"params": {"bucket": 3600}})
+        by_version = {v["version"]: v for v in stats["versions"]}
+        assert by_version[2]["requests"] == 1 and by_version[2]["errors"] == 0 and by_version[1]["requests"] == 0
+        assert by_version[2]["latency_p50_ms"] > 0 and by_version[2]["timeline"][0][1:] == [1, 0]
+        report = oai.get("/registry/chat/ab", cast_to=object)
+        assert report["plot"] is None and [v["requests"] for v in report["versions"]] == [1]
+        assert "an A/B test needs two" in report["verdict"]
+
+        assert _error(client.get("/registry/other"), 404)["code"] == "not_found"
+        assert _error(client.post("/registry/chat/promote", json={"version": 7}), 404)
+        assert _error(client.put("/registry/chat/split", json={"weights": {"1": 50, "2": 20}}), 400)
+        assert _error(client.post("/registry/chat/versions", json={"run": "/etc"}), 404)["param"] == "run"
+        assert _error(httpx.get(f"{client.base_url}registry"), 401)
+    assert not list(Path.cwd().glob("ab/chat*"))  # the A/B report wrote no file
+
+
+def test_registry_routes_without_a_registry_say_how_to_get_one(tmp_path, runs_root):
+    with server(tmp_path, runs_root, registry=False) as (client, _):
+        error = _error(client.get("/registry"), 400)
+        assert "--db" in error["message"] and error["code"] == "registry_not_configured"
+        assert _error(client.get("/registry/chat/stats"), 400)["code"] == "registry_not_configured"
+
+
+# --- data inspection ------------------------------------------------------------------------------
+def test_inspect_names_a_bad_line_counts_tokens_previews_and_estimates(tmp_path, tiny_model_dir):
+    from jobs_helpers import ROWS, jsonl
+
+    content = jsonl(ROWS[:2]) + b'{"messages": [{"role": "user", "content": "hi"}\n' + jsonl(ROWS[2:8])
+    with server(tmp_path, None) as (client, _):
+        file = client.post("/files", files={"file": ("t.jsonl", content)}, data={"purpose": "fine-tune"}).json()
+        plain = client.post(f"/files/{file['id']}/inspect", json={"preview": 2}).json()
+        assert plain["object"] == "file.inspection" and plain["id"] == file["id"]
+        assert plain["format"] == "openai" and plain["task"] == "sft" and plain["rows"] == 9
+        [bad] = [p for p in plain["problems"] if p["severity"] == "error"]
+        assert bad["line"] == 3 and "JSON" in bad["message"]
+        assert plain["token_lengths"] is None and "tokenizer" in plain["notes"][0]
+        assert [p["line"] for p in plain["preview"]] == [1, 2]
+        assert plain["preview"][0]["text"].startswith("<|im_start|>user\nwhat is 0 plus 0?")
+        assert [s["trainable"] for s in plain["preview"][0]["segments"]] == [False, False, True]
+
+        config = {"method": {"name": "lora", "r": 4}, "data": {"template": "chatml"},
+                  "train": {"max_steps": 4, "batch_size": 2, "precision": "fp32"}, "eval": {"before_training": False}}
+        fast = client.post(f"/files/{file['id']}/inspect", json={"model": str(tiny_model_dir), "estimate": config,
+                                                                 "tokens_per_second": 100.0}).json()
+        lengths = fast["token_lengths"]
+        assert sum(lengths["counts"]) == fast["valid_rows"] == 8 and len(lengths["edges"]) == len(lengths["counts"]) + 1
+        assert lengths["edges"][0] <= lengths["p50"] <= lengths["p95"] <= lengths["max"] == lengths["edges"][-1]
+        estimate = fast["estimate"]
+        assert estimate["steps"] == 4 and estimate["speed_basis"] == "given" and estimate["peak_memory_mb"] is None
+        assert estimate["estimated_seconds"] == round(estimate["trained_tokens"] / 100.0)
+
+        measured = client.post(f"/files/{file['id']}/inspect", json={"model": str(tiny_model_dir),
+                                                                     "estimate": config, "preview": 0}).json()
+        assert measured["estimate"]["speed_basis"].startswith("measured") and measured["preview"] == []
+        assert measured["estimate"]["peak_memory_mb"] > 0 and measured["estimate"]["steps"] == 4
+
+        assert _error(client.post(f"/files/{file['id']}/inspect", json={"previews": 2}), 400)["param"] == "previews"
+        assert _error(client.post(f"/files/{file['id']}/inspect", json={"estimate": {"train": {"lr": 1}}}), 400)
+        assert _error(client.post("/files/file-nope/inspect", json={}), 404)["code"] == "not_found"
+        assert _error(client.post(f"/files/{file['id']}/inspect", content=b"[1]",
+                                  headers={"Content-Type": "application/json"}), 400)["code"] == "invalid_json"

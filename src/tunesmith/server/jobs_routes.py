@@ -48,18 +48,22 @@ def jobs_router(store: Store, caller, max_active: int) -> APIRouter:
     def file_content(file_id: str, who: str = caller):
         return Response(files.content(store, who, file_id), media_type="application/octet-stream")
 
+    @router.post("/files/{file_id}/inspect")
+    async def inspect(file_id: str, request: Request, who: str = caller):
+        body = await _json_object(request, allow_empty=True)
+        from starlette.concurrency import run_in_threadpool
+
+        from tunesmith.jobs.inspect import inspect as inspect_file
+
+        return await run_in_threadpool(inspect_file, store, who, file_id, body)
+
     @router.delete("/files/{file_id}")
     def delete_file(file_id: str, who: str = caller):
         return files.delete(store, who, file_id)
 
     @router.post("/fine_tuning/jobs")
     async def create(request: Request, who: str = caller):
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object", code="invalid_json")
+        body = await _json_object(request)
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(jobs.create, store, who, body, max_active)
@@ -86,6 +90,19 @@ def jobs_router(store: Store, caller, max_active: int) -> APIRouter:
         return jobs.list_checkpoints(store, who, job_id, after, limit)
 
     return router
+
+
+async def _json_object(request: Request, allow_empty: bool = False) -> dict:
+    """The request's JSON object body (an empty body is {} when allowed), else 400."""
+    if allow_empty and not await request.body():
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    return body
 
 
 def _control(store: Store, call, caller):
@@ -134,6 +151,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     besides the project's own jobs' runs. The model registry is the service's (service.registry)."""
     from tunesmith.jobs.runs import RunsHome
     from tunesmith.server.app import create_app
+    from tunesmith.server.registry_routes import registry_router
     from tunesmith.server.runs_routes import runs_router
 
     keys, rate = keys or ProjectKeys(), rate or RateLimiter(None)
@@ -142,7 +160,9 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     app.title = "tunesmith server"
     caller = caller_project(keys, rate)
     app.include_router(jobs_router(store, caller, max_active))
-    app.include_router(runs_router(RunsHome(store, runs_root), caller))
+    home = RunsHome(store, runs_root)
+    app.include_router(runs_router(home, caller))
+    app.include_router(registry_router(service, home, caller))
     app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
 
     @app.exception_handler(LimitReached)

@@ -15,8 +15,9 @@ from tunesmith.utils.io import save_png, write_json
 ALPHA = 0.05  # family-wise: split over the comparisons (Bonferroni) when there are several
 
 
-def ab_report(registry, name: str, out_dir: str | Path) -> dict:
-    """The A/B report of NAME (also written to OUT_DIR/ab_report.json and OUT_DIR/ab_report.png)."""
+def ab_report(registry, name: str, out_dir: str | Path | None) -> dict:
+    """The A/B report of NAME (also written to OUT_DIR/ab_report.json and OUT_DIR/ab_report.png;
+    with OUT_DIR None, only returned: `plot` is then None)."""
     registry.show(name)  # an unknown name is an error, not an empty report
     requests, feedback = registry.requests_of(name), registry.feedback_of(name)
     versions = sorted({r[0] for r in requests} | {f[0] for f in feedback})
@@ -29,13 +30,13 @@ def ab_report(registry, name: str, out_dir: str | Path) -> dict:
     alpha = ALPHA / max(len(tests), 1)
     for test in tests:
         test["significant"] = test["p_value"] is not None and test["p_value"] < alpha
-    out = Path(out_dir)
     kind = ("thumbs" if thumbs else "score") if feedback else "none"
     report = {"name": name, "feedback": kind, "alpha": alpha, "baseline": baseline,
               "versions": rows, "tests": tests, "verdict": _verdict(name, versions, rows, tests, alpha),
-              "plot": str(out / "ab_report.png")}
-    _plot(name, rows, out / "ab_report.png")
-    write_json(out / "ab_report.json", report)
+              "plot": None if out_dir is None else str(Path(out_dir) / "ab_report.png")}
+    if out_dir is not None:
+        _plot(name, rows, Path(out_dir) / "ab_report.png")
+        write_json(Path(out_dir) / "ab_report.json", report)
     return report
 
 

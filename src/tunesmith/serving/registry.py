@@ -32,6 +32,10 @@ class RegistryError(TunesmithError):
     """A registry request that cannot be done (unknown name, version or alias; a bad split)."""
 
 
+class RegistryNotFound(RegistryError):
+    """A name or version the registry does not hold (HTTP 404)."""
+
+
 @dataclass(frozen=True)
 class Route:
     """Where a request for a registered name goes."""
@@ -74,6 +78,16 @@ def parse_split(items: list[str]) -> dict[int, float]:
         except (RegistryError, ValueError):
             raise RegistryError(f"split entry {item!r}: write VERSION=PERCENT, e.g. v3=90 v4=10") from None
     return split
+
+
+def as_percentages(weights: dict) -> dict:
+    """Split weights given as shares summing to 1 ({"1": 0.9, "2": 0.1}) or as percentages
+    summing to 100, as percentages (what ModelRegistry.split takes)."""
+    try:
+        total = sum(float(w) for w in weights.values())
+    except (TypeError, ValueError):
+        raise RegistryError(f"split weights {weights!r}: give numbers, e.g. {{\"1\": 90, \"2\": 10}}") from None
+    return {v: float(w) * 100 for v, w in weights.items()} if abs(total - 1) < 1e-6 else weights
 
 
 def pick_version(split: dict[int, float], name: str, subject: str | None) -> int:
@@ -273,6 +287,12 @@ class ModelRegistry:
         with self.engine.connect() as c:
             return [tuple(r) for r in c.execute(q.where(t.requests.c.name == name))]
 
+    def request_log(self, name: str) -> list[tuple[int, int, float, datetime]]:
+        """(version, status, latency_ms, time) of every recorded request for NAME, oldest first."""
+        q = sa.select(t.requests.c.version, t.requests.c.status, t.requests.c.latency_ms, t.requests.c.created_at)
+        with self.engine.connect() as c:
+            return [tuple(r) for r in c.execute(q.where(t.requests.c.name == name).order_by(t.requests.c.id))]
+
     def feedback_of(self, name: str) -> list[tuple[int, float]]:
         """(version, score) of every scored completion of NAME."""
         q = sa.select(t.completions.c.version, t.completions.c.score).where(
@@ -286,7 +306,7 @@ class ModelRegistry:
     # --- helpers ----------------------------------------------------------------------------
     def _known(self, c, name: str) -> None:
         if c.scalar(sa.select(t.versions.c.name).where(t.versions.c.name == name).limit(1)) is None:
-            raise RegistryError(f"no model named {name!r} in the registry; add one with: "
+            raise RegistryNotFound(f"no model named {name!r} in the registry; add one with: "
                                 f"tunesmith registry add {name} RUN_DIR")
 
     def _existing(self, c, name: str, version: int) -> int:
@@ -294,7 +314,7 @@ class ModelRegistry:
         if c.scalar(sa.select(t.versions.c.version).where(t.versions.c.name == name,
                                                          t.versions.c.version == version)) is None:
             last = c.scalar(sa.select(sa.func.max(t.versions.c.version)).where(t.versions.c.name == name))
-            raise RegistryError(f"{name!r} has no version {version} (versions 1..{last})")
+            raise RegistryNotFound(f"{name!r} has no version {version} (versions 1..{last})")
         return version
 
     def _history(self, c, name: str, target: str) -> list:

@@ -61,6 +61,7 @@ def estimate_run(result: Validation, config, tokens_per_second: float | None = N
         "trained_tokens": int(tokens_per_epoch * epochs), "tokens_per_second": round(tokens_per_second or 0, 1),
         "speed_basis": "given" if tokens_per_second else "no valid rows to measure",
         "estimated_seconds": round(seconds) if seconds is not None else None,
+        "peak_memory_mb": None, "memory_kind": None,  # measured only by the warm-up
     }
 
 
@@ -78,4 +79,5 @@ def _measured(result: Validation, config) -> dict:
         "speed_basis": f"measured: {e.warmup_steps} warm-up steps of this config here; setup, {e.evaluations} "
                        f"evaluations and {e.checkpoints} checkpoints included",
         "estimated_seconds": round(e.total_seconds),
+        "peak_memory_mb": round(e.peak_memory_mb, 1), "memory_kind": e.memory_kind,
     }
