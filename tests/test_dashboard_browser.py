@@ -133,8 +133,10 @@ def test_every_page_needs_a_login_and_a_wrong_key_is_refused(page, server):
 
 
 # --- 2. data -------------------------------------------------------------------------------------------------
-def test_the_data_page_shows_a_bad_files_line_and_a_good_files_report(page):
+def test_the_data_page_shows_a_bad_files_line_and_a_good_files_report(page, tiny_model_dir):
     page.goto("/data")
+    page.wait_for_selector("#est-method option[value=lora]", state="attached")
+    page.fill("#model", str(tiny_model_dir))
     bad = jsonl(ROWS[:2]) + b'{"messages": [{"role": "user", "content": "no end"\n'
     page.set_input_files("#file", files=[{"name": "bad.jsonl", "mimeType": "application/json", "buffer": bad}])
     page.click("#upload button[type=submit]")
@@ -143,6 +145,9 @@ def test_the_data_page_shows_a_bad_files_line_and_a_good_files_report(page):
     assert problem.locator("td").first.inner_text() == "3"  # the line of the broken row
     assert "JSON" in problem.inner_text()
 
+    page.select_option("#est-method", "lora")
+    page.fill("#est-epochs", "2")
+    page.fill("#est-speed", "1000")  # the estimate computed at once (empty: measured by a warm-up)
     page.set_input_files("#file", files=[{"name": "sums.jsonl", "mimeType": "application/json",
                                           "buffer": jsonl(ROWS)}])
     page.click("#upload button[type=submit]")
@@ -151,7 +156,8 @@ def test_the_data_page_shows_a_bad_files_line_and_a_good_files_report(page):
     assert page.inner_text("#format") == "openai" and page.inner_text("#rows") == str(len(ROWS))
     assert points(page, "#histogram") > 0
     assert "what is 0 plus 0?" in page.inner_text("#preview")
-    assert page.locator("#estimate tbody tr").count() > 0
+    estimate = page.inner_text("#estimate")
+    assert re.search(r"steps\s+6\b", estimate) and "trained_tokens" in estimate  # 12 rows / 4 per step, 2 epochs
     state["file"] = page.inner_text("#file-id")
     shot(page, "data")
 
