@@ -116,7 +116,10 @@ async function poll() {
   try {
     status = await tick();
     showError(null);
-  } catch (err) { showError(err); }
+  } catch (err) {
+    showError(err);
+    if (err.status === 404) return;  // no such job: nothing to follow
+  }
   if (!FINAL.includes(status)) setTimeout(poll, status === "paused" ? 3000 : 1000);
 }
 
