@@ -336,3 +336,26 @@ def test_render_gives_yaml_that_config_check_accepts_and_the_jobs_equivalent(tmp
         assert [p["key"] for p in missing["problems"]] == ["data.train"]
         assert _error(client.post("/config/render", json={"yaml": "x"}), 400)
         assert _error(httpx.get(f"{client.base_url}config/schema"), 401)
+
+
+# --- the documented API ------------------------------------------------------------------------------
+def documented_endpoints() -> set[tuple[str, str]]:
+    """(method, path) of every row of docs/api.md's endpoint table."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|", text, re.MULTILINE))
+
+
+def test_docs_api_lists_exactly_the_apps_routes(tmp_path):
+    """The dashboard may use only documented endpoints: the documented list is the app's own."""
+    from tunesmith.jobs.store import Store
+    from tunesmith.server.jobs_routes import create_server_app
+    from tunesmith.serving.catalog import Catalog
+    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.service import Service
+
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "storage")
+    app = create_server_app(store, Service(Catalog(tmp_path, []), LocalEngine()))
+    routes = {(method.upper(), path) for path, methods in app.openapi()["paths"].items() for method in methods}
+    assert len(routes) > 40 and documented_endpoints() == routes
