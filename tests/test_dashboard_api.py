@@ -285,3 +285,77 @@ def test_inspect_names_a_bad_line_counts_tokens_previews_and_estimates(tmp_path,
         assert _error(client.post("/files/file-nope/inspect", json={}), 404)["code"] == "not_found"
         assert _error(client.post(f"/files/{file['id']}/inspect", content=b"[1]",
                                   headers={"Content-Type": "application/json"}), 400)["code"] == "invalid_json"
+
+
+# --- config schema and rendering ------------------------------------------------------------------
+def test_the_schema_lists_every_method_task_and_zoo_model_with_options_and_auto_rules(tmp_path):
+    from tunesmith.methods import METHODS
+    from tunesmith.models.zoo import ZOO
+    from tunesmith.tasks import TASKS
+
+    with server(tmp_path, None) as (client, _):
+        schema = client.get("/config/schema").json()
+    assert [m["name"] for m in schema["methods"]] == [m.name for m in METHODS]
+    assert schema["tasks"] == [t.name for t in TASKS] and schema["models"] == list(ZOO)
+    lora = next(m for m in schema["methods"] if m["name"] == "lora")
+    assert lora["options"]["r"]["default"] == 16 and lora["options"]["r"]["exclusiveMinimum"] == 0
+    assert lora["summary"] and "sft" in lora["tasks"]
+    train = schema["json_schema"]["$defs"]["TrainSection"]["properties"]
+    assert train["warmup_ratio"]["maximum" if "maximum" in train["warmup_ratio"] else "exclusiveMaximum"] == 1
+    assert "auto" in train["learning_rate"]["description"]
+    assert set(schema["auto"]) == {"batch_size", "learning_rate", "epochs"} and "0.2%" in schema["auto"]["batch_size"]
+
+
+def test_render_gives_yaml_that_config_check_accepts_and_the_jobs_equivalent(tmp_path, tiny_model_dir, capsys):
+    from jobs_helpers import ROWS, jsonl, tiny_job
+
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(jsonl(ROWS))
+    config = {"model": {"name_or_path": str(tiny_model_dir)}, "data": {"train": [str(data)], "template": "chatml"},
+              **{k: v for k, v in tiny_job().items() if k != "data"}}
+    with server(tmp_path, None) as (client, _):
+        rendered = client.post("/config/render", json={"config": config}).json()
+        assert rendered["problems"] == [] and rendered["command"] == "tunesmith train config.yaml"
+        (tmp_path / "config.yaml").write_text(rendered["yaml"])
+        capsys.readouterr()
+        assert exit_code("config", "check", tmp_path / "config.yaml") == 0
+        body = rendered["jobs_request"]
+        assert body["model"] == str(tiny_model_dir) and body["training_file"] == str(data)
+        assert body["tunesmith"] == {**tiny_job(), "data": {"template": "chatml"}}
+        assert rendered["jobs_command"].startswith(f"tunesmith jobs create {data} --model {tiny_model_dir} --tunesmith")
+        file = client.post("/files", files={"file": ("t.jsonl", jsonl(ROWS))}, data={"purpose": "fine-tune"}).json()
+        job = client.post("/fine_tuning/jobs", json={**body, "training_file": file["id"]}).json()
+        assert job["status"] == "queued", job  # the jobs API takes the rendered request as it is
+
+        bad = {**config, "method": {"name": "lora", "rr": 4}, "train": {"learning_rate": -1},
+               "data": {"train": [str(tmp_path / "missing.jsonl")]}}
+        problems = client.post("/config/render", json={"config": bad}).json()["problems"]
+        assert {p["key"] for p in problems} == {"method.rr", "train.learning_rate"}
+        assert "'r'" in next(p["message"] for p in problems if p["key"] == "method.rr")
+        missing = client.post("/config/render", json={"config": {**config, "data": bad["data"]}}).json()
+        assert [p["key"] for p in missing["problems"]] == ["data.train"]
+        assert _error(client.post("/config/render", json={"yaml": "x"}), 400)
+        assert _error(httpx.get(f"{client.base_url}config/schema"), 401)
+
+
+# --- the documented API ------------------------------------------------------------------------------
+def documented_endpoints() -> set[tuple[str, str]]:
+    """(method, path) of every row of docs/api.md's endpoint table."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|", text, re.MULTILINE))
+
+
+def test_docs_api_lists_exactly_the_apps_routes(tmp_path):
+    """The dashboard may use only documented endpoints: the documented list is the app's own."""
+    from tunesmith.jobs.store import Store
+    from tunesmith.server.jobs_routes import create_server_app
+    from tunesmith.serving.catalog import Catalog
+    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.service import Service
+
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "storage")
+    app = create_server_app(store, Service(Catalog(tmp_path, []), LocalEngine()))
+    routes = {(method.upper(), path) for path, methods in app.openapi()["paths"].items() for method in methods}
+    assert len(routes) > 40 and documented_endpoints() == routes

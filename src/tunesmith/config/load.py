@@ -47,6 +47,28 @@ def validate_config(data: dict, source: str = "<config>", lines: dict | None = N
         raise ConfigError(format_validation_error(err, source, lines or {})) from None
 
 
+def config_problems(data: dict) -> list[dict]:
+    """[{key, message}] of everything wrong in a config given as plain data (empty when valid):
+    the checks of validate_config, one entry per problem with its dotted key, for forms."""
+    try:
+        RunConfig.model_validate(upgrade(data, "<config>"))
+    except ConfigError as err:
+        return [{"key": "config_version", "message": str(err)}]
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            loc = tuple(str(p) for p in e["loc"])
+            inner = (e.get("ctx") or {}).get("error")
+            if isinstance(inner, ComponentError):
+                problems += [{"key": ".".join(loc + tuple(k.split("."))), "message": m} for k, m in inner.problems]
+            elif e["type"] == "extra_forbidden":
+                problems.append({"key": ".".join(loc), "message": f"unknown key.{_did_you_mean(loc)}"})
+            else:
+                problems.append({"key": ".".join(loc), "message": e["msg"].removeprefix("Value error, ")})
+        return problems
+    return []
+
+
 def _read_yaml(path: Path) -> tuple[dict, dict[tuple, int]]:
     text = read_yaml_text(path, ConfigError, "config file")
     data = parse_yaml(text, str(path), ConfigError)

@@ -151,6 +151,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     besides the project's own jobs' runs. The model registry is the service's (service.registry)."""
     from tunesmith.jobs.runs import RunsHome
     from tunesmith.server.app import create_app
+    from tunesmith.server.config_routes import config_router
     from tunesmith.server.registry_routes import registry_router
     from tunesmith.server.runs_routes import runs_router
 
@@ -163,6 +164,7 @@ def create_server_app(store: Store, service, keys: ProjectKeys | None = None, ra
     home = RunsHome(store, runs_root)
     app.include_router(runs_router(home, caller))
     app.include_router(registry_router(service, home, caller))
+    app.include_router(config_router(caller))
     app.add_middleware(ProjectScope, keys=keys, max_body=max_body, max_upload=max_upload)
 
     @app.exception_handler(LimitReached)
