@@ -306,7 +306,8 @@ def test_a_registry_split_is_changed_and_rolled_back_on_the_page(page):
 def _documented() -> list[tuple[str, re.Pattern]]:
     """(method, path pattern) of every endpoint of docs/api.md's table (`| GET | `/v1/runs/{run_id}` |`)."""
     found = []
-    for method, path in re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `(/[^`]*)`", (DOCS / "api.md").read_text(), re.M):
+    table = (DOCS / "api.md").read_text()
+    for method, path in re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `(/[^`]*)`", table, re.M):
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
         found.append((method, re.compile(pattern + "$")))
     assert len(found) > 30, "docs/api.md lists the endpoints in a table: | METHOD | `PATH` |"
