@@ -286,7 +286,7 @@ def test_a_registry_split_is_changed_and_rolled_back_on_the_page(page):
     page.fill("[data-version='2']", "30")
     page.click("#split button[type=submit]")
     page.wait_for_function("document.getElementById('serves').dataset.state === 'v1=70% v2=30%'")
-    assert "v1=70% v2=30%" in page.inner_text("#names")
+    page.wait_for_function("document.getElementById('names').innerText.includes('v1=70% v2=30%')")
     page.click("#rollback")
     page.wait_for_function("document.getElementById('serves').dataset.state === 'v1'")
     assert "yes" in page.inner_text("#history")  # the split stays in the history, rolled back
