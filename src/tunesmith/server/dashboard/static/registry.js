@@ -82,7 +82,13 @@ function statsCharts(stats) {
   latencyCanvas.id = "stats-latency";
   fill("stats", requestsBox, latencyBox);
   const requests = lineChart(requestsCanvas, `requests per ${stats.bucket_seconds} s`, "time");
-  requests.options.scales.x.ticks = {callback: (value) => new Date(value * 1000).toLocaleTimeString()};
+  const starts = stats.versions.flatMap((v) => v.timeline.map(([start]) => start));
+  if (starts.length) {  // one bucket or many: the axis spans the buckets, with one bucket of margin
+    requests.options.scales.x.min = Math.min(...starts) - stats.bucket_seconds;
+    requests.options.scales.x.max = Math.max(...starts) + stats.bucket_seconds;
+  }
+  requests.options.scales.x.ticks = {stepSize: stats.bucket_seconds,
+                                     callback: (value) => new Date(value * 1000).toLocaleTimeString()};
   requests.update_series(Object.fromEntries(stats.versions.map((v) => [`v${v.version}`,
     v.timeline.map(([start, count]) => [start, count])])));
   charts.push(requests);
