@@ -120,7 +120,9 @@ function rerender() {
       const rendered = await api("POST", "/v1/config/render", {config: config()});
       document.getElementById("yaml").textContent = rendered.yaml || "";
       document.getElementById("command").textContent = [rendered.command, rendered.jobs_command].filter(Boolean).join("\n");
-      fill("problems", (rendered.problems || []).map((p) => el("li", {}, p.key ? `${p.key}: ${p.message}` : p.message)));
+      // the job reads its files by id (uploaded); the config names them only for the CLI's sake
+      const problems = (rendered.problems || []).filter((p) => !["data.train", "data.eval"].includes(p.key));
+      fill("problems", problems.map((p) => el("li", {}, p.key ? `${p.key}: ${p.message}` : p.message)));
       showError(null);
     } catch (err) { showError(err); }
   }, 250);
