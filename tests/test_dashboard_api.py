@@ -103,6 +103,8 @@ def test_a_cli_trained_run_is_listed_with_its_figures_and_metric_series(tmp_path
 def test_a_run_whose_writer_died_is_interrupted_not_running(tmp_path, runs_root):
     import shutil
     import socket
+    import time
+    from datetime import datetime, timedelta, timezone
 
     from tunesmith.runs.rundir import RunDir
 
@@ -114,13 +116,27 @@ def test_a_run_whose_writer_died_is_interrupted_not_running(tmp_path, runs_root)
     (dead.path / "LOCK").write_text(json.dumps({"pid": gone, "host": socket.gethostname(), "since": "x"}))
     lockless = RunDir(shutil.copytree(dead.path, root / "lockless"))
     (lockless.path / "LOCK").unlink()
+    live = RunDir(shutil.copytree(dead.path, root / "live"))  # resumed at step 1 ten seconds ago, now at 3 of 6
+    (live.path / "LOCK").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "x"}))
+    began = datetime.now(timezone.utc) - timedelta(seconds=10)
+    (live.path / "events.jsonl").open("a").write(json.dumps({"time": began.isoformat(), "event": "train_begin",
+                                                             "message": "", "max_steps": 6, "step": 1}) + "\n")
     with server(tmp_path, root) as (client, _):
-        statuses = {Path(r["path"]).name: r["status"] for r in client.get("/runs").json()["data"]}
-        assert statuses == {"dead": "interrupted", "lockless": "interrupted"}
+        runs = client.get("/runs").json()["data"]
+        assert {Path(r["path"]).name: r["status"] for r in runs} == {
+            "dead": "interrupted", "lockless": "interrupted", "live": "running"}
+        ids = {Path(r["path"]).name: r["id"] for r in runs}
+        before = time.time()
+        progress = client.get(f"/runs/{ids['live']}/metrics").json()["progress"]
+        after = time.time()
+        assert progress["step"] == 3 and progress["total_steps"] == 6
+        # 2 steps since the restart, 3 left: the elapsed time x 1.5
+        assert 1.5 * (before - began.timestamp()) - 0.1 <= progress["eta_seconds"] <= 1.5 * (
+            after - began.timestamp()) + 0.1
+        assert client.get(f"/runs/{ids['dead']}/metrics").json()["progress"]["eta_seconds"] is None
         [first] = client.get("/runs", params={"limit": 1}).json()["data"]
         rest = client.get("/runs", params={"after": first["id"]}).json()
-        assert len(rest["data"]) == 1 and rest["data"][0]["id"] != first["id"] and not rest["has_more"]
-        assert client.get(f"/runs/{first['id']}/metrics").json()["progress"]["eta_seconds"] is None
+        assert len(rest["data"]) == 2 and first["id"] not in {r["id"] for r in rest["data"]} and not rest["has_more"]
 
 
 def _dead_pid() -> int:

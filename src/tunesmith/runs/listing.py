@@ -92,16 +92,14 @@ def progress(path: str | Path, status: str | None = None) -> dict | None:
         return None
     total = begins[-1].get("max_steps")
     metrics = read_jsonl(run.metrics_file) if run.metrics_file.is_file() else []
-    steps = [(r["step"]) for r in metrics if isinstance(r.get("step"), int)]
+    steps = [r["step"] for r in metrics if isinstance(r.get("step"), int)]
     ends = [e.get("step") for e in events if e.get("event") in ("train_end", "checkpoint") and e.get("step")]
     step = max(steps + ends, default=0)
     eta = None
-    if (status or run_status(path)) == "running" and total and step:
-        started = parse_time(begins[-1]["time"]).timestamp()
-        first = min((s for s in steps), default=0)  # steps logged before the resume were not timed
-        done = step - (first - 1 if first else 0)
-        if done > 0:
-            eta = round((time.time() - started) / done * max(0, total - step), 1)
+    done = step - begins[-1].get("step", 0)  # steps trained since this (re)start
+    if (status or run_status(path)) == "running" and total and done > 0:
+        elapsed = time.time() - parse_time(begins[-1]["time"]).timestamp()
+        eta = round(elapsed / done * max(0, total - step), 1)
     return {"step": step, "total_steps": total, "eta_seconds": eta}
 
 

@@ -21,7 +21,8 @@ class RunLogCallback(TrainerCallback):
         self._last = (time.time(), 0)
 
     def on_train_begin(self, args, state, control, **kw):
-        self.run.event("train_begin", f"training for {state.max_steps} steps", max_steps=state.max_steps)
+        self.run.event("train_begin", f"training for {state.max_steps} steps", max_steps=state.max_steps,
+                       step=state.global_step)  # a resumed run begins at its checkpoint's step
         self._last = (time.time(), state.num_input_tokens_seen)
 
     def on_log(self, args, state, control, logs=None, **kw):
