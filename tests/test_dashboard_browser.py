@@ -180,6 +180,10 @@ def test_a_job_started_from_the_form_shows_live_curves_and_its_final_state(page,
     assert page.input_value("#training_file") == state["file"]
     assert "auto" in page.inner_text("#hyperparameters")  # each hyperparameter explains its auto value
     _fill_options(page, str(tiny_model_dir), 12, 6)
+    page.fill("[name='method.r']", "-4")  # the form shows a config problem by its key, then it is fixed
+    page.wait_for_selector("#problems li:has-text('method.r')")
+    page.fill("[name='method.r']", "4")
+    page.wait_for_selector("#problems li", state="detached")
     page.fill("#suffix", "sums")
     page.wait_for_function("document.getElementById('yaml').textContent.includes('max_steps: 12')")
     assert "tunesmith" in page.inner_text("#command")
