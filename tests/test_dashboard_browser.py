@@ -242,7 +242,11 @@ def test_a_cloned_job_reattaches_after_a_reload_and_ends_cancelled(page, browser
 
 
 # --- 5. runs -------------------------------------------------------------------------------------------------
-def test_the_runs_page_lists_the_runs_and_overlays_their_curves(page):
+def test_the_jobs_and_runs_pages_list_both_jobs_and_overlay_their_curves(page):
+    page.goto("/")
+    page.wait_for_selector(f"#jobs tr[data-job='{state['cancelled']}'] [data-status=cancelled]")
+    assert "succeeded" in page.inner_text(f"#jobs tr[data-job='{state['job']}']")
+    shot(page, "jobs")
     page.goto("/runs")
     finished = page.locator("#runs tbody tr", has_text=state["job"])
     cancelled = page.locator("#runs tbody tr", has_text=state["cancelled"])
