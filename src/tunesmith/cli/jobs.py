@@ -69,7 +69,8 @@ def server(
                             RateLimiter(rate_limit), max_body, max_upload, max_active_jobs, runs_root)
     children = [_start_worker(store, stale_after) for _ in range(workers)]
     console.print(f"tunesmith server on http://{host}:{port}/v1 ({workers} worker(s); storage {store.storage})"
-                  + (" (API keys required)" if keys.required else ""), highlight=False)
+                  + (" (API keys required)" if keys.required else "") + f"; dashboard at http://{host}:{port}/",
+                  highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
