@@ -174,7 +174,7 @@ def _fill_options(page, model: str, steps: int, save_steps: int) -> None:
     page.fill("[name='data.template']", "chatml")
 
 
-def test_a_job_started_from_the_form_shows_live_curves_and_its_final_state(page, tiny_model_dir):
+def test_a_job_started_from_the_form_shows_its_curves_and_its_final_state(page, tiny_model_dir):
     page.goto(f"/jobs/new?training_file={state['file']}")
     page.wait_for_selector("[name='method.r']")
     assert page.input_value("#training_file") == state["file"]
@@ -191,9 +191,7 @@ def test_a_job_started_from_the_form_shows_live_curves_and_its_final_state(page,
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/jobs/ftjob-[^/]+$"))
     state["job"] = page.url.rsplit("/", 1)[1]
-    first = wait_points_above(page, "#chart-loss", 0)
-    grown = wait_points_above(page, "#chart-loss", first)  # the chart grows while the job trains
-    assert grown > first
+    wait_points_above(page, "#chart-loss", 0)  # (the long job below shows the chart growing)
     status_is(page, "succeeded")
     assert "eval_loss" in page.get_attribute("#chart-loss", "data-series").split()
     assert "step 12 of 12" in page.inner_text("#progress-text")
@@ -206,7 +204,7 @@ def test_a_job_started_from_the_form_shows_live_curves_and_its_final_state(page,
 
 
 # --- 4. clone, reload mid-run, another browser, cancel -------------------------------------------------------
-def test_a_cloned_job_reattaches_after_a_reload_and_ends_cancelled(page, browser, server, tiny_model_dir):
+def test_a_cloned_job_grows_its_chart_reattaches_after_a_reload_and_is_cancelled(page, browser, server, tiny_model_dir):
     page.goto(f"/jobs/new?clone={state['job']}")
     page.wait_for_selector("#cloned:not([hidden])")
     page.wait_for_function("document.querySelector(\"[name='train.max_steps']\").value === '12'")
@@ -218,7 +216,8 @@ def test_a_cloned_job_reattaches_after_a_reload_and_ends_cancelled(page, browser
     job = page.url.rsplit("/", 1)[1]
     assert job != state["job"]
     state["cancelled"] = job
-    before = wait_points_above(page, "#chart-loss", 1)
+    first = wait_points_above(page, "#chart-loss", 0)
+    before = wait_points_above(page, "#chart-loss", first)  # the chart grows while the job trains
     page.reload()
     status_is(page, "running")
     assert wait_points_above(page, "#chart-loss", before - 1) >= before  # the same live job, not a new start
