@@ -144,6 +144,7 @@ def test_the_data_page_shows_a_bad_files_line_and_a_good_files_report(page, tiny
     problem.wait_for()
     assert problem.locator("td").first.inner_text() == "3"  # the line of the broken row
     assert "JSON" in problem.inner_text()
+    state["bad_file"] = page.inner_text("#file-id")
 
     page.select_option("#est-method", "lora")
     page.fill("#est-epochs", "2")
@@ -238,6 +239,17 @@ def test_a_cloned_job_grows_its_chart_reattaches_after_a_reload_and_is_cancelled
     page.reload()
     status_is(page, "cancelled")
     assert page.locator("#checkpoints tbody tr").count() >= 1
+
+
+def test_a_job_on_a_bad_file_shows_failed_with_the_files_line(page, tiny_model_dir):
+    page.goto(f"/jobs/new?training_file={state['bad_file']}")
+    page.wait_for_selector("[name='method.r']")
+    page.fill("#model", str(tiny_model_dir))
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/jobs/ftjob-[^/]+$"))
+    status_is(page, "failed")
+    assert "line 3" in page.inner_text("#job-error")
+    assert page.is_disabled("#cancel") and page.is_hidden("#playground")
 
 
 # --- 5. runs -------------------------------------------------------------------------------------------------
