@@ -54,7 +54,7 @@ function report(comparison) {
   const rows = [["train loss", (r) => r.train_loss], ["eval loss", (r) => r.eval_loss], ["steps", (r) => r.steps],
     ["seconds", (r) => r.seconds], ["best eval loss", (r) => (r.best ? "yes" : "")],
     ...comparison.metrics.map((k) => [k, (r) => r.metrics[k]]),
-    ...comparison.differing.map((k) => [k, (r) => JSON.stringify(r.config[k])])];
+    ...comparison.differing.map((k) => [k, (r) => (typeof r.config[k] === "object" ? JSON.stringify(r.config[k]) : r.config[k])])];
   document.querySelector("#report thead").replaceChildren(el("tr", {}, el("th", {}, ""),
     runs.map((r) => el("th", {title: r.path}, r.name || r.id))));
   document.querySelector("#report tbody").replaceChildren(...rows.map(([label, value]) =>
