@@ -57,6 +57,7 @@ class Job:
     dialect: Dialect
     on_chunk: Callable[[Chunk], None]
     adapter: str | None = None  # PEFT adapter name, None for the base / a model of its own
+    prefix: object = None  # a prompt-learning run's virtual tokens (serving/virtual.py), else None
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated: list[int] = field(default_factory=list)
     sent: int = 0  # characters of the reply already sent
@@ -129,6 +130,7 @@ class LocalEngine(Engine):
                                                            else int(time.time_ns() % 2**31))
         if target.kind == "adapter":
             job.adapter = slot.acquire(target)
+            job.prefix = slot.prefixes.get(job.adapter)
         try:
             slot.submit(job)
         except Overloaded:
@@ -152,12 +154,14 @@ class LocalEngine(Engine):
         from tunesmith.data.templates import get_template
         from tunesmith.models import load_tokenizer
 
+        from tunesmith.serving.virtual import virtual_tokens
+
         source = adapter_source(target.path)
         has_tokenizer = (source.path / "tokenizer_config.json").is_file()
         tokenizer = load_tokenizer(source.path) if has_tokenizer else slot.loaded.tokenizer
         config = source.config
         loaded = Loaded(None, tokenizer, get_template(config.data.template, tokenizer), config)
-        return Dialect.of(loaded, slot.context)
+        return Dialect.of(loaded, slot.context - virtual_tokens(source.path))  # virtual tokens take context
 
     def _slot(self, target: Target) -> Slot:
         key = self._slot_key(target)
@@ -354,6 +358,7 @@ class Slot:
         self.pad = loaded.tokenizer.pad_token_id or 0
         self.waiting: deque[Job] = deque()
         self.adapters: OrderedDict[str, list] = OrderedDict()  # key -> [references, retired, name]
+        self.prefixes: dict[str, object] = {}  # key -> Prefix of the prompt-learning runs among the adapters
         self.lock = threading.Lock()  # the model: held for each forward pass and adapter change
         self.wake = threading.Condition()
         self.closed = False
@@ -404,8 +409,14 @@ class Slot:
         from peft import PeftModel
 
         from tunesmith.adapters.sources import adapter_source
+        from tunesmith.serving.virtual import SERVED, make_prefix
 
-        path = adapter_source(run_path).path
+        source = adapter_source(run_path)
+        path = source.path
+        if source.peft_type in SERVED:  # prompt learning: a cache prefix, the base model untouched
+            rows = [BASE_ADAPTER] if self.forward.peft else None
+            self.prefixes[key] = make_prefix(self.forward, self.loaded.model, path, rows)
+            return
         if not self.forward.peft:
             self.forward.model = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=key).eval()
             self.forward.peft = True
@@ -421,6 +432,9 @@ class Slot:
     def _delete(self, key: str) -> None:
         import warnings
 
+        if self.prefixes.pop(key, None) is not None:
+            del self.adapters[key]
+            return
         with warnings.catch_warnings():  # PEFT warns that the active adapter changes; routing is per row
             warnings.simplefilter("ignore")
             if len(self.forward.model.peft_config) > 1:
@@ -478,7 +492,8 @@ class Slot:
             return batch, live
         self.joining = new  # failed with the batch if prefill fails
         with self.lock:
-            logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad)
+            logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad,
+                                                   [j.prefix for j in new])
         tokens = self._choose(logits, new)
         kept = [i for i, (j, t) in enumerate(zip(new, tokens)) if self._emit(j, t, self._logprobs(logits[i], j, t))]
         if kept:
@@ -510,7 +525,7 @@ class Slot:
     def _names(self, jobs: list[Job]) -> list[str] | None:
         if not self.forward.peft or self.own_adapter:
             return None
-        return [j.adapter or BASE_ADAPTER for j in jobs]
+        return [BASE_ADAPTER if j.adapter is None or j.prefix is not None else j.adapter for j in jobs]
 
     def _choose(self, logits, jobs: list[Job]) -> list[int]:
         """Greedy for temperature 0; otherwise temperature and nucleus sampling with the job's seed."""
@@ -567,7 +582,7 @@ class Slot:
         if found:
             self._finish(job, text[job.sent:min(found)], "stop")
             return False
-        if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= self.context:
+        if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= d.context:
             self._finish(job, text[job.sent:], "length", logprobs=logprobs)
             return False
         # hold back what could be the start of a stop string or half of a multi-byte character
