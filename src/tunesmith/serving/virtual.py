@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.serving.errors import BadRequest
+
 SERVED = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING"}  # PEFT types whose prompt is the same for every request
 PREFIX_TYPES = {"PREFIX_TUNING"}  # trained keys and values; the others train input embeddings
 
@@ -47,9 +49,13 @@ def make_prefix(forward, model, adapter_dir: str | Path, base_rows: list[str] | 
     from peft import PeftModel
     from transformers import DynamicCache
 
-    wrapper = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name="virtual").eval()
-    with torch.inference_mode():
-        prompt = wrapper.get_prompt(1)
+    try:
+        wrapper = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name="virtual").eval()
+        with torch.inference_mode():
+            prompt = wrapper.get_prompt(1)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:  # a broken or half-written adapter
+        raise BadRequest(f"{adapter_dir}: the run's virtual tokens cannot be read ({type(err).__name__}: {err}); "
+                         "is the run finished?", "model") from None
     if wrapper.active_peft_config.peft_type.value in PREFIX_TYPES:
         cache = prompt
     else:
