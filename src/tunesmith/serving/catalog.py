@@ -27,11 +27,12 @@ PICKLE = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 @dataclass(frozen=True)
 class Target:
-    """One servable model. `kind` adapter: LoRA weights on `base`; model: weights of its own."""
+    """One servable model. `kind` adapter: LoRA or prompt-learning weights on `base`; model: weights of
+    its own; onnx: an ONNX export (serving/onnx.py)."""
 
     name: str
     path: str  # run directory, model directory or zoo name
-    kind: str  # "adapter" | "model"
+    kind: str  # "adapter" | "model" | "onnx"
     base: str  # the base model of an adapter; for a model, its own path
     task: str | None  # the run's task; None for a plain model
     can_generate: bool
@@ -75,6 +76,8 @@ def _describe(source: str, name: str | None, stamp: tuple) -> Target:
     if source in ZOO or (path.suffix == ".gguf" and path.is_file()):  # gguf: transformers' loader, dequantized
         return Target(name or path.stem if path.suffix == ".gguf" else name or source, source, "model", source,
                       None, True, created)
+    if (path / "model.onnx").is_file() and (path / "config.json").is_file():  # export --to onnx: onnxruntime
+        return Target(name or path.name, str(path), "onnx", str(path), None, _generates(path), created)
     if (path / "config.json").is_file():
         _safetensors_only(path)
         return Target(name or path.name, str(path), "model", str(path), None, _generates(path), created)

@@ -1,9 +1,10 @@
 """The engine that runs models for the server, behind one interface (`Engine`).
 
 `LocalEngine` (transformers + PEFT, CPU or GPU) keeps one copy of each base model. Every
-LoRA-family run on that base is an adapter in the same PeftModel, loaded on first use and
-evicted least-recently-used beyond `max_adapters`. One scheduler thread per base collects the
-requests that arrive within a few milliseconds, prefills them together and decodes all live
+LoRA-family run on that base is an adapter in the same PeftModel (a prompt-learning run, a KV
+prefix: serving/virtual.py), loaded on first use and evicted least-recently-used beyond
+`max_adapters`. One scheduler thread per base takes the requests waiting when it is free,
+prefills them together and decodes all live
 sequences in one forward pass per token, each row with its own adapter (PEFT's mixed-adapter
 batches, `adapter_names=`); sequences join and leave the batch between steps (continuous
 batching, see batching.py). Tokens go to each request as they are produced; a cancelled
@@ -107,7 +108,7 @@ class Engine(ABC):
 
 
 class LocalEngine(Engine):
-    def __init__(self, max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64, batch_wait_ms: float = 5.0):
+    def __init__(self, max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64, batch_wait_ms: float = 0.0):
         self.max_adapters, self.max_batch, self.max_queue = max_adapters, max_batch, max_queue
         self.wait = batch_wait_ms / 1000
         self._slots: dict[str, Slot] = {}
@@ -148,12 +149,11 @@ class LocalEngine(Engine):
         from tunesmith.inference.load import Loaded
 
         slot = self._slot(target)
-        if target.kind == "model":
+        if target.kind != "adapter":
             return Dialect.of(slot.loaded, slot.context)
         from tunesmith.adapters.sources import adapter_source
         from tunesmith.data.templates import get_template
         from tunesmith.models import load_tokenizer
-
         from tunesmith.serving.virtual import virtual_tokens
 
         source = adapter_source(target.path)
@@ -166,7 +166,11 @@ class LocalEngine(Engine):
     def _slot(self, target: Target) -> Slot:
         key = self._slot_key(target)
         with self._lock:
-            if key not in self._slots:
+            if key not in self._slots and target.kind == "onnx":
+                from tunesmith.serving.onnx import OnnxSlot, load_onnx
+
+                self._slots[key] = OnnxSlot(load_onnx(target.path), self)
+            elif key not in self._slots:
                 self._slots[key] = Slot(_load_base(target), self)
             return self._slots[key]
 
@@ -177,7 +181,7 @@ class LocalEngine(Engine):
 
         from tunesmith.models import resolve_model
 
-        if target.kind == "model" and target.task is not None:
+        if (target.kind == "model" and target.task is not None) or target.kind == "onnx":
             return str(Path(target.path).resolve())
         return str(resolve_model(target.base).resolve())
 
@@ -187,6 +191,8 @@ class LocalEngine(Engine):
             slot.release(slot.acquire(target))
         elif target.can_generate:
             self._slot(target)
+        elif target.kind == "onnx":
+            raise BadRequest(f"model {target.label!r}: tunesmith serves ONNX exports of causal LMs only", "model")
         else:
             self._other(target)
 
@@ -224,6 +230,7 @@ class LocalEngine(Engine):
         """Mean of the last hidden states over each text's real tokens."""
         import torch
 
+        _served_by_torch(target, "embeddings")
         loaded, lock = self._other(target)
         tok = loaded.tokenizer
         limit = getattr(tok, "model_max_length", 512)
@@ -237,6 +244,7 @@ class LocalEngine(Engine):
     def predict(self, target, rows):
         from tunesmith.tasks import TASKS
 
+        _served_by_torch(target, "predict")
         task = TASKS.get(target.task) if target.task else None
         if task is None or task.predict is None:
             raise BadRequest(f"model {target.label!r} has no predict (task {target.task}); "
@@ -322,6 +330,12 @@ def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16,
     return LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
 
 
+def _served_by_torch(target: Target, what: str) -> None:
+    if target.kind == "onnx":
+        raise BadRequest(f"model {target.label!r} is an ONNX export; it serves chat and completions, not {what} "
+                         "(serve the run it was exported from)", "model")
+
+
 def _load_base(target: Target):
     """A model to generate with: a run of its own, or an adapter's base (loaded bare)."""
     from tunesmith.inference.load import load_for_inference
@@ -360,6 +374,7 @@ class Slot:
         self.adapters: OrderedDict[str, list] = OrderedDict()  # key -> [references, retired, name]
         self.prefixes: dict[str, object] = {}  # key -> Prefix of the prompt-learning runs among the adapters
         self.lock = threading.Lock()  # the model: held for each forward pass and adapter change
+        self.table = threading.Lock()  # self.adapters; taken after self.lock when both are held
         self.wake = threading.Condition()
         self.closed = False
         self.live = 0  # sequences in the running batch
@@ -369,38 +384,51 @@ class Slot:
 
     # --- adapters ------------------------------------------------------------------------
     def acquire(self, target: Target) -> str:
-        """The adapter's PEFT name, loaded if needed and held until release()."""
+        """The adapter's PEFT name, loaded if needed and held until release(). A resident adapter
+        is taken without waiting for the forward pass in progress (only loading changes the model)."""
         key = target.key
+        if self._hold(key, target.name):
+            return key
         with self.lock:
-            if key not in self.adapters:
+            if not self._hold(key, target.name):
                 self._load_adapter(key, target.path)
-                self.adapters[key] = [0, False, target.name]
-            entry = self.adapters[key]
-            entry[0] += 1
-            entry[2] = target.name
-            self.adapters.move_to_end(key)
+                with self.table:
+                    self.adapters[key] = [1, False, target.name]
             self._evict()
         return key
+
+    def _hold(self, key: str, name: str) -> bool:
+        with self.table:
+            entry = self.adapters.get(key)
+            if entry is None:
+                return False
+            entry[0] += 1
+            entry[2] = name
+            self.adapters.move_to_end(key)
+            return True
 
     def release(self, key: str | None) -> None:
         if key is None:
             return
-        with self.lock:
+        with self.table:
             entry = self.adapters.get(key)
-            if entry is not None:
-                entry[0] -= 1
-                if entry[1] and entry[0] == 0:
-                    self._delete(key)
+            if entry is None:
+                return
+            entry[0] -= 1
+            unload = entry[0] == 0 and (entry[1] or len(self.adapters) > self.engine.max_adapters)
+        if unload:
+            with self.lock:
                 self._evict()
 
     def retire(self, key: str) -> None:
         """Unload once the requests using it are done."""
-        with self.lock:
+        with self.table:
             entry = self.adapters.get(key)
-            if entry is not None:
-                entry[1] = True
-                if entry[0] == 0:
-                    self._delete(key)
+            if entry is None:
+                return
+            entry[1] = True
+        with self.lock:
+            self._evict()
 
     def resident(self) -> list[str]:
         return [entry[2] for entry in list(self.adapters.values())]
@@ -425,15 +453,22 @@ class Slot:
         self.forward.model.eval()
 
     def _evict(self) -> None:
-        idle = [k for k, (refs, _, _) in self.adapters.items() if refs == 0]
-        while len(self.adapters) > self.engine.max_adapters and idle:
-            self._delete(idle.pop(0))
+        """Unload (model lock held) the retired adapters nobody uses, then the least recently used
+        idle ones beyond max_adapters; they leave the table first, so nobody can take them meanwhile."""
+        with self.table:
+            idle = [k for k, (refs, _, _) in self.adapters.items() if refs == 0]
+            gone = [k for k in idle if self.adapters[k][1]]
+            over = len(self.adapters) - len(gone) - self.engine.max_adapters
+            gone += [k for k in idle if k not in gone][:max(0, over)]
+            for key in gone:
+                del self.adapters[key]
+        for key in gone:
+            self._delete(key)
 
     def _delete(self, key: str) -> None:
         import warnings
 
         if self.prefixes.pop(key, None) is not None:
-            del self.adapters[key]
             return
         with warnings.catch_warnings():  # PEFT warns that the active adapter changes; routing is per row
             warnings.simplefilter("ignore")
@@ -442,7 +477,6 @@ class Slot:
             else:  # the last one: PEFT cannot take new adapters after that, so go back to the bare base
                 self.loaded.model = self.forward.model = self.forward.model.unload()
                 self.forward.peft = False
-        del self.adapters[key]
 
     # --- scheduling ----------------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -465,8 +499,9 @@ class Slot:
                     self.wake.wait()
                 if self.closed:
                     return
-            if not live:
-                time.sleep(self.engine.wait)  # let concurrent requests arrive and prefill together
+            if not live and self.engine.wait:  # optionally let more requests arrive to prefill together; by
+                time.sleep(self.engine.wait)  # default none: each wait adds to time to first token, and later
+                # arrivals join the batch at the next step anyway
             try:
                 batch, live = self._admit(batch, live)
                 if live:
