@@ -181,11 +181,39 @@ def generation(rounds: int, work: Path, arms: list[str]) -> None:
                 with before(service, arm == "before"):
                     for step in (bare, engine, http):
                         step(timings[arm])
+        busy = {arm: [] for arm in arms}
+        for _ in range(max(1, rounds // 4)):
+            for arm in arms:
+                with before(service, arm == "before"):
+                    busy[arm] += streams(url, adapter.name, serve_load.request_mix(tokenizer, 8), 4, 16)
     service.engine.close()
     print(f"generation, 1 client, {len(prompt)}-token prompt, medians of {rounds} rounds (ms); load {os.getloadavg()}")
     print(f"  {'':48s}" + "".join(f"{arm:>10s}" for arm in arms))
     for key, label in GEN_ROWS:
         print(f"  {label:48s}" + "".join(f"{median_ms(timings[arm][key]):>10s}" for arm in arms))
+    label = "TTFT, 4 clients streaming 16 tokens (p50)"
+    print(f"  {label:48s}" + "".join(f"{median_ms(busy[arm]):>10s}" for arm in arms))
+
+
+def streams(url: str, model: str, mix: list, clients: int, tokens: int) -> list[float]:
+    """Times to first token of `clients` clients streaming two requests each from `mix` at once."""
+    import openai
+
+    async def one(client, messages) -> float:
+        start, first = time.perf_counter(), None
+        async for chunk in await client.chat.completions.create(model=model, messages=messages, max_tokens=tokens,
+                                                                temperature=0, stream=True):
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter() - start
+        return first if first is not None else time.perf_counter() - start
+
+    async def run() -> list[float]:
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+            async def serial(k):
+                return [await one(client, mix[k]), await one(client, mix[k + clients])]
+            return [t for pair in await asyncio.gather(*(serial(k) for k in range(clients))) for t in pair]
+
+    return asyncio.run(run())
 
 
 def classification(rounds: int, work: Path, seconds: float, arms: list[str]) -> None:
