@@ -13,6 +13,8 @@ from finished_runs import finished_runs  # noqa: F401  (fixture)
 from inproc import serving
 
 ASK = [{"role": "user", "content": "what is 3 plus 3?"}]
+# torch.onnx's export takes 10 s and more even for the tiny llama: slow, as in test_exporters_contract.py
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
