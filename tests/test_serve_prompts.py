@@ -172,3 +172,21 @@ def test_the_context_counts_the_virtual_tokens(root, client):
         client.chat.completions.create(model="prompt-tuning", messages=prompt, max_tokens=room - 2)
     assert err.value.body["code"] == "context_length_exceeded"
     client.chat.completions.create(model="prompt-tuning", messages=prompt, max_tokens=room - 4)
+
+
+def test_a_prefix_made_while_lora_adapters_are_loaded_is_the_bare_bases(root):
+    """Prompt-tuning prefixes run the base model: a LoRA adapter loaded before must not leak in."""
+    from tunesmith.serving.catalog import Catalog
+    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.openai import ChatRequest
+    from tunesmith.serving.service import Service
+
+    service = Service(Catalog(root, [str(root / "lora")]), LocalEngine())
+    try:
+        service.engine.load(service.catalog.resolve("lora"))  # the base is a PeftModel from here on
+        for method in ("prompt-tuning", "p-tuning"):
+            request = ChatRequest(model=method, messages=ASK, max_tokens=10, temperature=0)
+            answer = asyncio.run(service.chat(service.begin("chat"), request))
+            assert answer["choices"][0]["message"]["content"].strip() == _library_reply(root / method, ASK, 10)
+    finally:
+        service.engine.close()
