@@ -318,6 +318,19 @@ class _Origin(str):
 ENGINES = ("local", "vllm")
 
 
+def prefer_sleeping_threads() -> None:
+    """Make torch's OpenMP threads sleep, not spin, between parallel regions (OMP_WAIT_POLICY=PASSIVE),
+    unless the environment already says otherwise; it must run before torch is imported. A server
+    shares its cores with its event loop, its clients and other processes: on the shared 2-core
+    machine of 2026-11-30 (load average 14), a 50-token forward of smollm2 with 2 threads took
+    5.7-10.5 s spinning and 0.9-1.8 s sleeping (docs/serving.md, Latency)."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64) -> Engine:
     """The engine `tunesmith serve --engine NAME` runs on: local (transformers + PEFT, the default)
     or vllm (serving/vllm_engine.py; refused with one clear line where vllm cannot be imported)."""
