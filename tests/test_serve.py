@@ -283,7 +283,7 @@ def test_half_written_run_and_adapter_without_its_base(server, root):
     assert 400 <= added.status_code < 500 and "gone" in added.json()["error"]["message"]
     assert _post(url, {"model": "orphan", "messages": HELLO}).status_code == 404  # not left half-added
     assert _post(url, {"name": "x", "path": "../.."}, "/v1/adapters").status_code == 404
-    prompt = root / "prompt-run"
+    prompt = root / "prompt-run"  # a prompt-learning run whose adapter file is empty
     (prompt / "adapter").mkdir(parents=True)
     (prompt / "config.yaml").write_text(f"model:\n  name_or_path: {root / 'base'}\nmethod:\n  name: prompt-tuning\n")
     (prompt / "STATUS").write_text("succeeded\n")

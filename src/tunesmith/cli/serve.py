@@ -37,6 +37,9 @@ def serve(
                                   "port (same host, keys, models and metrics; see docs/serving.md)."),
 ):
     """Serve runs and models over an OpenAI-compatible HTTP API."""
+    from tunesmith.serving.engine import prefer_sleeping_threads
+
+    prefer_sleeping_threads()
     import uvicorn
 
     from tunesmith.server.app import create_app

@@ -34,18 +34,20 @@ class Forward:
     peft: bool = False
     calls: int = field(default=0)
 
-    def __call__(self, ids, mask, cache, adapters: list[str] | None):
+    def __call__(self, ids, mask, cache, adapters: list[str] | None, embeds=None):
+        """Logits of each row's last position and the cache; `embeds` replaces `ids` when given."""
         import torch
 
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+        width = (ids if embeds is None else embeds).shape[1]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
         extra = self._adapter_kwargs(adapters) if self.peft and adapters is not None else {}
         inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         if _keeps_logits(type(inner)):  # only the last position's logits: a prompt's others are never read
             extra["logits_to_keep"] = 1
         self.calls += 1
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                             use_cache=True, **extra)
+            out = self.model(input_ids=ids, inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True, **extra)
         return out.logits[:, -1, :].float(), out.past_key_values
 
     def _adapter_kwargs(self, adapters: list[str]) -> dict:
@@ -70,15 +72,23 @@ def _keeps_logits(model_class) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
-def prefill(forward: Forward, prompts: list[list[int]], adapters: list[str] | None, pad_id: int):
-    """Run the prompts (left padded) through the model: (last-position logits, CacheBatch-to-be)."""
+def prefill(forward: Forward, prompts: list[list[int]], adapters: list[str] | None, pad_id: int,
+            prefixes: list | None = None):
+    """Run the prompts (left padded) through the model: (last-position logits, CacheBatch-to-be).
+    `prefixes` (serving/virtual.py) gives rows a cache that starts with their virtual tokens."""
     import torch
     from transformers import DynamicCache
 
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    logits, cache = forward(ids, mask, DynamicCache(), adapters)
+    cache = DynamicCache()
+    if prefixes and any(p is not None for p in prefixes):
+        from tunesmith.serving.virtual import prefixed_cache
+
+        cache, before = prefixed_cache(prefixes)
+        mask = torch.cat([before, mask], dim=1)
+    logits, cache = forward(ids, mask, cache, adapters)
     return logits, cache, mask
 
 

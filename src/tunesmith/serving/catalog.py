@@ -17,19 +17,22 @@ from tunesmith.errors import TunesmithError
 from tunesmith.models.zoo import ZOO
 from tunesmith.runs.rundir import RunDir
 from tunesmith.serving.errors import BadRequest, ModelNotFound, ModelNotReady
+from tunesmith.serving.virtual import SERVED as VIRTUAL
 
 LORA_TYPES = {"LORA"}  # PEFT types that can share a base in one mixed-adapter batch
 PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
+SHARED = LORA_TYPES | VIRTUAL  # served as adapters of their base (prompt learning: serving/virtual.py)
 PICKLE = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One servable model. `kind` adapter: LoRA weights on `base`; model: weights of its own."""
+    """One servable model. `kind` adapter: LoRA or prompt-learning weights on `base`; model: weights of
+    its own; onnx: an ONNX export (serving/onnx.py)."""
 
     name: str
     path: str  # run directory, model directory or zoo name
-    kind: str  # "adapter" | "model"
+    kind: str  # "adapter" | "model" | "onnx"
     base: str  # the base model of an adapter; for a model, its own path
     task: str | None  # the run's task; None for a plain model
     can_generate: bool
@@ -73,6 +76,8 @@ def _describe(source: str, name: str | None, stamp: tuple) -> Target:
     if source in ZOO or (path.suffix == ".gguf" and path.is_file()):  # gguf: transformers' loader, dequantized
         return Target(name or path.stem if path.suffix == ".gguf" else name or source, source, "model", source,
                       None, True, created)
+    if (path / "model.onnx").is_file() and (path / "config.json").is_file():  # export --to onnx: onnxruntime
+        return Target(name or path.name, str(path), "onnx", str(path), None, _generates(path), created)
     if (path / "config.json").is_file():
         _safetensors_only(path)
         return Target(name or path.name, str(path), "model", str(path), None, _generates(path), created)
@@ -90,11 +95,11 @@ def _run_target(run: RunDir, name: str, created: int) -> Target:
     if (run.adapter_dir / "adapter_config.json").is_file():
         _safetensors_only(run.adapter_dir)
         adapter = json.loads((run.adapter_dir / "adapter_config.json").read_text())
-        if adapter.get("peft_type") in PROMPT_LEARNING and generates:
-            raise BadRequest(f"run {name!r} ({config.method.name}) learns virtual tokens, which the batched "
-                             "server does not serve yet; use `tunesmith generate` for it, or a LoRA-family method",
-                             "model")
-        shared = adapter.get("peft_type") in LORA_TYPES and not adapter.get("use_dora") and generates
+        kind_of = adapter.get("peft_type")
+        if kind_of in PROMPT_LEARNING - VIRTUAL and generates:
+            raise BadRequest(f"run {name!r} ({kind_of}) learns virtual tokens that depend on a task id or on "
+                             "the request; the server does not serve them: use `tunesmith generate`", "model")
+        shared = kind_of in SHARED and not adapter.get("use_dora") and generates
         kind, base = ("adapter", config.model.name_or_path) if shared else ("model", str(run.path))
         return Target(name, str(run.path), kind, base, config.task.name, generates, created)
     if (run.model_dir / "config.json").is_file():
@@ -107,8 +112,9 @@ def _adapter_folder(path: Path, name: str, created: int) -> Target:
     _safetensors_only(path)
     adapter = json.loads((path / "adapter_config.json").read_text())
     base = adapter.get("base_model_name_or_path")
-    if not base or adapter.get("peft_type") not in LORA_TYPES or adapter.get("use_dora"):
-        raise BadRequest(f"{name}: only LoRA adapter folders naming their base model can be served alone; "
+    if not base or adapter.get("peft_type") not in SHARED or adapter.get("use_dora"):
+        raise BadRequest(f"{name}: only LoRA and prompt-learning adapter folders naming their base model can be "
+                         "served alone; "
                          "serve the run directory instead", "model")
     return Target(name, str(path), "adapter", base, None, True, created)
 

@@ -1,9 +1,10 @@
 """The engine that runs models for the server, behind one interface (`Engine`).
 
 `LocalEngine` (transformers + PEFT, CPU or GPU) keeps one copy of each base model. Every
-LoRA-family run on that base is an adapter in the same PeftModel, loaded on first use and
-evicted least-recently-used beyond `max_adapters`. One scheduler thread per base collects the
-requests that arrive within a few milliseconds, prefills them together and decodes all live
+LoRA-family run on that base is an adapter in the same PeftModel (a prompt-learning run, a KV
+prefix: serving/virtual.py), loaded on first use and evicted least-recently-used beyond
+`max_adapters`. One scheduler thread per base takes the requests waiting when it is free,
+prefills them together and decodes all live
 sequences in one forward pass per token, each row with its own adapter (PEFT's mixed-adapter
 batches, `adapter_names=`); sequences join and leave the batch between steps (continuous
 batching, see batching.py). Tokens go to each request as they are produced; a cancelled
@@ -57,6 +58,7 @@ class Job:
     dialect: Dialect
     on_chunk: Callable[[Chunk], None]
     adapter: str | None = None  # PEFT adapter name, None for the base / a model of its own
+    prefix: object = None  # a prompt-learning run's virtual tokens (serving/virtual.py), else None
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated: list[int] = field(default_factory=list)
     sent: int = 0  # characters of the reply already sent
@@ -106,7 +108,7 @@ class Engine(ABC):
 
 
 class LocalEngine(Engine):
-    def __init__(self, max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64, batch_wait_ms: float = 5.0):
+    def __init__(self, max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64, batch_wait_ms: float = 0.0):
         self.max_adapters, self.max_batch, self.max_queue = max_adapters, max_batch, max_queue
         self.wait = batch_wait_ms / 1000
         self._slots: dict[str, Slot] = {}
@@ -129,6 +131,7 @@ class LocalEngine(Engine):
                                                            else int(time.time_ns() % 2**31))
         if target.kind == "adapter":
             job.adapter = slot.acquire(target)
+            job.prefix = slot.prefixes.get(job.adapter)
         try:
             slot.submit(job)
         except Overloaded:
@@ -146,23 +149,28 @@ class LocalEngine(Engine):
         from tunesmith.inference.load import Loaded
 
         slot = self._slot(target)
-        if target.kind == "model":
+        if target.kind != "adapter":
             return Dialect.of(slot.loaded, slot.context)
         from tunesmith.adapters.sources import adapter_source
         from tunesmith.data.templates import get_template
         from tunesmith.models import load_tokenizer
+        from tunesmith.serving.virtual import virtual_tokens
 
         source = adapter_source(target.path)
         has_tokenizer = (source.path / "tokenizer_config.json").is_file()
         tokenizer = load_tokenizer(source.path) if has_tokenizer else slot.loaded.tokenizer
         config = source.config
         loaded = Loaded(None, tokenizer, get_template(config.data.template, tokenizer), config)
-        return Dialect.of(loaded, slot.context)
+        return Dialect.of(loaded, slot.context - virtual_tokens(source.path))  # virtual tokens take context
 
     def _slot(self, target: Target) -> Slot:
         key = self._slot_key(target)
         with self._lock:
-            if key not in self._slots:
+            if key not in self._slots and target.kind == "onnx":
+                from tunesmith.serving.onnx import OnnxSlot, load_onnx
+
+                self._slots[key] = OnnxSlot(load_onnx(target.path), self)
+            elif key not in self._slots:
                 self._slots[key] = Slot(_load_base(target), self)
             return self._slots[key]
 
@@ -173,7 +181,7 @@ class LocalEngine(Engine):
 
         from tunesmith.models import resolve_model
 
-        if target.kind == "model" and target.task is not None:
+        if (target.kind == "model" and target.task is not None) or target.kind == "onnx":
             return str(Path(target.path).resolve())
         return str(resolve_model(target.base).resolve())
 
@@ -183,6 +191,8 @@ class LocalEngine(Engine):
             slot.release(slot.acquire(target))
         elif target.can_generate:
             self._slot(target)
+        elif target.kind == "onnx":
+            raise BadRequest(f"model {target.label!r}: tunesmith serves ONNX exports of causal LMs only", "model")
         else:
             self._other(target)
 
@@ -220,6 +230,7 @@ class LocalEngine(Engine):
         """Mean of the last hidden states over each text's real tokens."""
         import torch
 
+        _served_by_torch(target, "embeddings")
         loaded, lock = self._other(target)
         tok = loaded.tokenizer
         limit = getattr(tok, "model_max_length", 512)
@@ -233,6 +244,7 @@ class LocalEngine(Engine):
     def predict(self, target, rows):
         from tunesmith.tasks import TASKS
 
+        _served_by_torch(target, "predict")
         task = TASKS.get(target.task) if target.task else None
         if task is None or task.predict is None:
             raise BadRequest(f"model {target.label!r} has no predict (task {target.task}); "
@@ -306,6 +318,19 @@ class _Origin(str):
 ENGINES = ("local", "vllm")
 
 
+def prefer_sleeping_threads() -> None:
+    """Make torch's OpenMP threads sleep, not spin, between parallel regions (OMP_WAIT_POLICY=PASSIVE),
+    unless the environment already says otherwise; it must run before torch is imported. A server
+    shares its cores with its event loop, its clients and other processes: on the shared 2-core
+    machine of 2026-11-30 (load average 14), a 50-token forward of smollm2 with 2 threads took
+    5.7-10.5 s spinning and 0.9-1.8 s sleeping (docs/serving.md, Latency)."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16, max_queue: int = 64) -> Engine:
     """The engine `tunesmith serve --engine NAME` runs on: local (transformers + PEFT, the default)
     or vllm (serving/vllm_engine.py; refused with one clear line where vllm cannot be imported)."""
@@ -316,6 +341,12 @@ def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16,
     if name != "local":
         raise ConfigError(f"--engine {name!r} is not an engine; use one of {', '.join(ENGINES)}")
     return LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
+
+
+def _served_by_torch(target: Target, what: str) -> None:
+    if target.kind == "onnx":
+        raise BadRequest(f"model {target.label!r} is an ONNX export; it serves chat and completions, not {what} "
+                         "(serve the run it was exported from)", "model")
 
 
 def _load_base(target: Target):
@@ -354,7 +385,9 @@ class Slot:
         self.pad = loaded.tokenizer.pad_token_id or 0
         self.waiting: deque[Job] = deque()
         self.adapters: OrderedDict[str, list] = OrderedDict()  # key -> [references, retired, name]
+        self.prefixes: dict[str, object] = {}  # key -> Prefix of the prompt-learning runs among the adapters
         self.lock = threading.Lock()  # the model: held for each forward pass and adapter change
+        self.table = threading.Lock()  # self.adapters; taken after self.lock when both are held
         self.wake = threading.Condition()
         self.closed = False
         self.live = 0  # sequences in the running batch
@@ -364,38 +397,51 @@ class Slot:
 
     # --- adapters ------------------------------------------------------------------------
     def acquire(self, target: Target) -> str:
-        """The adapter's PEFT name, loaded if needed and held until release()."""
+        """The adapter's PEFT name, loaded if needed and held until release(). A resident adapter
+        is taken without waiting for the forward pass in progress (only loading changes the model)."""
         key = target.key
+        if self._hold(key, target.name):
+            return key
         with self.lock:
-            if key not in self.adapters:
+            if not self._hold(key, target.name):
                 self._load_adapter(key, target.path)
-                self.adapters[key] = [0, False, target.name]
-            entry = self.adapters[key]
-            entry[0] += 1
-            entry[2] = target.name
-            self.adapters.move_to_end(key)
+                with self.table:
+                    self.adapters[key] = [1, False, target.name]
             self._evict()
         return key
+
+    def _hold(self, key: str, name: str) -> bool:
+        with self.table:
+            entry = self.adapters.get(key)
+            if entry is None:
+                return False
+            entry[0] += 1
+            entry[2] = name
+            self.adapters.move_to_end(key)
+            return True
 
     def release(self, key: str | None) -> None:
         if key is None:
             return
-        with self.lock:
+        with self.table:
             entry = self.adapters.get(key)
-            if entry is not None:
-                entry[0] -= 1
-                if entry[1] and entry[0] == 0:
-                    self._delete(key)
+            if entry is None:
+                return
+            entry[0] -= 1
+            unload = entry[0] == 0 and (entry[1] or len(self.adapters) > self.engine.max_adapters)
+        if unload:
+            with self.lock:
                 self._evict()
 
     def retire(self, key: str) -> None:
         """Unload once the requests using it are done."""
-        with self.lock:
+        with self.table:
             entry = self.adapters.get(key)
-            if entry is not None:
-                entry[1] = True
-                if entry[0] == 0:
-                    self._delete(key)
+            if entry is None:
+                return
+            entry[1] = True
+        with self.lock:
+            self._evict()
 
     def resident(self) -> list[str]:
         return [entry[2] for entry in list(self.adapters.values())]
@@ -404,8 +450,14 @@ class Slot:
         from peft import PeftModel
 
         from tunesmith.adapters.sources import adapter_source
+        from tunesmith.serving.virtual import SERVED, make_prefix
 
-        path = adapter_source(run_path).path
+        source = adapter_source(run_path)
+        path = source.path
+        if source.peft_type in SERVED:  # prompt learning: a cache prefix, the base model untouched
+            rows = [BASE_ADAPTER] if self.forward.peft else None
+            self.prefixes[key] = make_prefix(self.forward, self.loaded.model, path, rows)
+            return
         if not self.forward.peft:
             self.forward.model = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=key).eval()
             self.forward.peft = True
@@ -414,13 +466,23 @@ class Slot:
         self.forward.model.eval()
 
     def _evict(self) -> None:
-        idle = [k for k, (refs, _, _) in self.adapters.items() if refs == 0]
-        while len(self.adapters) > self.engine.max_adapters and idle:
-            self._delete(idle.pop(0))
+        """Unload (model lock held) the retired adapters nobody uses, then the least recently used
+        idle ones beyond max_adapters; they leave the table first, so nobody can take them meanwhile."""
+        with self.table:
+            idle = [k for k, (refs, _, _) in self.adapters.items() if refs == 0]
+            gone = [k for k in idle if self.adapters[k][1]]
+            over = len(self.adapters) - len(gone) - self.engine.max_adapters
+            gone += [k for k in idle if k not in gone][:max(0, over)]
+            for key in gone:
+                del self.adapters[key]
+        for key in gone:
+            self._delete(key)
 
     def _delete(self, key: str) -> None:
         import warnings
 
+        if self.prefixes.pop(key, None) is not None:
+            return
         with warnings.catch_warnings():  # PEFT warns that the active adapter changes; routing is per row
             warnings.simplefilter("ignore")
             if len(self.forward.model.peft_config) > 1:
@@ -428,7 +490,6 @@ class Slot:
             else:  # the last one: PEFT cannot take new adapters after that, so go back to the bare base
                 self.loaded.model = self.forward.model = self.forward.model.unload()
                 self.forward.peft = False
-        del self.adapters[key]
 
     # --- scheduling ----------------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -451,8 +512,9 @@ class Slot:
                     self.wake.wait()
                 if self.closed:
                     return
-            if not live:
-                time.sleep(self.engine.wait)  # let concurrent requests arrive and prefill together
+            if not live and self.engine.wait:  # optionally let more requests arrive to prefill together; by
+                time.sleep(self.engine.wait)  # default none: each wait adds to time to first token, and later
+                # arrivals join the batch at the next step anyway
             try:
                 batch, live = self._admit(batch, live)
                 if live:
@@ -478,7 +540,8 @@ class Slot:
             return batch, live
         self.joining = new  # failed with the batch if prefill fails
         with self.lock:
-            logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad)
+            logits, cache, mask = batching.prefill(self.forward, [j.prompt for j in new], self._names(new), self.pad,
+                                                   [j.prefix for j in new])
         tokens = self._choose(logits, new)
         kept = [i for i, (j, t) in enumerate(zip(new, tokens)) if self._emit(j, t, self._logprobs(logits[i], j, t))]
         if kept:
@@ -510,7 +573,7 @@ class Slot:
     def _names(self, jobs: list[Job]) -> list[str] | None:
         if not self.forward.peft or self.own_adapter:
             return None
-        return [j.adapter or BASE_ADAPTER for j in jobs]
+        return [BASE_ADAPTER if j.adapter is None or j.prefix is not None else j.adapter for j in jobs]
 
     def _choose(self, logits, jobs: list[Job]) -> list[int]:
         """Greedy for temperature 0; otherwise temperature and nucleus sampling with the job's seed."""
@@ -567,7 +630,7 @@ class Slot:
         if found:
             self._finish(job, text[job.sent:min(found)], "stop")
             return False
-        if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= self.context:
+        if len(job.generated) >= s.max_tokens or len(job.prompt) + len(job.generated) >= d.context:
             self._finish(job, text[job.sent:], "length", logprobs=logprobs)
             return False
         # hold back what could be the start of a stop string or half of a multi-byte character

@@ -5,9 +5,11 @@ the `openai` client parses). The FastAPI app only parses requests and writes the
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from tunesmith.data.tool_calls import parse_tool_calls
@@ -18,6 +20,7 @@ from tunesmith.serving.metrics import ServerMetrics, labels
 from tunesmith.serving.openai import ChatRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
 DEFAULT_MAX_TOKENS = 256
+MODEL_THREADS = 64  # calls that may wait on the engine at once (asyncio's own pool has cores + 4 threads)
 
 
 @dataclass
@@ -32,9 +35,18 @@ class Call:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, engine: Engine, metrics: ServerMetrics | None = None, traffic=None):
+    def __init__(self, catalog: Catalog, engine: Engine, metrics: ServerMetrics | None = None, traffic=None,
+                 model_threads: int = MODEL_THREADS):
         self.catalog, self.engine, self.traffic = catalog, engine, traffic  # traffic: a TrafficLog or None
         self.metrics = metrics or ServerMetrics(engine)
+        # Engine calls block a thread until the model answers; predict calls waiting together are
+        # combined into one batch, so the pool must hold as many waiting callers as a batch takes
+        # (with asyncio's default pool of cores + 4 threads, batches stayed at about 6 rows).
+        self._pool = ThreadPoolExecutor(model_threads, thread_name_prefix="tunesmith-call")
+
+    async def _off_loop(self, fn, *args):
+        """fn(*args) in a worker thread of the service's pool, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     @property
     def registry(self):
@@ -59,11 +71,14 @@ class Service:
         self._record(call)
 
     async def resolve(self, call: Call, name: str, warm: bool = True) -> Target:
-        """The target; its model (and adapter) loaded in a worker thread, off the event loop."""
-        call.target = await asyncio.to_thread(self.catalog.resolve, name, call.subject)
+        """The target; its model (and adapter) loaded, in one trip to a worker thread."""
+        return await self._off_loop(self._resolve, call, name, warm)
+
+    def _resolve(self, call: Call, name: str, warm: bool) -> Target:
+        call.target = self.catalog.resolve(name, call.subject)
         if warm and call.target.can_generate:
-            await asyncio.to_thread(self.engine.load, call.target)
-            await asyncio.to_thread(self.engine.dialect, call.target)
+            self.engine.load(call.target)
+            self.engine.dialect(call.target)
         return call.target
 
     # --- models --------------------------------------------------------------------------
@@ -115,7 +130,7 @@ class Service:
         try:
             for i, prompt in enumerate(prompts):
                 seeded = sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + i)
-                jobs.append(await asyncio.to_thread(self.engine.submit, target, prompt, seeded, deliver(i)))
+                jobs.append(await self._off_loop(self.engine.submit, target, prompt, seeded, deliver(i)))
             self.metrics.prompt_tokens.labels(**tags).inc(sum(len(p) for p in prompts))
             running = len(jobs)
             while running:
@@ -276,14 +291,14 @@ class Service:
         if target.kind == "adapter":
             raise BadRequest(f"model {target.label!r} is a LoRA adapter; embeddings come from encoder models",
                              "model")
-        vectors, tokens = await asyncio.to_thread(self.engine.embed, target, req.texts())
+        vectors, tokens = await self._off_loop(self.engine.embed, target, req.texts())
         return {"object": "list", "model": target.label, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                 "data": [{"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
                          for i, v in enumerate(vectors)]}
 
     async def predict(self, call: Call, req: PredictRequest) -> dict:
         target = await self.resolve(call, req.model, warm=False)
-        rows, label_map = await asyncio.to_thread(self.engine.predict, target, req.rows())
+        rows, label_map = await self._off_loop(self.engine.predict, target, req.rows())
         return {"object": "list", "model": target.label, "task": target.task,
                 "labels": label_map, "data": [{k: v for k, v in r.items() if k != "origin"} for r in rows]}
 
