@@ -276,17 +276,17 @@ def test_the_jobs_and_runs_pages_list_both_jobs_and_overlay_their_curves(page):
 
 
 # --- 6. playground -------------------------------------------------------------------------------------------
-def test_the_playground_streams_answers_of_the_tuned_model_and_an_earlier_checkpoint(page):
-    early = f"{state['model']}:ckpt-step-6"
+def test_the_playground_streams_the_tuned_model_beside_its_base(page, tiny_model_dir):
+    base = str(tiny_model_dir)  # the job's base model is served beside what was tuned from it
     page.goto(f"/playground?model={state['model']}")
     page.wait_for_function(f"document.getElementById('model-a').value === {json.dumps(state['model'])}")
-    page.fill("#model-b", early)
+    page.fill("#model-b", base)
     page.fill("#prompt", "what is 2 plus 2?")
     page.click("#send")
     page.wait_for_selector("#answer-a .reply[data-done=true]", timeout=LONG)
     page.wait_for_selector("#answer-b .reply[data-done=true]", timeout=LONG)
     assert page.get_attribute("#answer-a .reply", "data-model") == state["model"]
-    assert page.get_attribute("#answer-b .reply", "data-model") == early
+    assert page.get_attribute("#answer-b .reply", "data-model") == base
     assert page.inner_text("#answer-a .reply").strip()  # an answer came
     assert page.is_hidden("#error")
     shot(page, "playground")

@@ -70,7 +70,10 @@ def test_the_openai_workflow_with_the_official_client(db_url, tmp_path, tiny_mod
         early = a.chat.completions.create(model=checkpoints[1].fine_tuned_model_checkpoint, max_tokens=2,
                                           messages=[{"role": "user", "content": "hi"}])
         assert early.choices[0].finish_reason in ("length", "stop")
-        assert done.fine_tuned_model in [m.id for m in a.models.list()]
+        assert {done.fine_tuned_model, str(tiny_model_dir)} <= {m.id for m in a.models.list()}  # tuned and base
+        base = a.chat.completions.create(model=str(tiny_model_dir), max_tokens=2,
+                                         messages=[{"role": "user", "content": "hi"}])
+        assert base.model == str(tiny_model_dir) and base.choices[0].finish_reason in ("length", "stop")
 
         # a second job, cancelled while it runs, ends cancelled and keeps a checkpoint
         long = a.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=uploaded.id,
@@ -90,7 +93,7 @@ def test_the_openai_workflow_with_the_official_client(db_url, tmp_path, tiny_mod
 
         # tenancy: project B sees none of it, and cannot use A's model
         assert b.files.list().data == [] and b.fine_tuning.jobs.list().data == []
-        assert done.fine_tuned_model not in [m.id for m in b.models.list()]
+        assert not {done.fine_tuned_model, str(tiny_model_dir)} & {m.id for m in b.models.list()}
         for call in (lambda: b.files.retrieve(uploaded.id), lambda: b.files.content(uploaded.id),
                      lambda: b.files.delete(uploaded.id), lambda: b.fine_tuning.jobs.retrieve(job.id),
                      lambda: b.fine_tuning.jobs.cancel(long.id), lambda: b.fine_tuning.jobs.list_events(job.id),

@@ -243,9 +243,11 @@ def list_checkpoints(store: Store, project: str, job_id: str, after: str | None 
 
 
 def model_path(store: Store, name: str, project: str) -> Path | None:
-    """The run directory (or checkpoint folder) of a fine-tuned model of `project`, by its `ft:` name."""
+    """The run directory (or checkpoint folder) of a fine-tuned model of `project`, by its `ft:` name;
+    or the base model one of the project's succeeded jobs was trained from, by the job's `model`
+    (so that a base can be served beside what was tuned from it)."""
     if not name.startswith("ft:"):
-        return None
+        return Path(name) if name in base_models(store, project) else None
     row = store.one(sa.select(jobs.c.id).where(jobs.c.fine_tuned_model == name, jobs.c.project == project,
                                                jobs.c.status == "succeeded"))
     if row:
@@ -253,6 +255,14 @@ def model_path(store: Store, name: str, project: str) -> Path | None:
     row = store.one(sa.select(checkpoints.c.path).join(jobs, jobs.c.id == checkpoints.c.job_id).where(
         checkpoints.c.model == name, jobs.c.project == project))
     return store.storage / row["path"] if row else None
+
+
+def base_models(store: Store, project: str) -> list[str]:
+    """The base models (zoo names or paths) of the project's succeeded jobs."""
+    with store.read() as connection:
+        rows = connection.execute(sa.select(jobs.c.model).distinct().where(
+            jobs.c.project == project, jobs.c.status == "succeeded")).all()
+    return [row[0] for row in rows]
 
 
 def fine_tuned_models(store: Store, project: str) -> list[tuple[str, Path]]:

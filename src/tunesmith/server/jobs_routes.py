@@ -112,7 +112,8 @@ def _control(store: Store, call, caller):
 
 
 class FineTunedModels:
-    """The catalog's resolver of `ft:` names: the caller's project's succeeded jobs and checkpoints."""
+    """The catalog's resolver of the caller's project's models: `ft:` names of its succeeded jobs and
+    checkpoints, and the base models those jobs were trained from."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -121,7 +122,9 @@ class FineTunedModels:
         return jobs.model_path(self.store, name, current_project.get())
 
     def names(self) -> list[str]:
-        return [name for name, _ in jobs.fine_tuned_models(self.store, current_project.get())]
+        project = current_project.get()
+        return ([name for name, _ in jobs.fine_tuned_models(self.store, project)]
+                + jobs.base_models(self.store, project))
 
 
 class ProjectScope:

@@ -5,6 +5,7 @@ the `openai` client parses). The FastAPI app only parses requests and writes the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 import uuid
@@ -45,8 +46,10 @@ class Service:
         self._pool = ThreadPoolExecutor(model_threads, thread_name_prefix="tunesmith-call")
 
     async def _off_loop(self, fn, *args):
-        """fn(*args) in a worker thread of the service's pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+        """fn(*args) in a worker thread of the service's pool, off the event loop, in the caller's context
+        (as asyncio.to_thread does: the request's project is a context variable)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     @property
     def registry(self):
