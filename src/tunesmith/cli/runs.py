@@ -140,7 +140,9 @@ def compare(
     table = Table(title="runs compared")
     table.add_column("run", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for column in [*differing, "steps", "train loss", "eval loss", *extra, "time"]:
+    forgetting = any(s.forgetting for s in summaries)
+    for column in [*differing, "steps", "train loss", "eval loss", *extra,
+                   *(["backward transfer", "forward gain"] if forgetting else []), "time"]:
         table.add_column(column, overflow="fold")
     best = min((s.eval_after for s in summaries if s.eval_after is not None), default=None)
     for s in summaries:
@@ -148,12 +150,42 @@ def compare(
         evals = _num(s.eval_after) + (" ★" if best is not None and s.eval_after == best else "")
         table.add_row(s.name, s.status, *[_cell(flat.get(k, "")) for k in differing],
                       _num(s.steps, "d") if s.steps else "",
-                      _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra], _time(s.seconds))
+                      _num(s.train_loss), evals, *[_num(s.final_metrics.get(k)) for k in extra],
+                      *([_num(s.forgetting.get("backward_transfer")), _num(s.forgetting.get("forward_gain"))]
+                        if forgetting else []), _time(s.seconds))
     stdout.print(table)
     if not differing:
         console.print("the runs' configs are identical (apart from output)")
     png, drawn = plot_compare(paths, output, metric or None, x)
     console.print(f"curves ({', '.join(drawn)}) -> {png}")
+
+
+@runs_app.command("lineage")
+def lineage(run: Path = typer.Argument(..., help="Run directory."), as_json: bool = JSON):
+    """The chain of runs RUN continues (model.from_run), oldest first: data hash and figures of each
+    (--json for the full paths)."""
+    from rich.table import Table
+
+    from tunesmith.runs.lineage import lineage as chain_of
+
+    steps = chain_of(run)
+    if as_json:
+        print_json(steps)
+        return
+    table = Table(title=f"lineage of {run}")
+    table.add_column("#")
+    table.add_column("run", no_wrap=True)
+    table.add_column("data", overflow="fold")
+    table.add_column("data hash", no_wrap=True)
+    for column in ("method", "regulariser", "eval loss", "backward transfer", "forward gain"):
+        table.add_column(column, overflow="fold")
+    for i, step in enumerate(steps, 1):
+        f = step.get("forgetting") or {}
+        evals = f"{_num(step['eval_loss_before'])} → {_num(step['eval_loss_after'])}"
+        table.add_row(str(i), Path(step["run"]).name, ", ".join(Path(str(d)).name for d in step["data"]),
+                      step["data_hash"] or "", step["method"] or "", step["regulariser"] or "", evals,
+                      _num(f.get("backward_transfer")), _num(f.get("forward_gain")))
+    stdout.print(table)
 
 
 @runs_app.command("cancel")
