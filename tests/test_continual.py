@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tunesmith.cli.main import run as cli
-from tunesmith.config import validate_config
 from tunesmith.continual.regularisers import REGULARISERS, AnchorContext
 from tunesmith.data.multitask import mix_tasks, task_shares
 from tunesmith.data.replay import replay_records
@@ -21,7 +20,8 @@ from tunesmith.training.runner import train
 
 def _chat_rows(path, n, word, start=0):
     rows = [{"messages": [{"role": "user", "content": f"{word} {i}?"},
-                          {"role": "assistant", "content": f"{word} {i} is {i * 3}."}]} for i in range(start, start + n)]
+                          {"role": "assistant", "content": f"{word} {i} is {i * 3}."}]}
+            for i in range(start, start + n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -137,7 +137,8 @@ def _old_new_products(first, second, r_old):
             assert torch.equal(a[:r_old], a_old)  # the earlier adapter, bit for bit
             b_key = key.replace(".lora_A.", ".lora_B.")
             assert torch.equal(both[b_key][:, :r_old], old[b_key])
-            norms.append(torch.linalg.norm(a_old @ a[r_old:].T) / (torch.linalg.norm(a_old) * torch.linalg.norm(a[r_old:])))
+            a_new = a[r_old:]
+            norms.append(torch.linalg.norm(a_old @ a_new.T) / (torch.linalg.norm(a_old) * torch.linalg.norm(a_new)))
     return max(norms)
 
 
@@ -147,7 +148,8 @@ def test_olora_trains_an_orthogonal_adapter_and_keeps_the_old_one(tiny_config, t
 
     def second(name, strength):
         return train(tiny_config(model={"from_run": str(first)}, data={"train": [str(second_file)]},
-                                 train={"max_steps": 30, "learning_rate": 2e-2, "regulariser": {"name": "o-lora", "strength": strength}},
+                                 train={"max_steps": 30, "learning_rate": 2e-2,
+                                        "regulariser": {"name": "o-lora", "strength": strength}},
                                  output={"dir": str(tmp_path / name)})).run_dir
 
     with_penalty, without = second("olora", 5.0), second("olora0", 0.0)
@@ -169,7 +171,6 @@ def test_temperature_sampling_draws_shares_of_n_to_the_one_over_t():
     for sampling, temperature, expected in (("temperature", 2.0, (30, 10)), ("size", 1.0, (900, 100)),
                                             ("equal", 1.0, (1, 1)), ("temperature", 1e9, (1, 1))):
         mixed, report = mix_tasks(by_task, sampling, temperature, seed=0)
-        big = sum(1 for r in mixed if r in by_task["big"][0] and report)  # rows are the tasks' own dicts
         big = report["per_task"]["big"]["drawn"]
         share = big / len(mixed)
         assert share == pytest.approx(expected[0] / sum(expected), abs=0.01), sampling
@@ -209,7 +210,8 @@ def test_lineage_and_forgetting_of_a_chain(tiny_config, tmp_path, second_file, c
     old = found["earlier_tasks"]["first"]
     assert old["before"] == results["eval_before"]["eval_old_first_loss"]
     assert old["after"] == results["eval_after"]["eval_old_first_loss"]
-    assert found["forward_gain"] == pytest.approx(results["eval_before"]["eval_loss"] - results["eval_after"]["eval_loss"])
+    gain = results["eval_before"]["eval_loss"] - results["eval_after"]["eval_loss"]
+    assert found["forward_gain"] == pytest.approx(gain)
     assert "backward_transfer" in found and "## Forgetting" in (third / "README.md").read_text()
 
     cli(["runs", "lineage", str(third), "--json"])
