@@ -32,6 +32,9 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     d = config.data
     if not d.train and not d.tasks:
         raise DataError("data.train is empty; give at least one training file (or data.tasks)")
+    if d.train and d.tasks:
+        raise DataError("data.tasks replaces data.train: give each task's files in data.tasks and leave "
+                        "data.train empty (data.train=[])")
     split = split_records(config, task)
     train_records, eval_records, extra = split.train, split.eval, {}
     if d.tasks:
