@@ -202,6 +202,9 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
                          trainer_class)
     penalty = anchor(plan, model, run.path, task, tokenizer, config)
     trainer = task.make_trainer(parts) if task.make_trainer else _default_trainer(parts, task, data, run)
+    if penalty is not None and not isinstance(trainer, TunesmithTrainer):
+        raise ConfigError(f"train.regulariser: task {task.name} trains with {type(trainer).__name__}, which "
+                          "takes no regulariser; drop train.regulariser (replay works for every task)")
     trainer.extra_evals = {**data.eval_by_task, **plan.old_evals}  # eval_<name>_loss beside eval_loss
     trainer.penalty = penalty
     _drop_default_printers(trainer)
