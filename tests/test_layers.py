@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
 LAYERS = [
     ["errors"], ["registry"], ["utils"], ["config"], ["runs"],  # foundations
     ["models"], ["data"], ["metrics"], ["tasks"], ["methods"],  # components
-    ["inference"], ["evaluation"], ["adapters"], ["training"], ["export"], ["sweep"], ["serving"],  # orchestration
+    ["inference"], ["evaluation"], ["adapters"], ["continual"], ["training"],  # orchestration
+    ["export"], ["sweep"], ["serving"],
     ["jobs"],
     ["quickstart"], ["server"], ["cli"], ["__init__"],  # front ends and the public entry point
 ]

@@ -2,6 +2,7 @@
 
 from tunesmith import methods, tasks  # noqa: F401  (fill the registries)
 from tunesmith.config import RunConfig, load_config
+from tunesmith.continual import regularisers  # noqa: F401  (continual-learning regularisers)
 from tunesmith.data import steps  # noqa: F401  (data pipeline steps)
 from tunesmith.errors import TunesmithError
 from tunesmith.runs.cancel import CancelToken

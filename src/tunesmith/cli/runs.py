@@ -138,18 +138,51 @@ def compare(
     table = Table(title="runs compared")
     table.add_column("run", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for column in [*differing, "steps", "train loss", "eval loss", *extra, "time"]:
+    forgetting = any(r["forgetting"] for r in found["runs"])
+    for column in [*differing, "steps", "train loss", "eval loss", *extra,
+                   *(["backward transfer", "forward gain"] if forgetting else []), "time"]:
         table.add_column(column, overflow="fold")
     for r in found["runs"]:
+        lost = r["forgetting"] or {}
         table.add_row(r["name"], r["status"], *[_cell(r["config"][k]) for k in differing],
                       _num(r["steps"], "d") if r["steps"] else "", _num(r["train_loss"]),
                       _num(r["eval_loss"]) + (" ★" if r["best"] else ""),
-                      *[_num(r["metrics"][k]) for k in extra], _time(r["seconds"]))
+                      *[_num(r["metrics"][k]) for k in extra],
+                      *([_num(lost.get("backward_transfer")), _num(lost.get("forward_gain"))] if forgetting else []),
+                      _time(r["seconds"]))
     stdout.print(table)
     if not differing:
         console.print("the runs' configs are identical (apart from output)")
     png, drawn = plot_compare(paths, output, metric or None, x)
     console.print(f"curves ({', '.join(drawn)}) -> {png}")
+
+
+@runs_app.command("lineage")
+def lineage(run: Path = typer.Argument(..., help="Run directory."), as_json: bool = JSON):
+    """The chain of runs RUN continues (model.from_run), oldest first: data hash and figures of each
+    (--json for the full paths)."""
+    from rich.table import Table
+
+    from tunesmith.runs.lineage import lineage as chain_of
+
+    steps = chain_of(run)
+    if as_json:
+        print_json(steps)
+        return
+    table = Table(title=f"lineage of {run}")
+    table.add_column("#")
+    table.add_column("run", no_wrap=True)
+    table.add_column("data", overflow="fold")
+    table.add_column("data hash", no_wrap=True)
+    for column in ("method", "regulariser", "eval loss", "backward transfer", "forward gain"):
+        table.add_column(column, overflow="fold")
+    for i, step in enumerate(steps, 1):
+        f = step.get("forgetting") or {}
+        evals = f"{_num(step['eval_loss_before'])} → {_num(step['eval_loss_after'])}"
+        table.add_row(str(i), Path(step["run"]).name, ", ".join(Path(str(d)).name for d in step["data"]),
+                      step["data_hash"] or "", step["method"] or "", step["regulariser"] or "", evals,
+                      _num(f.get("backward_transfer")), _num(f.get("forward_gain")))
+    stdout.print(table)
 
 
 @runs_app.command("cancel")

@@ -34,7 +34,12 @@ class TaskConfig(ComponentConfig):
     """Base of every task's options."""
 
 
+class RegulariserConfig(ComponentConfig):
+    """Base of every continual-learning regulariser's options (continual/regularisers/)."""
+
+
 METHOD_CONFIGS: Registry[type[MethodConfig]] = Registry("method")
+REGULARISER_CONFIGS: Registry[type[RegulariserConfig]] = Registry("regulariser")
 TASK_CONFIGS: Registry[type[TaskConfig]] = Registry("task")
 
 

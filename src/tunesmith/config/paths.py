@@ -25,12 +25,21 @@ def resolve_paths(data: dict, config_file: Path) -> dict:
         for key in ("train", "eval"):
             if key in section:
                 section[key] = _resolved(section[key], folder)
+        replay = section.get("replay")
+        if isinstance(replay, dict) and "from" in replay:
+            replay["from"] = _resolved(replay["from"], folder)
+        for task in section.get("tasks") or []:
+            for key in ("train", "eval"):
+                if isinstance(task, dict) and key in task:
+                    task[key] = _resolved(task[key], folder)
         for step in section.get("pipeline") or []:
             if isinstance(step, dict):
                 for key in _file_options(step.get("step")):
                     if key in step:
                         step[key] = _resolved(step[key], folder)
     model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("from_run"), str):
+        model["from_run"] = _resolved(model["from_run"], folder)
     if isinstance(model, dict) and isinstance(model.get("name_or_path"), str):
         beside = _resolved(model["name_or_path"], folder)
         if Path(beside).exists():  # a local model next to the config; otherwise a zoo name or hub id
@@ -75,6 +84,15 @@ def input_files(config):
     for name in ("train", "eval"):
         for i, path in enumerate(getattr(config.data, name)):
             yield f"data.{name}" + (f".{i}" if len(getattr(config.data, name)) > 1 else ""), path, True
+    for t, task in enumerate(config.data.tasks):
+        for name in ("train", "eval"):
+            for i, path in enumerate(getattr(task, name)):
+                yield f"data.tasks.{t}.{name}.{i}", path, True
+    if config.data.replay:
+        for i, path in enumerate(config.data.replay.from_):
+            yield f"data.replay.from.{i}", path, False
+    if config.model.from_run:
+        yield "model.from_run", config.model.from_run, False
     for n, step in enumerate(config.data.pipeline):
         for key in _file_options(step.step):
             value = getattr(step, key)

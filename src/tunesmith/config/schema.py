@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAn
 
 from tunesmith.config.components import (
     METHOD_CONFIGS,
+    REGULARISER_CONFIGS,
     TASK_CONFIGS,
     MethodConfig,
+    RegulariserConfig,
     TaskConfig,
     parse_component,
 )
@@ -56,6 +58,40 @@ class ModelSection(Section):
         "a .gguf file, or a hub id (needs a network).",
     )
     trust_remote_code: bool = Field(False, description="Allow model code from the model dir.")
+    from_run: str | None = Field(
+        None, description="Continue from this run directory (docs/continual.md): its adapter keeps "
+        "training (an adapter method must match the run's) or its full weights are the start; the base "
+        "model is the run's, and the chain of runs is recorded in lineage.json.",
+    )
+
+
+class ReplaySection(Section):
+    from_: list[str] = Field(
+        alias="from", description="Earlier run directories (their training rows as recorded) or data files.",
+    )
+    ratio: float = Field(0.05, gt=0.0, lt=1.0, description="Share of the training mix made of replayed rows.")
+    strategy: Literal["uniform", "per_task"] = Field(
+        "uniform", description="uniform: draw from all earlier rows pooled; per_task: the same number from each source."
+    )
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class TaskData(Section):
+    name: str = Field(description="Task name (per-task eval losses are reported under it).")
+    train: list[str] = Field(description="Training files of this task.")
+    eval: list[str] = Field(default_factory=list, description="Eval files (default: data.eval_ratio of train).")
+    weight: float = Field(1.0, gt=0, description="Loss weight: scales the task's share of sampled rows "
+                          "(its expected share of the gradient).")
+
+    @field_validator("train", "eval", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
 
 
 class DataSection(Section):
@@ -95,6 +131,16 @@ class DataSection(Section):
         None, description="With eval_ratio: hold out that share of each value of this field (e.g. the label), "
         "so the eval split keeps the class balance."
     )
+    replay: ReplaySection | None = Field(
+        None, description="Mix rows of earlier runs or files into the training data: {from, ratio, strategy}.",
+    )
+    tasks: list[TaskData] = Field(
+        default_factory=list, description="Multi-task training: [{name, train, eval, weight}] instead of data.train.",
+    )
+    sampling: Literal["size", "equal", "temperature"] = Field(
+        "size", description="Multi-task mix: rows in proportion to task size, equal shares, or p ~ n^(1/T).",
+    )
+    temperature: float = Field(2.0, gt=0, description="T of sampling: temperature (1 = by size, large = equal).")
     cache: bool = Field(
         True, description="Reuse tokenized data from an earlier run with the same data, tokenizer, "
         "template, cutoff and task ($TUNESMITH_HOME/cache/tokenized)."
@@ -171,6 +217,15 @@ class TrainSection(Section):
     torch_compile: bool = Field(
         False, description="Compile the model with torch.compile (slow start; can win on long runs)."
     )
+    regulariser: SerializeAsAny[RegulariserConfig] | None = Field(
+        None, description="Continual learning: a penalty keeping what model.from_run knew: ewc, l2-sp, o-lora "
+        "(`docs/continual.md`).",
+    )
+
+    @field_validator("regulariser", mode="before")
+    @classmethod
+    def _regulariser(cls, v):
+        return None if v is None else parse_component(REGULARISER_CONFIGS, v, "l2-sp")
 
     @field_validator("report_to", mode="before")
     @classmethod

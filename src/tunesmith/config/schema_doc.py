@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.config.components import METHOD_CONFIGS, TASK_CONFIGS
+from tunesmith.config.components import METHOD_CONFIGS, REGULARISER_CONFIGS, TASK_CONFIGS
 from tunesmith.config.schema import RunConfig
 
 
@@ -10,4 +10,6 @@ def full_schema() -> dict:
     schema = RunConfig.model_json_schema()
     schema["x-methods"] = {name: METHOD_CONFIGS.get(name).model_json_schema() for name in METHOD_CONFIGS.names()}
     schema["x-tasks"] = {name: TASK_CONFIGS.get(name).model_json_schema() for name in TASK_CONFIGS.names()}
+    schema["x-regularisers"] = {name: REGULARISER_CONFIGS.get(name).model_json_schema()
+                                for name in REGULARISER_CONFIGS.names()}
     return schema

@@ -121,7 +121,8 @@ def compare(paths: list[Path]) -> dict:
                      "config": {k: flat.get(k, "") for k in differing}, "steps": s.steps,
                      "train_loss": s.train_loss, "eval_loss": s.eval_after,
                      "metrics": {k: s.final_metrics.get(k) for k in extra}, "seconds": s.seconds,
-                     "best": best is not None and s.eval_after == best, "series": series(s.path)})
+                     "best": best is not None and s.eval_after == best, "forgetting": s.forgetting or None,
+                     "series": series(s.path)})
     return {"object": "run.comparison", "differing": differing, "metrics": extra, "runs": rows}
 
 

@@ -39,6 +39,7 @@ class RunSummary:
     started: str | None
     final_metrics: dict = field(default_factory=dict)  # eval_* after training (results.json)
     id: str | None = None  # run.json's id (None for runs made before ids)
+    forgetting: dict = field(default_factory=dict)  # a continued run's backward transfer, forward gain
 
     @property
     def name(self) -> str:
@@ -98,6 +99,7 @@ def summarize(path: str | Path) -> RunSummary:
         started=events[0]["time"] if events else None,
         final_metrics={k: v for k, v in after.items() if k.startswith("eval_") and k not in _RUNTIME},
         id=run.id,
+        forgetting=results.get("forgetting") or {},
     )
 
 

@@ -20,6 +20,7 @@ def write_model_card(run, config, results: dict) -> None:
     for key, value in results.get("train", {}).items():
         if isinstance(value, (int, float)):
             rows.append(f"| {key} | {value:.4g} |")
+    forgetting = _forgetting_section(results.get("forgetting"), config)
     adapter = run.adapter_dir.exists()
     from tunesmith.tasks import TASKS
 
@@ -47,7 +48,7 @@ Fine-tuned with tunesmith.
 |---|---|
 {chr(10).join(rows)}
 
-![loss](plots/loss.png)
+{forgetting}![loss](plots/loss.png)
 
 ## Load
 
@@ -60,3 +61,19 @@ tunesmith chat {run.path}
 ```
 """
     write_text(run.path / "README.md", text)
+
+
+def _forgetting_section(found: dict | None, config) -> str:
+    """What a continued run kept of its earlier tasks (docs/continual.md), as a markdown section."""
+    if not found:
+        return ""
+    rows = [f"| {name} (earlier) | {t['before']:.4f} | {t['after']:.4f} | {t['relative']:+.1%} |"
+            for name, t in found.get("earlier_tasks", {}).items()]
+    lines = [f"## Forgetting\n\nContinues `{config.model.from_run}`"
+             + (f" with regulariser `{config.train.regulariser.name}`" if config.train.regulariser else "") + ".\n",
+             "| eval set | loss before | loss after | change |", "|---|---|---|---|", *rows]
+    for key, label in (("backward_transfer", "backward transfer (old loss before - after)"),
+                       ("forward_gain", "forward gain (new loss before - after)")):
+        if key in found:
+            lines.append(f"\n- {label}: {found[key]:+.4f} ({found[key + '_relative']:+.1%})")
+    return "\n".join(lines) + "\n\n"

@@ -9,6 +9,15 @@ from functools import partial
 from pathlib import Path
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.continual.session import (
+    Continual,
+    anchor,
+    base_weights,
+    earlier_evals,
+    forgetting,
+    plan_continual,
+    start_model,
+)
 from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.errors import ConfigError, RunDirError
 from tunesmith.methods import METHODS, trainable_parameters
@@ -50,6 +59,7 @@ class _Setup:
     model_dir: Path
     tokenizer: object
     data: PreparedData
+    continual: Continual
 
 
 def train(config: RunConfig, *, resume: bool = False, callbacks: Iterable = (), cancel: CancelToken | None = None,
@@ -137,15 +147,27 @@ def _setup(config: RunConfig) -> _Setup:
     reason = method.refusal(task)
     if reason:
         raise ConfigError(reason)
-    model_dir = resolve_model(config.model.name_or_path)
+    plan = plan_continual(config, method)  # model.from_run: the earlier run's base model and weights
+    model_dir = base_weights(plan, resolve_model(config.model.name_or_path))
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
-    return _Setup(task, method, model_dir, tokenizer, prepare_data(config, tokenizer, task))
+    data = prepare_data(config, tokenizer, task)
+    if plan.active:
+        plan.old_evals = earlier_evals(plan, task, tokenizer, config)
+    return _Setup(task, method, model_dir, tokenizer, data, plan)
 
 
 def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_callbacks: list, cancel,
            trainer_class) -> RunResult:
     task, method, tokenizer, data = setup.task, setup.method, setup.tokenizer, setup.data
     write_json(run.path / "data_report.json", data.report)
+    plan = setup.continual
+    if plan.active:
+        from tunesmith.runs.lineage import record_lineage
+
+        steps = record_lineage(run, config.model.from_run)
+        run.event("continual", f"continues {plan.earlier.path} (chain of {len(steps)}); earlier eval sets: "
+                  f"{', '.join(plan.old_evals) or 'none'}; regulariser "
+                  f"{plan.regulariser.name if plan.regulariser else 'none'}", from_run=str(plan.earlier.path))
     for found in data.report.get("unreadable_text", []):  # a tokenizer that cannot read the data
         run.event("warning", found["message"], file=found["file"], unreadable_share=found["unreadable_share"])
     _resolve_auto(config, run, len(data.train))
@@ -153,7 +175,7 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     load_kwargs = method.load_kwargs(config.method)
     load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
     model = load_model(setup.model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
-    model = method.apply(model, config.method)
+    model = start_model(plan, model, config, method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
     precision, note = resolve_precision(config.train.precision)
@@ -178,9 +200,15 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
         trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
     parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
                          trainer_class)
+    penalty = anchor(plan, model, run.path, task, tokenizer, config)
     trainer = task.make_trainer(parts) if task.make_trainer else _default_trainer(parts, task, data, run)
+    if penalty is not None and not isinstance(trainer, TunesmithTrainer):
+        raise ConfigError(f"train.regulariser: task {task.name} trains with {type(trainer).__name__}, which "
+                          "takes no regulariser; drop train.regulariser (replay works for every task)")
+    trainer.extra_evals = {**data.eval_by_task, **plan.old_evals}  # eval_<name>_loss beside eval_loss
+    trainer.penalty = penalty
     _drop_default_printers(trainer)
-    return _fit(config, run, trainer, tokenizer, resume, stops, evaluations if data.eval else None, method)
+    return _fit(config, run, trainer, tokenizer, resume, stops, evaluations if data.eval else None, method, plan)
 
 
 def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:
@@ -205,7 +233,8 @@ def _default_trainer(parts: TrainerParts, task, data, run: RunDir):
     return trainer
 
 
-def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: EvaluationLog | None, method) -> RunResult:
+def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: EvaluationLog | None, method,
+         plan: Continual) -> RunResult:
     checkpoint = run.last_checkpoint() if resume else None
     resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
     if resume:
@@ -226,8 +255,10 @@ def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: Evaluation
     after = _with_ppl(_final_evaluation(trainer, evaluations), config) if evaluations else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
-    _save_final(trainer.model, tokenizer, run, method)
+    _save_final(trainer.model, tokenizer, run, method, plan)
     results = {"eval_before": before, "eval_after": after, "train": metrics}
+    if plan.active and before and after:
+        results["forgetting"] = forgetting(before, after, list(plan.old_evals))
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
     plot_metrics(run.metrics_file, run.path / "plots" / "metrics.png")
@@ -279,10 +310,12 @@ def _drop_default_printers(trainer) -> None:
         trainer.remove_callback(cls)
 
 
-def _save_final(model, tokenizer, run: RunDir, method) -> None:
+def _save_final(model, tokenizer, run: RunDir, method, plan: Continual) -> None:
     """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
     target = run.adapter_dir if method.saves_adapter else run.model_dir
     with replace_dir(target) as tmp:
         method.save_trained(model, tmp)
+        if plan.regulariser is not None:  # O-LoRA writes the earlier and the new adapter as one
+            plan.regulariser.save(model, tmp, plan.earlier)
         tokenizer.save_pretrained(tmp)
     run.event("saved", f"saved {target}", path=str(target))

@@ -8,6 +8,8 @@ from transformers import Trainer
 from tunesmith.training.batching import REAL_TOKENS
 from tunesmith.training.loss import labelled_logits_loss
 
+_RUNTIME = ("_runtime", "_samples_per_second", "_steps_per_second")
+
 
 class TunesmithTrainer(Trainer):
     """Evaluation leaves the global RNG untouched, so dropout draws after an eval are the same
@@ -41,9 +43,32 @@ class TunesmithTrainer(Trainer):
         real = torch.as_tensor(inputs[REAL_TOKENS], device=self.args.device, dtype=torch.int64)
         self.state.num_input_tokens_seen += self.accelerator.gather(real).sum().item()
 
-    def evaluate(self, *args, **kwargs):
+    # Set by the runner: more eval sets ({name: features}) measured with every evaluation of the run's
+    # own eval set and reported beside it as eval_<name>_loss (multi-task's tasks, earlier tasks).
+    extra_evals: dict = {}
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         with torch.random.fork_rng(devices=[]):
-            return super().evaluate(*args, **kwargs)
+            if eval_dataset is not None or metric_key_prefix != "eval" or not self.extra_evals:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            extra = {}
+            for name, features in self.extra_evals.items():  # first: the run's own evaluation is the last one seen
+                extra.update(super().evaluate(features, ignore_keys, f"eval_{name}"))
+            metrics = super().evaluate(None, ignore_keys, metric_key_prefix)
+            metrics.update({k: v for k, v in extra.items() if not k.endswith(_RUNTIME)})  # in place: callbacks hold it
+            return metrics
+
+    # Set by the runner: a continual regulariser's penalty(model) -> scalar added to the training loss.
+    penalty = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The task's step, then the regulariser's penalty backpropagated on its own (once per micro-batch,
+        divided by the accumulation steps: once per optimizer step in effect), so every loss path keeps it.
+        The logged loss stays the task's, comparable with runs without a regulariser."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.penalty is not None:
+            self.accelerator.backward(self.penalty(model) / self.args.gradient_accumulation_steps)
+        return loss
 
     # Set by the runner when train.labelled_logits_only holds and the model supports it.
     labelled_logits_only = False
