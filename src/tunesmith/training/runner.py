@@ -20,6 +20,7 @@ from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import CancelCallback, EvaluationLog, InterruptCallback, RunLogCallback
+from tunesmith.training.distributed import FollowerRun, SharedStop, is_main, strategy_arguments, world_size
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
@@ -62,10 +63,13 @@ def train(config: RunConfig, *, resume: bool = False, callbacks: Iterable = (), 
     `events`: subscribers (callables, or one) called with every event dict also written to events.jsonl.
     `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the loss
     while keeping everything else of a run.
-    The run directory has one writer: a second train() into it raises RunDirError naming the first.
+    The run directory has one writer: a second train() into it raises RunDirError naming the first;
+    in a distributed run (training/launch.py) that is rank 0, the other ranks only read it.
     """
     if not config.output.dir:
         raise RunDirError("output.dir is not set; give a run directory, e.g. output.dir=runs/my-run")
+    if not is_main():
+        return _follow(config, resume, list(callbacks), cancel, trainer_class or TunesmithTrainer)
     run = RunDir(config.output.dir)
     if not (run.path / LOCK_FILE).exists():  # a lock file is made first: its folder is a run being written
         run.check_target(overwrite=True, resume=True)  # a folder that is not a run gets not even a lock file
@@ -97,6 +101,13 @@ def _locked_train(config, run: RunDir, lock: RunLock, resume, callbacks, cancel,
     if result.status == "succeeded":
         run.set_status("succeeded")
     return result
+
+
+def _follow(config: RunConfig, resume, callbacks, cancel, trainer_class) -> RunResult:
+    """A process other than rank 0 of a distributed run: trains in step with it, writes nothing."""
+    configure_process(config.train)
+    run = FollowerRun(config.output.dir)
+    return _train(config, run, _setup(config), resume, callbacks, cancel, trainer_class)
 
 
 def _start(run: RunDir, config: RunConfig, lock: RunLock) -> None:
@@ -145,7 +156,8 @@ def _setup(config: RunConfig) -> _Setup:
 def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_callbacks: list, cancel,
            trainer_class) -> RunResult:
     task, method, tokenizer, data = setup.task, setup.method, setup.tokenizer, setup.data
-    write_json(run.path / "data_report.json", data.report)
+    if is_main():
+        write_json(run.path / "data_report.json", data.report)
     for found in data.report.get("unreadable_text", []):  # a tokenizer that cannot read the data
         run.event("warning", found["message"], file=found["file"], unreadable_share=found["unreadable_share"])
     _resolve_auto(config, run, len(data.train))
@@ -166,11 +178,13 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
 
     def arguments(args_class=None, **extra):
         classes = {"args_class": args_class} if args_class else {}
+        extra = {**strategy_arguments(config), **extra}
         return training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides, **classes, **extra)
 
     stops = [InterruptCallback(), CancelCallback(cancel, CancelToken(run.cancel_file))]
     evaluations = EvaluationLog()
-    callbacks = [RunLogCallback(run), *stops, *tracking_callbacks(config, run)]
+    callbacks = [RunLogCallback(run), *stops, *([SharedStop(stops)] if world_size() > 1 else [])]
+    callbacks += tracking_callbacks(config, run)
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += [*extra_callbacks, evaluations]
     callbacks += method.callbacks(model, config.method)
@@ -226,6 +240,8 @@ def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: Evaluation
     after = _with_ppl(_final_evaluation(trainer, evaluations), config) if evaluations else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
+    if not is_main():
+        return RunResult(run.path, "succeeded", before, after, metrics, run.id)
     _save_final(trainer.model, tokenizer, run, method)
     results = {"eval_before": before, "eval_after": after, "train": metrics}
     write_json(run.path / "results.json", results)
