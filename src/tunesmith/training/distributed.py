@@ -26,6 +26,9 @@ UNSHARDABLE = {
     "galore": "its optimizer projects whole weight matrices, which sharding splits",
     "adalora": "its rank budget reads whole LoRA matrices between steps, which sharding splits",
     "qlora": "4-bit weights shard only with a bitsandbytes quant storage type on CUDA",
+    "bottleneck": "its adapters are saved from whole parameters, which sharding splits",
+    "pissa": "its adapter is converted against the whole initial weights when saved",
+    "olora": "its adapter is converted against the whole initial weights when saved",
 }
 
 
@@ -88,10 +91,10 @@ def strategy_arguments(config) -> dict:
     if world_size() > 1:
         arguments["ddp_backend"] = "nccl" if torch.cuda.is_available() else "gloo"
     if d.strategy == "fsdp":
-        arguments["fsdp"] = "full_shard auto_wrap"
+        # FSDP2: each decoder layer sharded on its own; checkpoints and the final save gather whole weights
+        arguments["fsdp"] = True
         arguments["fsdp_config"] = {"fsdp_version": 2, "reshard_after_forward": True,
-                                    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-                                    "state_dict_type": "FULL_STATE_DICT", "cpu_ram_efficient_loading": False}
+                                    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "state_dict_type": "FULL_STATE_DICT"}
     elif d.strategy == "deepspeed":
         arguments["deepspeed"] = deepspeed_config(d)
     return arguments
@@ -112,6 +115,15 @@ def deepspeed_config(d) -> dict:
         "gradient_clipping": "auto", "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"},
         "zero_optimization": zero,
     }
+
+
+def gathered_state_dict(trainer) -> dict | None:
+    """The whole weights of a model sharded across processes (FSDP, DeepSpeed ZeRO-3), for rank 0
+    to save; every process must call it (it gathers). None when each process holds them whole."""
+    zero3 = trainer.is_deepspeed_enabled and trainer.args.hf_deepspeed_config.is_zero3()
+    if not (trainer.is_fsdp_enabled or zero3):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped if zero3 else trainer.model)
 
 
 class FollowerRun(RunDir):

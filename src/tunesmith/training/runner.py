@@ -20,7 +20,14 @@ from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import CancelCallback, EvaluationLog, InterruptCallback, RunLogCallback
-from tunesmith.training.distributed import FollowerRun, SharedStop, is_main, strategy_arguments, world_size
+from tunesmith.training.distributed import (
+    FollowerRun,
+    SharedStop,
+    gathered_state_dict,
+    is_main,
+    strategy_arguments,
+    world_size,
+)
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
@@ -172,6 +179,10 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     trainable, total = trainable_parameters(model)
     run.event("setup", f"{method.name} on {config.model.name_or_path}: {trainable:,} of {total:,} "
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
+    if world_size() > 1:
+        d = config.train.distributed
+        run.event("distributed", f"{world_size()} processes on {d.nnodes} machine(s), strategy {d.strategy}; "
+                  f"rank 0 writes the run", world_size=world_size(), strategy=d.strategy)
     from tunesmith.training.arguments import training_arguments
 
     overrides = method.training_args(config.method)
@@ -240,9 +251,10 @@ def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: Evaluation
     after = _with_ppl(_final_evaluation(trainer, evaluations), config) if evaluations else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
+    state = gathered_state_dict(trainer)  # every process takes part (FSDP, ZeRO-3); None: weights are whole
     if not is_main():
         return RunResult(run.path, "succeeded", before, after, metrics, run.id)
-    _save_final(trainer.model, tokenizer, run, method)
+    _save_final(trainer.model, tokenizer, run, method, state)
     results = {"eval_before": before, "eval_after": after, "train": metrics}
     write_json(run.path / "results.json", results)
     plot_loss(run.metrics_file, run.path / "plots" / "loss.png")
@@ -295,10 +307,14 @@ def _drop_default_printers(trainer) -> None:
         trainer.remove_callback(cls)
 
 
-def _save_final(model, tokenizer, run: RunDir, method) -> None:
-    """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
+def _save_final(model, tokenizer, run: RunDir, method, state: dict | None = None) -> None:
+    """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder.
+    `state`: the whole weights of a sharded model, gathered from all processes."""
     target = run.adapter_dir if method.saves_adapter else run.model_dir
     with replace_dir(target) as tmp:
-        method.save_trained(model, tmp)
+        if state is None:
+            method.save_trained(model, tmp)
+        else:  # (methods that save otherwise are refused sharding: training/distributed.py)
+            model.save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
     run.event("saved", f"saved {target}", path=str(target))
