@@ -207,3 +207,106 @@ def test_a_rank_killed_with_sigkill_restarts_from_the_checkpoint(tiny_model_dir,
     resumed = [e for e in events if e["event"] == "resume"]
     assert resumed and resumed[0]["message"].startswith("resuming from checkpoint-"), output
     _same_training(tmp_path / "run", tmp_path / "one")
+
+
+# --- what cannot run is refused before any process starts ---------------------------------------------
+
+
+def _refused(config_file: Path, *options: str) -> str:
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", str(config_file), *options])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("method", ["prefix_tuning", "prompt_tuning", "galore"])
+def test_methods_that_cannot_shard_are_refused_before_launch(method, tiny_model_dir, rows_file, tmp_path):
+    from tunesmith.methods import METHODS
+    from tunesmith.training.distributed import UNSHARDABLE
+
+    assert set(UNSHARDABLE) <= set(METHODS.names())
+    config = _config(tiny_model_dir, rows_file, tmp_path / "run", nproc=2, strategy="fsdp")
+    data = config.model_dump(mode="json")
+    data["method"] = {"name": method}
+    file = tmp_path / "config.yaml"
+    file.write_text(yaml.safe_dump(data))
+    line = _refused(file)
+    assert f"method.name: {method} cannot be sharded by train.distributed.strategy fsdp" in line
+    assert "use strategy ddp" in line
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_deepspeed_is_refused_naming_what_it_needs(tiny_model_dir, rows_file, tmp_path):
+    from tunesmith.training.distributed import deepspeed_refusal
+
+    config = _config(tiny_model_dir, rows_file, tmp_path / "run", nproc=2, strategy="deepspeed")
+    file = _config_file(config, tmp_path / "config.yaml")
+    line = _refused(file)
+    assert line.endswith(deepspeed_refusal()) or deepspeed_refusal() in line
+    assert ("CUDA" in line) != torch.cuda.is_available() or "pip install deepspeed" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_launch_options_are_checked(tiny_model_dir, rows_file, tmp_path):
+    file = _config_file(_config(tiny_model_dir, rows_file, tmp_path / "run"), tmp_path / "config.yaml")
+    assert "several machines need node 0's HOST:PORT" in _refused(file, "--nnodes", "2")
+    assert "node_rank: 2 must be below nnodes (2)" in _refused(file, "--nnodes", "2", "--node-rank", "2",
+                                                               "--rdzv", "127.0.0.1:29500")
+    assert "rdzv" in _refused(file, "--nproc", "2", "--rdzv", "no-port")
+
+
+def test_deepspeed_config_is_made_from_ours():
+    from tunesmith.config.schema import DistributedSection
+    from tunesmith.training.distributed import deepspeed_config
+
+    two = deepspeed_config(DistributedSection(nproc=8, strategy="deepspeed"))
+    assert two["zero_optimization"]["stage"] == 2 and "offload_optimizer" not in two["zero_optimization"]
+    assert two["train_micro_batch_size_per_gpu"] == "auto"  # the Trainer fills it from train.batch_size
+    three = deepspeed_config(DistributedSection(nproc=8, strategy="deepspeed", zero_stage=3, offload=True))
+    three = three["zero_optimization"]
+    assert three["stage"] == 3 and three["offload_optimizer"]["device"] == three["offload_param"]["device"] == "cpu"
+    assert three["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+# --- the GPU check's CPU-runnable parts ---------------------------------------------------------------
+
+
+def _gpu_check():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.pop(0)
+    return gpu_check
+
+
+def test_gpu_check_parses_its_arguments():
+    gpu_check = _gpu_check()
+    args = gpu_check.parse_args(["--only", "lora, fsdp", "--steps", "5", "--gpus", "4"])
+    assert args.only == ["lora", "fsdp"] and args.steps == 5 and args.gpus == 4
+    with pytest.raises(SystemExit):
+        gpu_check.parse_args(["--only", "lora,warp"])
+    skipped = dict(gpu_check.plan(gpu_check.parse_args([]), 1, {"deepspeed": True, "vllm": False}))
+    assert skipped["lora"] is None and skipped["ddp"] == "needs 2 or more GPUs"
+    assert skipped["vllm"] == "vllm is not installed" and skipped["flash"] == "flash_attn is not installed"
+
+
+def test_gpu_check_configs_are_valid_run_configs(tmp_path):
+    gpu_check = _gpu_check()
+    args = gpu_check.parse_args(["--batch", "16"])
+    configs = {c: validate_config(gpu_check.training_config(c, args, 4, tmp_path), c) for c in gpu_check.TRAINING}
+    assert configs["fsdp"].train.distributed.strategy == "fsdp" and configs["fsdp"].train.distributed.nproc == 4
+    assert configs["ddp"].train.batch_size * configs["ddp"].train.distributed.nproc == 16
+    assert configs["deepspeed"].train.distributed.zero_stage == 3 and configs["deepspeed"].method.name == "full"
+    assert configs["flash"].model.attn_implementation == "flash_attention_2"
+    assert configs["lora"].train.precision == "bf16" and configs["lora"].train.packing
+    assert configs["qlora"].method.name == "qlora" and configs["parity"].train.precision == "fp32"
+    assert gpu_check.mfu(135_000_000, 10_000, "NVIDIA A100-SXM4-80GB", 1) == pytest.approx(6 * 135e6 * 1e4 / 312e12)
+    table = gpu_check.format_table([{"check": "lora", "status": "ok", "seconds": 12.3, "tokens_per_second": 4567.8,
+                                     "mfu": 0.123, "peak_gib": 3.21, "parity": 1.5e-6}])
+    assert table.splitlines()[1].split() == ["lora", "ok", "12", "4568", "12.3%", "3.2", "1.50e-06"]

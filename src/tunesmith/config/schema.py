@@ -56,6 +56,10 @@ class ModelSection(Section):
         "a .gguf file, or a hub id (needs a network).",
     )
     trust_remote_code: bool = Field(False, description="Allow model code from the model dir.")
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel; auto: transformers' choice (SDPA). flash_attention_2 needs "
+        "CUDA and the flash-attn package (varlen over packed rows)."
+    )
 
 
 class DataSection(Section):

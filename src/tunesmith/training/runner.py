@@ -171,6 +171,8 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
     load_kwargs = method.load_kwargs(config.method)
     load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
+    if config.model.attn_implementation != "auto":
+        load_kwargs["attn_implementation"] = config.model.attn_implementation
     model = load_model(setup.model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = method.apply(model, config.method)
     if config.train.gradient_checkpointing:
