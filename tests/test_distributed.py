@@ -224,7 +224,7 @@ def _refused(config_file: Path, *options: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("method", ["prefix_tuning", "prompt_tuning", "galore"])
+@pytest.mark.parametrize("method", ["prefix-tuning", "prompt-tuning", "galore"])
 def test_methods_that_cannot_shard_are_refused_before_launch(method, tiny_model_dir, rows_file, tmp_path):
     from tunesmith.methods import METHODS
     from tunesmith.training.distributed import UNSHARDABLE

@@ -19,10 +19,10 @@ from tunesmith.runs.rundir import RunDir
 
 # Methods whose trained parameters cannot be sharded by FSDP or ZeRO-3, and why.
 UNSHARDABLE = {
-    "prompt_tuning": "its virtual-token table lives outside the model's layers, which FSDP wraps",
-    "p_tuning": "its prompt encoder lives outside the model's layers, which FSDP wraps",
-    "prefix_tuning": "its prefix is fed to every layer as past key/values, not as a layer's own weight",
-    "p_tuning_v2": "its prefix is fed to every layer as past key/values, not as a layer's own weight",
+    "prompt-tuning": "its virtual-token table lives outside the model's layers, which FSDP wraps",
+    "p-tuning": "its prompt encoder lives outside the model's layers, which FSDP wraps",
+    "prefix-tuning": "its prefix is fed to every layer as past key/values, not as a layer's own weight",
+    "p-tuning-v2": "its prefix is fed to every layer as past key/values, not as a layer's own weight",
     "galore": "its optimizer projects whole weight matrices, which sharding splits",
     "adalora": "its rank budget reads whole LoRA matrices between steps, which sharding splits",
     "qlora": "4-bit weights shard only with a bitsandbytes quant storage type on CUDA",
