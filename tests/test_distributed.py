@@ -74,33 +74,28 @@ def _same_training(run: Path, reference: Path) -> float:
     return max((mine[k] - theirs[k]).abs().max().item() for k in theirs)
 
 
-class StepTokens:
-    """Records, per optimizer step of a 1-process run, the trained tokens of each packed example."""
-
-    def __init__(self):
-        self.steps: list[list[int]] = []
-
-    def __call__(self, inputs):
-        labels, positions = inputs["labels"][0], inputs["position_ids"][0]
-        starts = [*(positions == 0).nonzero().flatten().tolist(), len(positions)]
-        self.steps.append([int((labels[a + 1:b] != -100).sum()) for a, b in zip(starts, starts[1:])])
-
-
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir, rows_file, tmp_path_factory):
-    """1 process, batch 8, full fine-tuning; with the tokens per example of each step."""
+    """1 process, batch 8, full fine-tuning; with the trained tokens of each step's examples, in
+    the sampler's order (2 processes with batch 4 take the first and the second 4 of them)."""
     from tunesmith.training.trainer import TunesmithTrainer
 
     out = tmp_path_factory.mktemp("one") / "run"
-    tokens = StepTokens()
+    steps: list[list[int]] = []
 
     class Recording(TunesmithTrainer):
-        def compute_loss(self, model, inputs, *args, **kwargs):
-            tokens(inputs)
-            return super().compute_loss(model, inputs, *args, **kwargs)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            packing = self.data_collator
+
+            def collate(features):  # the step's examples, before packing puts them into rows
+                steps.append([sum(label != -100 for label in f["labels"][1:]) for f in features])
+                return packing(features)
+
+            self.data_collator = collate
 
     train(_config(tiny_model_dir, rows_file, out), trainer_class=Recording)
-    return out, tokens.steps
+    return out, steps
 
 
 @pytest.fixture(scope="module")

@@ -66,11 +66,13 @@ def deepspeed_refusal() -> str | None:
     import torch
 
     if importlib.util.find_spec("deepspeed") is None:
-        return ("train.distributed.strategy deepspeed needs the deepspeed package (pip install deepspeed) "
+        return ("train.distributed.strategy deepspeed needs the deepspeed package (pip install 'tunesmith[deepspeed]') "
                 "and CUDA GPUs; use strategy ddp or fsdp here")
     if not torch.cuda.is_available():
-        return ("train.distributed.strategy deepspeed needs CUDA GPUs (the Trainer's DeepSpeed integration "
-                "does not train on CPUs); use strategy ddp or fsdp here")
+        # DeepSpeed's CPU backend compiles its own C++ communication ops when a run starts (over 6
+        # minutes on a 2-core machine, tried); tunesmith runs DeepSpeed on CUDA GPUs only
+        return ("train.distributed.strategy deepspeed needs CUDA GPUs (tunesmith does not run DeepSpeed's "
+                "CPU backend); use strategy ddp or fsdp here")
     return None
 
 
