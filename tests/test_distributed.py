@@ -311,3 +311,16 @@ def test_gpu_check_configs_are_valid_run_configs(tmp_path):
     table = gpu_check.format_table([{"check": "lora", "status": "ok", "seconds": 12.3, "tokens_per_second": 4567.8,
                                      "mfu": 0.123, "peak_gib": 3.21, "parity": 1.5e-6}])
     assert table.splitlines()[1].split() == ["lora", "ok", "12", "4568", "12.3%", "3.2", "1.50e-06"]
+
+
+def test_a_job_sets_its_processes_through_the_extension_object(tmp_path):
+    from tunesmith.jobs.errors import BadRequest
+    from tunesmith.jobs.hyper import build_config
+
+    data = tmp_path / "train.jsonl"
+    extension = {"train": {"distributed": {"nproc": 4, "strategy": "fsdp", "max_restarts": 2}}}
+    config, _ = build_config("tiny", data, None, 100, 1, "supervised", {}, {}, extension)
+    distributed = validate_config(config).train.distributed
+    assert (distributed.nproc, distributed.strategy, distributed.max_restarts) == (4, "fsdp", 2)
+    with pytest.raises(BadRequest, match="strategy"):
+        build_config("tiny", data, None, 100, 1, "supervised", {}, {}, {"train": {"distributed": {"strategy": "zero"}}})
