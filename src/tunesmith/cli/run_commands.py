@@ -65,7 +65,8 @@ def _run(cfg, resume: bool):
         return launch(cfg, resume=resume, front_end=front_end)
     from tunesmith.training.runner import train as run_training
 
-    return run_training(cfg, resume=resume, **dict(zip(("callbacks", "events"), front_end())))
+    callbacks, events = front_end()
+    return run_training(cfg, resume=resume, callbacks=callbacks, events=events)
 
 
 def front_end() -> tuple[list, object]:

@@ -27,6 +27,7 @@ def launch(config, *, resume: bool = False, front_end: FrontEnd | None = None):
     """Train as `config` says on several processes; returns rank 0's RunResult on node 0 (None on
     the other nodes). `front_end`, a picklable function, gives rank 0 its callbacks and event
     subscribers (a progress bar and a printer, a job recorder); the other ranks get none."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -42,6 +43,8 @@ def launch(config, *, resume: bool = False, front_end: FrontEnd | None = None):
         results = elastic_launch(launch_config, rank_main)(config.model_dump(mode="json"), resume, front_end)
     except ChildFailedError as err:
         raise DistributedRunError(_failure(err, d.max_restarts)) from err
+    except SignalException as err:  # Ctrl-C or SIGTERM to the launcher: the processes got it too and
+        raise KeyboardInterrupt(str(err)) from None  # stopped with a checkpoint; resume with --resume
     return results.get(0)
 
 
