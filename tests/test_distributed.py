@@ -112,7 +112,7 @@ def test_two_processes_train_as_one_with_the_loss_over_all_tokens(reference, two
     one, steps = reference
     # each process gets half of a step's 8 examples; their token counts differ, so a mean per
     # process (then averaged) would not be the mean over the step's tokens that one process takes
-    halves = [(sum(examples[:4]), sum(examples[4:])) for examples in steps]
+    halves = [(sum(examples[:4]), sum(examples[4:])) for examples in steps[:3]]  # (the loader reads ahead)
     assert len(halves) == 3 and all(first != second for first, second in halves), steps
     assert max(abs(a - b) / (a + b) for a, b in halves) > 0.1, steps
     difference = _same_training(two_processes, one)
