@@ -95,6 +95,8 @@ def worker(
     poll: float = typer.Option(1.0, "--poll", help="Seconds between looks at an empty queue."),
     once: bool = typer.Option(False, "--once", help="Stop when the queue is empty."),
     parent: int = typer.Option(None, "--parent", hidden=True, help="End with this process (the server)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes per job (one per GPU) for jobs that set "
+                              "no tunesmith.train.distributed.nproc (docs/distributed.md)."),
 ):
     """Train queued jobs; start any number, on machines sharing the database and the storage root."""
     from tunesmith.jobs.lifeline import die_with_parent
@@ -103,7 +105,7 @@ def worker(
 
     if parent:
         die_with_parent(parent)
-    work = Worker(Store(db, storage), heartbeat=heartbeat, stale_after=stale_after, poll=poll)
+    work = Worker(Store(db, storage), heartbeat=heartbeat, stale_after=stale_after, poll=poll, nproc=nproc)
     signal.signal(signal.SIGTERM, lambda *_: work.stop.set())
     console.print(f"worker {work.name} on {work.store.storage}", highlight=False)
     try:

@@ -26,18 +26,27 @@ def train(
     overrides: list[str] | None = OVERRIDES,
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    nproc: int | None = typer.Option(None, "--nproc", min=1, help="Processes on this machine "
+                                     "(train.distributed.nproc; docs/distributed.md)."),
+    nnodes: int | None = typer.Option(None, "--nnodes", min=1, help="Machines taking part."),
+    node_rank: int | None = typer.Option(None, "--node-rank", min=0, help="This machine's number (0 hosts --rdzv)."),
+    rdzv: str | None = typer.Option(None, "--rdzv", help="HOST:PORT of node 0's rendezvous."),
+    max_restarts: int | None = typer.Option(None, "--max-restarts", min=0,
+                                            help="Restart the group from its last checkpoint when a process dies."),
 ):
     """Fine-tune a model as CONFIG says; writes a run directory."""
     from tunesmith.config import load_config
 
-    cfg = load_config(config, overrides or [])  # validate before the heavy imports below
-    from tunesmith.training.callbacks import ProgressCallback
-    from tunesmith.training.runner import train as run_training
-    from tunesmith.utils.progress import print_event
-
+    launch_options = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv": rdzv,
+                      "max_restarts": max_restarts}
+    extra = [f"train.distributed.{k}={v}" for k, v in launch_options.items() if v is not None]
+    cfg = load_config(config, [*(overrides or []), *extra])  # validate before the heavy imports below
     if overwrite:
         cfg.output.overwrite = True
-    result = run_training(cfg, resume=resume, callbacks=[ProgressCallback()], events=print_event)
+    result = _run(cfg, resume)
+    if result is None:  # a node other than 0 of a multi-node run: node 0 reports
+        console.print(f"node {cfg.train.distributed.node_rank} finished")
+        return
     before, after = result.eval_before.get("eval_loss"), result.eval_after.get("eval_loss")
     if before is not None and after is not None:
         console.print(f"eval loss {before:.4f} -> {after:.4f}")
@@ -47,6 +56,25 @@ def train(
     console.print(f"run {result.status}: {result.run_dir}")
     if result.status != "succeeded":
         raise typer.Exit(130)
+
+
+def _run(cfg, resume: bool):
+    if cfg.train.distributed.enabled:
+        from tunesmith.training.launch import launch
+
+        return launch(cfg, resume=resume, front_end=front_end)
+    from tunesmith.training.runner import train as run_training
+
+    callbacks, events = front_end()
+    return run_training(cfg, resume=resume, callbacks=callbacks, events=events)
+
+
+def front_end() -> tuple[list, object]:
+    """What the terminal shows of a run: a progress bar and the run's events (rank 0 only)."""
+    from tunesmith.training.callbacks import ProgressCallback
+    from tunesmith.utils.progress import print_event
+
+    return [ProgressCallback()], print_event
 
 
 def task_scores(metrics: dict) -> dict:

@@ -58,6 +58,10 @@ class ModelSection(Section):
         "a .gguf file, or a hub id (needs a network).",
     )
     trust_remote_code: bool = Field(False, description="Allow model code from the model dir.")
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel; auto: transformers' choice (SDPA). flash_attention_2 needs "
+        "CUDA and the flash-attn package (varlen over packed rows)."
+    )
     from_run: str | None = Field(
         None, description="Continue from this run directory (docs/continual.md): its adapter keeps "
         "training (an adapter method must match the run's) or its full weights are the start; the base "
@@ -157,6 +161,44 @@ class DataSection(Section):
         return parse_steps(v)
 
 
+class DistributedSection(Section):
+    """Several processes training one run (docs/distributed.md); `tunesmith train --nproc` sets it too."""
+
+    nproc: int = Field(1, gt=0, description="Processes on this machine (one per GPU; on CPUs, gloo).")
+    nnodes: int = Field(1, gt=0, description="Machines taking part; each runs the same command.")
+    node_rank: int = Field(0, ge=0, description="This machine's number, 0 .. nnodes-1 (0 hosts the rendezvous).")
+    rdzv: str | None = Field(
+        None, description="HOST:PORT of node 0's rendezvous (needed with nnodes > 1; default: a free local port)."
+    )
+    max_restarts: int = Field(
+        0, ge=0, description="Restart the whole group this many times when a process dies; it resumes "
+        "from the last checkpoint."
+    )
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="ddp: a full copy per process; fsdp: FSDP2 shards weights, gradients and "
+        "optimizer state; deepspeed: ZeRO (needs CUDA and the deepspeed package)."
+    )
+    zero_stage: Literal[2, 3] = Field(2, description="deepspeed: ZeRO stage (3 also shards the weights).")
+    offload: bool = Field(False, description="deepspeed: keep optimizer state (and ZeRO-3 weights) in CPU memory.")
+
+    @field_validator("rdzv")
+    @classmethod
+    def _host_port(cls, v):
+        if v is not None:
+            host, _, port = v.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be HOST:PORT, e.g. 10.0.0.1:29500")
+        return v
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc * self.nnodes
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1 or self.strategy != "ddp" or self.max_restarts > 0
+
+
 class TrainSection(Section):
     epochs: PositiveFloatOrAuto = Field(
         3.0, description="Passes over the training data; auto: from the row count (docs/sweeps.md)."
@@ -216,6 +258,9 @@ class TrainSection(Section):
     )
     torch_compile: bool = Field(
         False, description="Compile the model with torch.compile (slow start; can win on long runs)."
+    )
+    distributed: DistributedSection = Field(
+        default_factory=DistributedSection, description="Processes, machines and sharding strategy."
     )
     regulariser: SerializeAsAny[RegulariserConfig] | None = Field(
         None, description="Continual learning: a penalty keeping what model.from_run knew: ewc, l2-sp, o-lora "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -25,31 +26,44 @@ from tunesmith.jobs.tables import jobs
 CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 
 
-def run(url: str, storage: str, job_id: str, worker: str, worker_pid: int, log: str) -> None:
+def run(url: str, storage: str, job_id: str, worker: str, worker_pid: int, log: str, nproc: int = 1) -> None:
     """The process target: output to the job's log file, then train (exit code 0 when the outcome
     is recorded; anything else is recorded by the worker)."""
     die_with_parent(worker_pid)
     with open(log, "ab", buffering=0) as out:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
-    main(Store(url, storage), job_id, worker)
+    main(Store(url, storage), job_id, worker, nproc)
 
 
-def main(store: Store, job_id: str, worker: str) -> int:
+def main(store: Store, job_id: str, worker: str, nproc: int = 1) -> int:
+    """`nproc`: processes for a job that sets none itself (`tunesmith worker --nproc`, one per GPU)."""
     import tunesmith
     from tunesmith.config import validate_config
     from tunesmith.errors import TunesmithError
     from tunesmith.runs.rundir import RunDir
+    from tunesmith.training.launch import DistributedRunError
 
     job = store.one(sa.select(jobs).where(jobs.c.id == job_id))
     config = validate_config(job["config"], f"job {job_id}")
     run = RunDir(config.output.dir)
     name = f"ft:{base_name(job['model'])}:{job['suffix'] or ''}:{job_id}"
-    recorder = Recorder(store, job, name)
+    if nproc > 1 and config.train.distributed.nproc == 1:
+        config.train.distributed.nproc = nproc
     try:
         # a job run before (its worker died, or it was paused) continues its run: from the last
         # checkpoint, or from the start when it died before the first one
-        result = tunesmith.train(config, resume=RunDir.is_run(run.path), callbacks=[recorder], events=recorder.event)
+        resume = RunDir.is_run(run.path)
+        if config.train.distributed.enabled:  # rank 0 of the processes records (training/launch.py)
+            from tunesmith.training.launch import launch
+
+            result = launch(config, resume=resume, front_end=partial(recording, store.url, str(store.storage),
+                                                                     job_id, name))
+        else:
+            recorder = Recorder(store, job, name)
+            result = tunesmith.train(config, resume=resume, callbacks=[recorder], events=recorder.event)
+    except DistributedRunError as err:
+        return _fail(store, job_id, worker, "training_failed", str(err))
     except TunesmithError as err:
         return _fail(store, job_id, worker, "invalid_training_config", str(err))
     except Exception as err:  # the training failed (not the caller's request): the job records why
@@ -59,6 +73,13 @@ def main(store: Store, job_id: str, worker: str) -> int:
     else:
         _stopped(store, job_id, worker)
     return 0
+
+
+def recording(url: str, storage: str, job_id: str, name: str) -> tuple[list, object]:
+    """The front end of a multi-process job's rank 0: the job's recorder."""
+    store = Store(url, storage)
+    recorder = Recorder(store, store.one(sa.select(jobs).where(jobs.c.id == job_id)), name)
+    return [recorder], recorder.event
 
 
 def _mine(job_id: str, worker: str):

@@ -83,8 +83,8 @@ def claim(store: Store, worker: str) -> dict | None:
 
 class Worker:
     def __init__(self, store: Store, name: str | None = None, heartbeat: float = 2.0, stale_after: float = 30.0,
-                 poll: float = 1.0):
-        self.store, self.name = store, name or worker_name()
+                 poll: float = 1.0, nproc: int = 1):
+        self.store, self.name, self.nproc = store, name or worker_name(), nproc  # nproc: per job, see jobs.child
         self.heartbeat, self.stale_after, self.poll = heartbeat, stale_after, poll
         self.stop = threading.Event()
         self.logs = store.storage / "logs"
@@ -129,7 +129,8 @@ class Worker:
 
         self.logs.mkdir(parents=True, exist_ok=True)
         child = _context().Process(target=run, name=f"tunesmith-job-{job_id}", daemon=False, args=(
-            self.store.url, str(self.store.storage), job_id, self.name, os.getpid(), str(self.logs / f"{job_id}.log")))
+            self.store.url, str(self.store.storage), job_id, self.name, os.getpid(), str(self.logs / f"{job_id}.log"),
+            self.nproc))
         child.start()
         return child
 

@@ -81,6 +81,10 @@ def _base_model(model):
 
 def _plain_head(model) -> torch.nn.Linear | None:
     """The model's LM head when the chunked head + loss can stand in for it, else None."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if isinstance(getattr(model, "_orig_mod", model), DistributedDataParallel):
+        return None  # DDP reduces a weight's gradient once, from the hooks of its own forward
     base = _base_model(model)
     head = getattr(base, "lm_head", None)
     if type(head) is not torch.nn.Linear or not _head_is_plain(type(base)):

@@ -29,6 +29,14 @@ from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import CancelCallback, EvaluationLog, InterruptCallback, RunLogCallback
+from tunesmith.training.distributed import (
+    FollowerRun,
+    SharedStop,
+    gathered_state_dict,
+    is_main,
+    strategy_arguments,
+    world_size,
+)
 from tunesmith.training.metric_callback import evaluation_callbacks
 from tunesmith.training.model_card import write_model_card
 from tunesmith.training.plots import plot_loss, plot_metrics
@@ -72,10 +80,13 @@ def train(config: RunConfig, *, resume: bool = False, callbacks: Iterable = (), 
     `events`: subscribers (callables, or one) called with every event dict also written to events.jsonl.
     `trainer_class` (default TunesmithTrainer) lets a variant such as distillation change the loss
     while keeping everything else of a run.
-    The run directory has one writer: a second train() into it raises RunDirError naming the first.
+    The run directory has one writer: a second train() into it raises RunDirError naming the first;
+    in a distributed run (training/launch.py) that is rank 0, the other ranks only read it.
     """
     if not config.output.dir:
         raise RunDirError("output.dir is not set; give a run directory, e.g. output.dir=runs/my-run")
+    if not is_main():
+        return _follow(config, resume, list(callbacks), cancel, trainer_class or TunesmithTrainer)
     run = RunDir(config.output.dir)
     if not (run.path / LOCK_FILE).exists():  # a lock file is made first: its folder is a run being written
         run.check_target(overwrite=True, resume=True)  # a folder that is not a run gets not even a lock file
@@ -107,6 +118,13 @@ def _locked_train(config, run: RunDir, lock: RunLock, resume, callbacks, cancel,
     if result.status == "succeeded":
         run.set_status("succeeded")
     return result
+
+
+def _follow(config: RunConfig, resume, callbacks, cancel, trainer_class) -> RunResult:
+    """A process other than rank 0 of a distributed run: trains in step with it, writes nothing."""
+    configure_process(config.train)
+    run = FollowerRun(config.output.dir)
+    return _train(config, run, _setup(config), resume, callbacks, cancel, trainer_class)
 
 
 def _start(run: RunDir, config: RunConfig, lock: RunLock) -> None:
@@ -159,9 +177,10 @@ def _setup(config: RunConfig) -> _Setup:
 def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_callbacks: list, cancel,
            trainer_class) -> RunResult:
     task, method, tokenizer, data = setup.task, setup.method, setup.tokenizer, setup.data
-    write_json(run.path / "data_report.json", data.report)
+    if is_main():
+        write_json(run.path / "data_report.json", data.report)
     plan = setup.continual
-    if plan.active:
+    if plan.active and is_main():
         from tunesmith.runs.lineage import record_lineage
 
         steps = record_lineage(run, config.model.from_run)
@@ -174,6 +193,8 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     run.write_config(config.model_dump(mode="json"))  # again: tasks may learn settings from data (labels)
     load_kwargs = method.load_kwargs(config.method)
     load_kwargs.update(task.model_kwargs(config, tokenizer) if task.model_kwargs else {})
+    if config.model.attn_implementation != "auto":
+        load_kwargs["attn_implementation"] = config.model.attn_implementation
     model = load_model(setup.model_dir, task.model_class(), config.model.trust_remote_code, **load_kwargs)
     model = start_model(plan, model, config, method)
     if config.train.gradient_checkpointing:
@@ -182,17 +203,23 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     trainable, total = trainable_parameters(model)
     run.event("setup", f"{method.name} on {config.model.name_or_path}: {trainable:,} of {total:,} "
               f"parameters train; {note}", trainable=trainable, total=total, precision=precision)
+    if world_size() > 1:
+        d = config.train.distributed
+        run.event("distributed", f"{world_size()} processes on {d.nnodes} machine(s), strategy {d.strategy}; "
+                  f"rank 0 writes the run", world_size=world_size(), strategy=d.strategy)
     from tunesmith.training.arguments import training_arguments
 
     overrides = method.training_args(config.method)
 
     def arguments(args_class=None, **extra):
         classes = {"args_class": args_class} if args_class else {}
+        extra = {**strategy_arguments(config), **extra}
         return training_arguments(config, run.checkpoints, precision, bool(data.eval), overrides, **classes, **extra)
 
     stops = [InterruptCallback(), CancelCallback(cancel, CancelToken(run.cancel_file))]
     evaluations = EvaluationLog()
-    callbacks = [RunLogCallback(run), *stops, *tracking_callbacks(config, run)]
+    callbacks = [RunLogCallback(run), *stops, *([SharedStop(stops)] if world_size() > 1 else [])]
+    callbacks += tracking_callbacks(config, run)
     callbacks += evaluation_callbacks(config, run, tokenizer, data.eval_records if data.eval else [])
     callbacks += [*extra_callbacks, evaluations]
     callbacks += method.callbacks(model, config.method)
@@ -255,7 +282,10 @@ def _fit(config, run, trainer, tokenizer, resume, stops, evaluations: Evaluation
     after = _with_ppl(_final_evaluation(trainer, evaluations), config) if evaluations else {}
     if after:
         run.event("eval_after", f"eval loss after training: {after['eval_loss']:.4f}", **after)
-    _save_final(trainer.model, tokenizer, run, method, plan)
+    state = gathered_state_dict(trainer)  # every process takes part (FSDP, ZeRO-3); None: weights are whole
+    if not is_main():
+        return RunResult(run.path, "succeeded", before, after, metrics, run.id)
+    _save_final(trainer.model, tokenizer, run, method, plan, state)
     results = {"eval_before": before, "eval_after": after, "train": metrics}
     if plan.active and before and after:
         results["forgetting"] = forgetting(before, after, list(plan.old_evals))
@@ -310,11 +340,15 @@ def _drop_default_printers(trainer) -> None:
         trainer.remove_callback(cls)
 
 
-def _save_final(model, tokenizer, run: RunDir, method, plan: Continual) -> None:
-    """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder."""
+def _save_final(model, tokenizer, run: RunDir, method, plan: Continual, state: dict | None = None) -> None:
+    """Write adapter/ or model/ (with tokenizer) whole, by renaming a finished temp folder.
+    `state`: the whole weights of a sharded model, gathered from all processes."""
     target = run.adapter_dir if method.saves_adapter else run.model_dir
     with replace_dir(target) as tmp:
-        method.save_trained(model, tmp)
+        if state is None:
+            method.save_trained(model, tmp)
+        else:  # (methods that save otherwise are refused sharding: training/distributed.py)
+            model.save_pretrained(tmp, state_dict=state)
         if plan.regulariser is not None:  # O-LoRA writes the earlier and the new adapter as one
             plan.regulariser.save(model, tmp, plan.earlier)
         tokenizer.save_pretrained(tmp)

@@ -80,8 +80,15 @@ class TunesmithTrainer(Trainer):
             items = num_items_in_batch if self.model_accepts_loss_kwargs else None
             loss = labelled_logits_loss(model, inputs, items)
             if loss is not None:
-                return loss
+                return loss * self._token_average_scale(items)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _token_average_scale(self, items) -> int:
+        """As the Trainer's own loss: with `items` counted over all processes, each process's loss is
+        its share of the global mean, and DDP averages gradients, so the share is scaled back up."""
+        if items is not None and self.args.average_tokens_across_devices:
+            return self.accelerator.num_processes
+        return 1
 
     # Set by the runner when evaluation batches differently from training (packing: eval keeps
     # padded batches, so eval loss means what it means in every other tool).
