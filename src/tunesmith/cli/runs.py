@@ -69,7 +69,8 @@ def list_runs(
         return
     table = Table(title=f"runs in {directory}")
     table.add_column("run", no_wrap=True)
-    for column in ("status", "model", "method", "data (rows)", "lr", "batch", "steps",
+    table.add_column("status", no_wrap=True)  # never folded into "pru…": scripts and people grep it
+    for column in ("model", "method", "data (rows)", "lr", "batch", "steps",
                    "train loss", "eval loss", "time", "started"):
         table.add_column(column, overflow="fold")
     for s in summaries:
