@@ -404,5 +404,9 @@ def test_the_processes_of_a_job_die_with_its_worker_killed_and_the_job_is_queued
         worker.kill()
         for pid in filter(_alive, processes):  # left behind by a failure: this test's own processes only
             os.kill(pid, signal.SIGKILL)
+    # killed as a single-process job is, not stopped: torch's spawn would give a rank SIGINT when its
+    # launcher dies, and rank 0 would then write a stop into the run and the job as the next worker resumes it
+    kinds = [json.loads(line)["event"] for line in (store.run_dir(job["id"]) / "events.jsonl").open()]
+    assert "checkpoint" in kinds and "cancelled" not in kinds, kinds
     assert wait_for(lambda: requeue_stale(store, 1), timeout=30, what="a stale job") == [job["id"]]
     assert jobs.get(store, "p", job["id"])["status"] == "queued"  # to resume from its checkpoint
