@@ -151,13 +151,14 @@ def test_lora_on_two_processes_trains_as_on_one(tiny_model_dir, rows_file, tmp_p
     print(f"lora, 2 processes vs 1: max weight difference {difference:.2e}")
 
 
-def test_fsdp2_shards_lora_over_two_processes_and_trains_as_one(tiny_model_dir, rows_file, tmp_path):
-    train(_config(tiny_model_dir, rows_file, tmp_path / "one", method="lora"))
-    launch(_config(tiny_model_dir, rows_file, tmp_path / "two", nproc=2, method="lora", strategy="fsdp"))
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_fsdp2_shards_over_two_processes_and_trains_as_one(method, tiny_model_dir, rows_file, tmp_path):
+    train(_config(tiny_model_dir, rows_file, tmp_path / "one", method=method))
+    launch(_config(tiny_model_dir, rows_file, tmp_path / "two", nproc=2, method=method, strategy="fsdp"))
     events = [json.loads(line) for line in (tmp_path / "two" / "events.jsonl").read_text().splitlines()]
     assert next(e for e in events if e["event"] == "distributed")["strategy"] == "fsdp"
-    difference = _same_training(tmp_path / "two", tmp_path / "one")  # the adapter gathered whole from both
-    print(f"lora fsdp2, 2 processes vs 1: max weight difference {difference:.2e}")
+    difference = _same_training(tmp_path / "two", tmp_path / "one")  # the weights gathered whole from both
+    print(f"{method} fsdp2, 2 processes vs 1: max weight difference {difference:.2e}")
 
 
 def _cli(config_file: Path, *options: str) -> subprocess.Popen:
@@ -324,3 +325,88 @@ def test_a_job_sets_its_processes_through_the_extension_object(tmp_path):
     assert (distributed.nproc, distributed.strategy, distributed.max_restarts) == (4, "fsdp", 2)
     with pytest.raises(BadRequest, match="strategy"):
         build_config("tiny", data, None, 100, 1, "supervised", {}, {}, {"train": {"distributed": {"strategy": "zero"}}})
+
+
+# --- a multi-process job of the jobs API ----------------------------------------------------------
+
+
+def test_a_job_on_two_processes_is_recorded_once_and_its_model_is_served(tmp_path, tiny_model_dir):
+    import openai
+
+    from jobs_helpers import ROWS, jsonl, running_server, tiny_job, wait_for
+    from tunesmith.jobs.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "storage")
+    with running_server(store) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=60)
+        uploaded = client.files.create(file=("train.jsonl", jsonl(ROWS)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=uploaded.id, suffix="two",
+                                             extra_body={"tunesmith": tiny_job(4, 2, distributed={"nproc": 2})})
+        done = wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in
+                        ("succeeded", "failed", "cancelled") and j, timeout=900, what="the 2-process job")
+        assert done.status == "succeeded", done.error
+        events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+        # rank 0 alone records: one metrics event per step, one of each run event
+        assert sorted(e.data["step"] for e in events if e.type == "metrics") == [1, 2, 3, 4]
+        messages = [e.message for e in events]
+        assert sum(m.startswith("2 processes on 1 machine(s)") for m in messages) == 1, messages
+        for once in ("Fine-tuning job started", "The job has successfully completed"):
+            assert messages.count(once) == 1, messages
+        assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data] == [4, 2]
+        rows = (store.run_dir(job.id) / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(row)["step"] for row in rows if "loss" in json.loads(row)] == [1, 2, 3, 4]
+        chat = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=3,
+                                              messages=[{"role": "user", "content": "what is 2 plus 2?"}])
+        assert chat.model == done.fine_tuned_model and chat.choices[0].finish_reason in ("length", "stop")
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_the_processes_of_a_job_die_with_its_worker_killed_and_the_job_is_queued_again(tmp_path, tiny_model_dir):
+    from jobs_helpers import ROWS, jsonl, tiny_job, wait_for
+    from tunesmith.jobs import files, jobs
+    from tunesmith.jobs.store import Store
+    from tunesmith.jobs.worker import requeue_stale
+
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "storage")
+    upload = files.upload(store, "p", "t.jsonl", "fine-tune", jsonl(ROWS))
+    job = jobs.create(store, "p", {"model": str(tiny_model_dir), "training_file": upload["id"],
+                                   "tunesmith": tiny_job(2000, 1)})  # the worker's --nproc 2 applies
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "tunesmith.cli.main", "worker", "--db", store.url, "--storage",
+                               str(store.storage), "--nproc", "2", "--heartbeat", "0.5"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes: list[int] = []
+    try:
+        checkpoint = store.run_dir(job["id"]) / "checkpoints" / "checkpoint-1" / "trainer_state.json"
+        wait_for(lambda: checkpoint.exists() or worker.poll() is not None, timeout=900, what="a checkpoint")
+        processes = _descendants(worker.pid)
+        ranks = [p for p in processes if "multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_text()
+                 and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(ranks) == 2, processes
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        wait_for(lambda: not any(map(_alive, processes)), timeout=30, what="the job's processes to end")
+    finally:
+        worker.kill()
+        for pid in filter(_alive, processes):  # left behind by a failure: this test's own processes only
+            os.kill(pid, signal.SIGKILL)
+    # killed as a single-process job is, not stopped: torch's spawn would give a rank SIGINT when its
+    # launcher dies, and rank 0 would then write a stop into the run and the job as the next worker resumes it
+    kinds = [json.loads(line)["event"] for line in (store.run_dir(job["id"]) / "events.jsonl").open()]
+    assert "checkpoint" in kinds and "cancelled" not in kinds, kinds
+    assert wait_for(lambda: requeue_stale(store, 1), timeout=30, what="a stale job") == [job["id"]]
+    assert jobs.get(store, "p", job["id"])["status"] == "queued"  # to resume from its checkpoint

@@ -99,9 +99,9 @@ def worker(
                               "no tunesmith.train.distributed.nproc (docs/distributed.md)."),
 ):
     """Train queued jobs; start any number, on machines sharing the database and the storage root."""
-    from tunesmith.jobs.lifeline import die_with_parent
     from tunesmith.jobs.store import Store
     from tunesmith.jobs.worker import Worker
+    from tunesmith.utils.lifeline import die_with_parent
 
     if parent:
         die_with_parent(parent)

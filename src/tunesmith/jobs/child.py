@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from tunesmith.jobs import files as job_files
 from tunesmith.jobs.hyper import base_name
 from tunesmith.jobs.jobs import _finish, add_event
-from tunesmith.jobs.lifeline import die_with_parent
 from tunesmith.jobs.recorder import Recorder
 from tunesmith.jobs.store import Store, now
 from tunesmith.jobs.tables import jobs
+from tunesmith.utils.lifeline import die_with_parent
 
 CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 

@@ -8,7 +8,8 @@ the storage root, take jobs from one queue; each job runs on one worker at a tim
 - a job whose heartbeat is older than `stale_after` seconds (its worker was killed or its machine
   lost) is queued again by the next worker that looks, and resumes from its last checkpoint;
 - a worker that finds its job taken from it (it heartbeated too late) kills its training;
-- the child dies with its worker (jobs.child), so a killed worker leaves no training running.
+- the child dies with its worker (jobs.child), and the processes of a multi-process job with the
+  child (training.launch), so a killed worker leaves no training running.
 
 Children are forked from multiprocessing's forkserver, which imports the training stack once per
 worker (jobs.child); only the job's id and the worker's name pass to it, no user data.

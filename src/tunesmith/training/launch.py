@@ -40,7 +40,8 @@ def launch(config, *, resume: bool = False, front_end: FrontEnd | None = None):
         max_restarts=d.max_restarts, monitor_interval=0.2, start_method="spawn",
     )
     try:
-        results = elastic_launch(launch_config, rank_main)(config.model_dump(mode="json"), resume, front_end)
+        results = elastic_launch(launch_config, rank_main)(config.model_dump(mode="json"), resume, front_end,
+                                                           os.getpid())
     except ChildFailedError as err:
         raise DistributedRunError(_failure(err, d.max_restarts)) from err
     except SignalException as err:  # Ctrl-C or SIGTERM to the launcher: the processes got it too and
@@ -48,13 +49,17 @@ def launch(config, *, resume: bool = False, front_end: FrontEnd | None = None):
     return results.get(0)
 
 
-def rank_main(config_data: dict, resume: bool, front_end: FrontEnd | None):
-    """One process of the group: train, resuming when the launcher restarted the group."""
+def rank_main(config_data: dict, resume: bool, front_end: FrontEnd | None, launcher: int):
+    """One process of the group: train, resuming when the launcher restarted the group. It dies
+    with its launcher (pid `launcher`): a launcher killed with -9 (a job's worker killed, a job taken
+    from it) would otherwise leave its processes training, or waiting forever for each other."""
     from torch.distributed.elastic.multiprocessing.errors import record
 
     from tunesmith.config.schema import RunConfig
     from tunesmith.training.runner import train
+    from tunesmith.utils.lifeline import die_with_parent
 
+    die_with_parent(launcher)
     config = RunConfig.model_validate(config_data)
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     callbacks, events = front_end() if front_end and is_main() else ([], None)

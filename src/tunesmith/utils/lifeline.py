@@ -1,4 +1,5 @@
-"""A process that ends with another: a job's training with its worker, a worker with its server."""
+"""A process that ends with another: a job's training with its worker, a worker with its server,
+the processes of a distributed run with their launcher."""
 
 from __future__ import annotations
 
