@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from tunesmith.data.packing import BatchPackingCollator, PackedCollator, pack_features
 from tunesmith.errors import ConfigError
+from tunesmith.models.packed_attention import use_packed_attention
 from tunesmith.tasks.collate import CausalLMCollator
 
 REAL_TOKENS = "num_real_tokens"  # a packed batch's token count, taken out before the model's forward
@@ -44,18 +45,25 @@ class BatchingPlan:
     report: dict = field(default_factory=dict)
     labelled_logits_only: bool = False
     eval_collator: object = None  # None: the training collator
+    packed_attention: bool = False  # attention runs per packed sequence (models/packed_attention.py)
 
     @property
     def packed(self) -> bool:
         return self.mode in ("batch", "bins")
 
     def apply(self, args, model) -> None:
-        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed."""
+        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed, and
+        attention that stays inside each packed sequence where the model runs SDPA on the CPU."""
         args.train_sampling_strategy = "group_by_length" if self.mode == "group_by_length" else "random"
         if self.packed and getattr(model, "config", None) is not None:
             model.config.use_cache = False
+            self.packed_attention = use_packed_attention(model)
 
     def note(self) -> str:
+        attention = "; attention per packed sequence" if self.packed_attention else ""
+        return self._rows_note() + attention
+
+    def _rows_note(self) -> str:
         if self.mode == "batch":
             return "packing: each batch's examples share a few rows (little padding)"
         if self.mode == "bins":
