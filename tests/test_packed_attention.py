@@ -137,3 +137,25 @@ def test_only_sdpa_on_cpu_is_switched():
     eager = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                          num_attention_heads=2, attn_implementation="eager"))
     assert not use_packed_attention(eager) and eager.config._attn_implementation == "eager"
+
+
+def test_a_packed_batch_becomes_one_row_when_attention_runs_per_sequence(tiny_config):
+    from transformers import TrainingArguments
+
+    from tunesmith.tasks import TASKS
+    from tunesmith.training.batching import plan_batching
+
+    lengths = [30, 7, 22, 15, 40, 9, 18, 25]
+    features = [{"input_ids": list(range(1, n + 1)), "labels": list(range(1, n + 1))} for n in lengths]
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
+    eager = _tiny_llama()
+    eager.set_attn_implementation("eager")
+    masked = plan_batching(tiny_config(), TASKS.get("sft"), _Tokenizer(), features, [], attention_span=40.0)
+    masked.apply(args, eager)
+    assert not masked.packed_attention
+    assert masked.collator(features)["input_ids"].shape[0] > 1  # the masked path splits rows
+    plan = plan_batching(tiny_config(), TASKS.get("sft"), _Tokenizer(), features, [], attention_span=40.0)
+    plan.apply(args, _tiny_llama())
+    batch = plan.collator(features)
+    assert plan.packed_attention and batch["input_ids"].shape == (1, sum(lengths))
+    assert batch["cu_seq_lens_q"].tolist() == [0, *torch.tensor(lengths).cumsum(0).tolist()]
