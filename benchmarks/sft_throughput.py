@@ -34,7 +34,7 @@ DATA = "llamafactory_alpaca_demo/alpaca_en_demo.json"
 LEGS = {
     "a": "transformers Trainer + PEFT, fp32, padding=max_length",
     "b": "LLaMA-Factory 0.9.5 (fp32, its defaults)",
-    "c": "tunesmith (defaults: bf16 autocast, packing)",
+    "c": "tunesmith (defaults: precision auto, packing)",
     "d": "tunesmith, full fine-tuning (defaults)",
 }
 FLOPS_PER_TOKEN = {"a": 4, "b": 4, "c": 4, "d": 6}  # x parameters: LoRA (frozen weights: no weight gradients) / full

@@ -68,8 +68,11 @@ class BatchingPlan:
             inner.attention_span = math.inf
 
     def note(self) -> str:
-        attention = "; attention per packed sequence" if self.packed_attention else ""
-        return self._rows_note() + attention
+        if not self.packed_attention:
+            return self._rows_note()
+        if self.mode == "batch":
+            return "packing: each batch's examples share one row (no padding); attention per packed sequence"
+        return self._rows_note() + "; attention per packed sequence"
 
     def _rows_note(self) -> str:
         if self.mode == "batch":
