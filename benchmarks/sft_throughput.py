@@ -226,7 +226,7 @@ def main() -> None:
     train, evals = write_data(work, args.rows, args.eval_rows)
     configs = leg_configs(args, work, model_dir, train, evals)
     legs = args.legs.split(",")
-    pythons = {"a": sys.executable, "c": sys.executable}
+    pythons = {"a": sys.executable, "c": sys.executable, "d": sys.executable}
     if "b" in legs:
         pythons["b"] = str(ensure_lf_venv(Path(args.lf_venv)))
     from _report import write_report
