@@ -57,13 +57,17 @@ def export_int8(source, out_dir: Path, options: Int8Options) -> ExportResult:
                                  "activations": "int8 (dynamic)" if options.int8_mode == "dynamic"
                                  else options.int8_activations,
                                  "engine": _engine() if options.int8_mode == "dynamic"
-                                 else "torch._weight_int8pack_mm"})
+                                 else _weight_only_engine(options.int8_activations)})
 
 
 def _engine() -> str:
     import torch
 
     return torch.backends.quantized.engine
+
+
+def _weight_only_engine(activations: str) -> str:
+    return "torch._weight_int8pack_mm" if activations == "bf16" else "int8 weights dequantized per call, fp32 matmul"
 
 
 def _check_reload(in_memory, reloaded, source) -> None:
