@@ -38,6 +38,23 @@ def _ratios(by_leg: dict) -> list[str]:
     return lines
 
 
+def _peak_lines(results: list[dict], machine: dict) -> list[str]:
+    peak = machine.get("matmul_peak")
+    if not peak:
+        return []
+    lines = [f"- matmul peak at the model's shapes ({peak['tokens']} rows; {peak['threads']} threads; best of "
+             f"{peak['measured']} measurements, before and after the legs): fp32 "
+             f"{peak['fp32']['peak_gflops']:,.1f} GFLOP/s, bf16 {peak['bf16']['peak_gflops']:,.1f} GFLOP/s; "
+             f"N = {peak['params'] / 1e6:.1f}M parameters"]
+    for r in results:
+        s = r.get("share_of_peak")
+        if s:
+            lines.append(f"- ({r['leg']}) share of peak ({s['flops_per_token'] / peak['params']:.0f}N FLOPs per "
+                         f"token, {s['achieved_gflops']:,.1f} GFLOP/s): {s['fp32']:.1%} of fp32, "
+                         f"{s['bf16']:.1%} of bf16")
+    return lines
+
+
 def _reuse_note(machine: dict) -> str:
     reused = machine.get("reused")
     if not reused:
@@ -80,7 +97,7 @@ torch threads per leg: {options.get('threads') or 'all cores'}.{_reuse_note(mach
 
 {chr(10).join(rows)}
 
-{chr(10).join(_ratios(by_leg))}
+{chr(10).join(_ratios(by_leg) + _peak_lines(results, machine))}
 
 ```json
 {json.dumps({"machine": machine, "options": options, "results": results}, indent=1)}

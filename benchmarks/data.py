@@ -1,6 +1,7 @@
 """Throughput and peak memory of `tunesmith data` validate, exact dedup and MinHash dedup.
 
     PYTHONPATH=src python benchmarks/data.py --rows 100000 1000000 [--skip-minhash-above 100000]
+    PYTHONPATH=src python benchmarks/data.py --rows 100000 1000000 --ops dedup-minhash   # MinHash only
 
 Synthetic OpenAI-chat rows (English and Chinese mixed, 3% exact and 3% near duplicates
 planted) are written to a temp folder; each operation runs in its own process so its peak
@@ -74,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--skip-minhash-above", type=int, default=10**9)
+    parser.add_argument("--ops", default="validate,dedup-exact,dedup-minhash",
+                        help="operations to run, e.g. dedup-minhash alone")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -85,7 +88,7 @@ def main() -> None:
         for rows in args.rows:
             path = Path(tmp) / f"synthetic_{rows}.jsonl"
             make_file(path, rows)
-            ops = ["validate", "dedup-exact"] + (["dedup-minhash"] if rows <= args.skip_minhash_above else [])
+            ops = [op for op in args.ops.split(",") if op != "dedup-minhash" or rows <= args.skip_minhash_above]
             for op in ops:
                 done = subprocess.run([sys.executable, __file__, "--one", op, str(path), str(Path(tmp) / "out.jsonl")],
                                       capture_output=True, text=True, check=True)

@@ -34,8 +34,10 @@ DATA = "llamafactory_alpaca_demo/alpaca_en_demo.json"
 LEGS = {
     "a": "transformers Trainer + PEFT, fp32, padding=max_length",
     "b": "LLaMA-Factory 0.9.5 (fp32, its defaults)",
-    "c": "tunesmith (defaults: bf16 autocast, packing)",
+    "c": "tunesmith (defaults: precision auto, packing)",
+    "d": "tunesmith, full fine-tuning (defaults)",
 }
+FLOPS_PER_TOKEN = {"a": 4, "b": 4, "c": 4, "d": 6}  # x parameters: LoRA (frozen weights: no weight gradients) / full
 
 
 def shared_datasets() -> Path:
@@ -98,16 +100,19 @@ def leg_configs(args, work: Path, model_dir: Path, train: Path, evals: Path) -> 
         "eval": {"batch_size": 8, "before_training": False},
         "output": {"dir": str(work / "c-out"), "overwrite": True},
     }
-    return {"a": hf, "b": lf, "c": ts}
+    full = {**ts, "method": {"name": "full"}, "train": {**ts["train"], "learning_rate": 1e-5},
+            "output": {"dir": str(work / "d-out"), "overwrite": True}}
+    return {"a": hf, "b": lf, "c": ts, "d": full}
 
 
 def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None) -> dict:
     import yaml
 
-    suffix = ".yaml" if leg == "c" else ".json"
+    suffix = ".yaml" if leg in "cd" else ".json"
     config_file = work / f"{leg}-config{suffix}"
-    config_file.write_text(yaml.safe_dump(config) if leg == "c" else json.dumps(config, indent=1))
-    script = {"a": "_leg_hf_baseline.py", "b": "_leg_llamafactory.py", "c": "_leg_tunesmith.py"}[leg]
+    config_file.write_text(yaml.safe_dump(config) if leg in "cd" else json.dumps(config, indent=1))
+    script = {"a": "_leg_hf_baseline.py", "b": "_leg_llamafactory.py", "c": "_leg_tunesmith.py",
+              "d": "_leg_tunesmith.py"}[leg]
     probe_out = work / f"{leg}-probe.json"
     env = {**os.environ, "BENCH_PROBE_OUT": str(probe_out), "DISABLE_VERSION_CHECK": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
@@ -142,6 +147,33 @@ def cross_eval(model_dir: Path, adapter: Path, evals: Path, threads: int | None)
     return json.loads(lines[-1])["eval_loss"] if lines else None
 
 
+def measure_peak(model_dir: Path, tokens: int, threads: int | None) -> dict:
+    """bf16 and fp32 matmul GFLOP/s at the model's own shapes (benchmarks/_peak.py, own process)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    done = subprocess.run([sys.executable, str(HERE / "_peak.py"), str(model_dir), str(tokens)],
+                          capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def best_peak(runs: list[dict]) -> dict:
+    """The higher of the measurements (before and after the legs) for each dtype."""
+    best = dict(runs[0])
+    for dtype in ("fp32", "bf16"):
+        best[dtype] = max((r[dtype] for r in runs), key=lambda d: d["peak_gflops"])
+    best["measured"] = len(runs)
+    return best
+
+
+def share_of_peak(result: dict, peak: dict) -> dict:
+    """tokens/s x FLOPs per token / peak, against the fp32 and the bf16 peak."""
+    flops = FLOPS_PER_TOKEN[result["leg"]] * peak["params"]
+    achieved = result["real_tokens_per_s"] * flops / 1e9
+    return {"flops_per_token": flops, "achieved_gflops": round(achieved, 1),
+            **{dtype: achieved / peak[dtype]["peak_gflops"] for dtype in ("fp32", "bf16")}}
+
+
 def summarize(leg: str, s: dict) -> dict:
     losses = [r["loss"] for r in s["logs"] if "loss" in r]
     evals = [r["eval_loss"] for r in s["logs"] if "eval_loss" in r]
@@ -170,7 +202,9 @@ def main() -> None:
                         help="optimizer steps for leg (a) (default: --steps); it is the slowest leg")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--eval-rows", type=int, default=50)
-    parser.add_argument("--legs", default="b,c,a", help="legs in run order: a, b, c")
+    parser.add_argument("--legs", default="b,c,d,a", help="legs in run order: a, b, c, d (full fine-tuning)")
+    parser.add_argument("--peak-tokens", type=int, default=1600,
+                        help="rows of the peak matmuls (about one step's tokens: 8 examples)")
     parser.add_argument("--no-baseline-eval", action="store_true",
                         help="skip leg (a)'s eval (50 rows padded to 512 cost more than its training)")
     parser.add_argument("--threads", type=int, default=None,
@@ -192,7 +226,7 @@ def main() -> None:
     train, evals = write_data(work, args.rows, args.eval_rows)
     configs = leg_configs(args, work, model_dir, train, evals)
     legs = args.legs.split(",")
-    pythons = {"a": sys.executable, "c": sys.executable}
+    pythons = {"a": sys.executable, "c": sys.executable, "d": sys.executable}
     if "b" in legs:
         pythons["b"] = str(ensure_lf_venv(Path(args.lf_venv)))
     from _report import write_report
@@ -201,11 +235,18 @@ def main() -> None:
     command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
     results, reused = _reused(Path(args.out).with_suffix(".json"), args.reuse)
     adapters = {"b": work / "b-out", "c": work / "c-out" / "adapter"}
-    for leg in legs:  # the report is rewritten after every leg: a stopped run keeps what it measured
+    print(f"[{time.strftime('%H:%M:%S')}] matmul peak at the model's shapes", flush=True)
+    peaks = [measure_peak(model_dir, args.peak_tokens, args.threads)]
+    for i, leg in enumerate(legs):  # the report is rewritten after every leg: a stopped run keeps what it measured
         results.append(summarize(leg, run_leg(leg, pythons[leg], configs[leg], work, args.threads)))
         if leg in adapters:
             results[-1]["eval_loss_same_evaluator"] = cross_eval(model_dir, adapters[leg], evals, args.threads)
-        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), **reused,
+        if i == len(legs) - 1:
+            peaks.append(measure_peak(model_dir, args.peak_tokens, args.threads))
+        peak = best_peak(peaks)
+        for r in results:
+            r["share_of_peak"] = share_of_peak(r, peak)
+        machine = {"cpu": _cpu_name(), "cores": os.cpu_count(), **reused, "matmul_peak": peak,
                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
                    "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         write_report(Path(args.out), results, machine, command, vars(args))

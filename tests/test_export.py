@@ -70,11 +70,11 @@ def test_merged_loads_with_plain_transformers_and_matches_adapter(tiny_run):
     assert abs(report["quality"]["delta"]) < 1e-4
 
 
-def test_int8_is_smaller_and_loads_through_tunesmith(tiny_run):
+def test_int8_dynamic_is_smaller_and_loads_through_tunesmith(tiny_run):
     from tunesmith.inference.load import load_for_inference
 
-    report = run_export(str(tiny_run), "int8", **FAST)
-    folder = tiny_run / "exports" / "int8"
+    report = run_export(str(tiny_run), "int8", options={"int8_mode": "dynamic"}, **FAST)
+    folder = tiny_run / "exports" / "int8-dynamic"
     loaded = load_for_inference(str(folder))
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
@@ -85,6 +85,27 @@ def test_int8_is_smaller_and_loads_through_tunesmith(tiny_run):
     assert 0 < (logits - reference).abs().max() < 0.5  # lossy, but close
     report = _check_report(tiny_run, folder, "int8")
     assert report["details"]["quantized_linear_layers"] == 2 * 7 + 1
+
+
+def test_int8_weight_only_is_the_default_keeps_the_logits_and_is_smaller(tiny_run):
+    """Weight-only int8 (activations fp32): logits within a weights-rounding tolerance of fp32,
+    far closer than dynamic int8, and a file smaller than the fp32 merged model's."""
+    from tunesmith.inference.load import load_for_inference
+    from tunesmith.models.int8_linear import WeightOnlyInt8Linear
+
+    report = run_export(str(tiny_run), "int8", **FAST)
+    folder = tiny_run / "exports" / "int8"
+    loaded = load_for_inference(str(folder))
+    assert sum(isinstance(m, WeightOnlyInt8Linear) for m in loaded.model.modules()) == 2 * 7 + 1
+    with torch.no_grad():
+        logits = loaded.model(input_ids=_ids()).logits
+    reference = _adapter_logits(tiny_run)
+    diff = (logits - reference).abs().max()
+    assert 0 < diff < 0.02 * reference.abs().max()
+    report = _check_report(tiny_run, folder, "int8")
+    assert report["details"]["mode"] == "weight-only" and report["details"]["activations"] == "fp32"
+    assert abs(report["quality"]["delta"]) < 0.01 * report["quality"]["source"]
+    assert report["size_vs_source"] < 0.7  # int8 Linear weights; the tiny model's fp32 embeddings are a large share
 
 
 @pytest.mark.parametrize("structure", ["unstructured", "heads", "channels"])

@@ -157,6 +157,7 @@ def test_training_with_bins_learns_and_logs_the_packing(tiny_config, tmp_path):
     events = [json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
     speed = next(e for e in events if e["event"] == "speed")
     assert speed["batching"] == "bins" and speed["packed_rows"] < speed["examples"]
+    assert speed["packed_attention"] is True and "attention per packed sequence" in speed["message"]
     assert result.eval_after["eval_loss"] < result.eval_before["eval_loss"]
 
 

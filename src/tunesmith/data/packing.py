@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import math
 from dataclasses import dataclass
 
 from tunesmith.data.tokenize import IGNORE
@@ -143,11 +142,36 @@ def pack_features(features: list[dict], pack_length: int) -> tuple[list[dict], P
     return packed, PackReport(len(features), len(packed), tokens, pack_length)
 
 
+def sequence_lengths(positions: list[int]) -> list[int]:
+    """Lengths of the sequences in a packed row: one starts wherever the position does not follow
+    the previous one (transformers' `find_packed_sequence_indices` rule)."""
+    lengths: list[int] = []
+    for i, p in enumerate(positions):
+        if i == 0 or p != positions[i - 1] + 1:
+            lengths.append(0)
+        lengths[-1] += 1
+    return lengths
+
+
+def boundaries(rows: list[list[int]]) -> dict:
+    """Flash-attention varlen's keyword arguments for rows of position ids: cumulative sequence
+    lengths over the flattened (rows x length) tokens and the longest sequence. The packed-row
+    attention (models/packed_attention.py) and flash-attention read them; other implementations
+    ignore them and use the mask transformers builds from position_ids."""
+    import torch
+
+    lengths = [n for row in rows for n in sequence_lengths(row)]
+    cumulative = torch.tensor([0, *lengths], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    longest = max(lengths)
+    return {"cu_seq_lens_q": cumulative, "cu_seq_lens_k": cumulative, "max_length_q": longest, "max_length_k": longest}
+
+
 class PackedCollator:
     """Batch packed rows: pad to the longest row, no attention_mask (see the module docstring).
 
     Padding becomes one more sequence of its own (positions restart at 0, labels ignored), so it
-    can neither see nor be seen by the real examples.
+    can neither see nor be seen by the real examples. The batch also carries the sequences'
+    boundaries (`boundaries`), so attention can stay inside each sequence.
     """
 
     def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
@@ -170,6 +194,7 @@ class PackedCollator:
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "position_ids": torch.tensor(positions, dtype=torch.long),
+            **boundaries(positions),
         }
 
 

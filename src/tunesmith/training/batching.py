@@ -4,6 +4,8 @@ Packing applies to tasks that batch with the causal-LM collator (sft, pretrain).
 - `train.pack_length` unset: each batch of `batch_size` examples is packed into the few rows that
   cost least (data/packing.py `cheapest_rows`): the same examples per optimizer step and the
   same loss as a padded batch, with little padding and no attention wasted on over-long rows.
+  Where attention runs per packed sequence (models/packed_attention.py: SDPA on the CPU), a
+  row's attention costs what its sequences cost, and the batch becomes one row, no padding.
 - `train.pack_length: N`: examples are binned into rows of at most N tokens (best-fit
   decreasing); `batch_size` counts rows. Fewer, fuller steps per epoch.
 Either way sequences are kept apart by position_ids alone, which needs no attention_mask and no
@@ -14,10 +16,12 @@ the rows in it, and packed rows would reweight it; eval loss then means the same
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tunesmith.data.packing import BatchPackingCollator, PackedCollator, pack_features
 from tunesmith.errors import ConfigError
+from tunesmith.models.packed_attention import use_packed_attention
 from tunesmith.tasks.collate import CausalLMCollator
 
 REAL_TOKENS = "num_real_tokens"  # a packed batch's token count, taken out before the model's forward
@@ -44,18 +48,33 @@ class BatchingPlan:
     report: dict = field(default_factory=dict)
     labelled_logits_only: bool = False
     eval_collator: object = None  # None: the training collator
+    packed_attention: bool = False  # attention runs per packed sequence (models/packed_attention.py)
 
     @property
     def packed(self) -> bool:
         return self.mode in ("batch", "bins")
 
     def apply(self, args, model) -> None:
-        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed."""
+        """Sampler choice on the TrainingArguments; no KV cache when sequences are packed, and
+        attention that stays inside each packed sequence where the model runs SDPA on the CPU."""
         args.train_sampling_strategy = "group_by_length" if self.mode == "group_by_length" else "random"
         if self.packed and getattr(model, "config", None) is not None:
             model.config.use_cache = False
+            self.packed_attention = use_packed_attention(model)
+        inner = getattr(self.collator, "collator", None)
+        if self.packed_attention and isinstance(inner, BatchPackingCollator):
+            # Attention now costs what each sequence costs, whatever the row split, so one row
+            # (no padding, the largest matmuls) is the cheapest (benchmarks/packed_rows.py).
+            inner.attention_span = math.inf
 
     def note(self) -> str:
+        if not self.packed_attention:
+            return self._rows_note()
+        if self.mode == "batch":
+            return "packing: each batch's examples share one row (no padding); attention per packed sequence"
+        return self._rows_note() + "; attention per packed sequence"
+
+    def _rows_note(self) -> str:
         if self.mode == "batch":
             return "packing: each batch's examples share a few rows (little padding)"
         if self.mode == "bins":

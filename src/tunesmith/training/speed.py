@@ -30,5 +30,6 @@ def prepare_speed(config, task, tokenizer, data, args, model, run) -> BatchingPl
     import torch
 
     run.event("speed", f"{plan.note()}; {head}; {torch.get_num_threads()} threads",
-              batching=plan.mode, labelled_logits_only=plan.labelled_logits_only, **plan.report)
+              batching=plan.mode, labelled_logits_only=plan.labelled_logits_only,
+              packed_attention=plan.packed_attention, **plan.report)
     return plan
