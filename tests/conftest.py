@@ -27,6 +27,19 @@ os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 
 
+@pytest.fixture(autouse=True)
+def _console_width_at_print_time(monkeypatch):
+    """Each test starts with the CLI's consoles measuring their width when they print, whatever a
+    test before it in the same worker left behind (a width fixed while COLUMNS was set folded table
+    cells such as "pruned" in later tests, in some xdist orders)."""
+    from tunesmith.cli.output import stdout
+    from tunesmith.utils.progress import console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for shown in (stdout, console):
+        monkeypatch.setattr(shown, "_width", None)
+
+
 def pytest_collection_modifyitems(items):
     """Long files first, each file's tests kept in order: files with tests on real weights, then by
     number of tests. `make test` hands whole files to two workers in this order
