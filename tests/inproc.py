@@ -3,6 +3,7 @@ start-up per command), and an ASGI app served by uvicorn on 127.0.0.1 in a threa
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -52,3 +53,22 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def stream_together(url: str, requests: list[tuple[str, list[dict]]], max_tokens: int = 8) -> list[str]:
+    """Every (model, messages) request streamed at once, greedy, through the official async client;
+    the replies in request order."""
+    import openai
+
+    async def stream(aclient, model, messages):
+        parts = []
+        async for chunk in await aclient.chat.completions.create(model=model, messages=messages,
+                                                                 max_tokens=max_tokens, temperature=0, stream=True):
+            parts.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+        return "".join(parts)
+
+    async def together():
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as aclient:
+            return await asyncio.gather(*(stream(aclient, m, msgs) for m, msgs in requests))
+
+    return asyncio.run(together())

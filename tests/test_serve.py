@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from finished_runs import finished_runs  # noqa: F401  (fixture)
-from inproc import serving
+from inproc import serving, stream_together
 from tiny import save_tiny_llama, tiny_tokenizer
 from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
 
@@ -328,18 +328,7 @@ def test_eight_concurrent_streams_over_three_adapters_equal_alone(server, client
     slot = next(iter(service.engine._slots.values()))
     calls_before = slot.forward.calls
 
-    async def stream(aclient, model, messages):
-        parts = []
-        async for chunk in await aclient.chat.completions.create(model=model, messages=messages, max_tokens=8,
-                                                                 temperature=0, stream=True):
-            parts.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
-        return "".join(parts)
-
-    async def together():
-        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as aclient:
-            return await asyncio.gather(*(stream(aclient, m, msgs) for m, msgs in requests))
-
-    with_others = asyncio.run(together())
+    with_others = stream_together(url, requests)
     assert with_others == alone
     sequential_calls = 8 * 8  # alone, each request needs about one forward pass per token
     assert slot.forward.calls - calls_before < sequential_calls * 0.75  # rows of different adapters shared passes

@@ -12,7 +12,7 @@ import openai
 import pytest
 import torch
 
-from inproc import serving
+from inproc import serving, stream_together
 from test_serve import _lora
 from tiny import save_tiny_llama, tiny_tokenizer
 
@@ -133,18 +133,7 @@ def test_prompt_runs_and_a_lora_adapter_batch_together_and_equal_alone(server, c
     slot = next(iter(service.engine._slots.values()))
     calls_before = slot.forward.calls
 
-    async def stream(aclient, model, messages):
-        parts = []
-        async for chunk in await aclient.chat.completions.create(model=model, messages=messages, max_tokens=8,
-                                                                 temperature=0, stream=True):
-            parts.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
-        return "".join(parts)
-
-    async def together():
-        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as aclient:
-            return await asyncio.gather(*(stream(aclient, m, msgs) for m, msgs in requests))
-
-    assert asyncio.run(together()) == alone
+    assert stream_together(url, requests) == alone
     assert slot.forward.calls - calls_before < len(requests) * 8 * 0.75  # rows of different runs shared passes
 
 
