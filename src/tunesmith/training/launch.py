@@ -60,10 +60,33 @@ def rank_main(config_data: dict, resume: bool, front_end: FrontEnd | None, launc
     from tunesmith.utils.lifeline import die_with_parent
 
     die_with_parent(launcher)
+    join_group()
     config = RunConfig.model_validate(config_data)
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     callbacks, events = front_end() if front_end and is_main() else ([], None)
     return record(train)(config, resume=resume or restarted, callbacks=callbacks, events=events)
+
+
+def join_group() -> None:
+    """Join the process group over the launcher's store, under a prefix of this restart. torch's
+    static rendezvous keeps one store across the group's restarts, so the ranks of a restarted
+    group could read the addresses their killed predecessors wrote there and fail to connect
+    ("Connection refused"); a fresh prefix per restart avoids it. The Trainer (accelerate) then
+    uses this group instead of making its own."""
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from tunesmith.training.distributed import rank, world_size
+
+    if world_size() < 2 or dist.is_initialized():
+        return
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size(),
+                          is_master=False, timeout=timedelta(seconds=900))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", rank=rank(),
+                            world_size=world_size(), store=dist.PrefixStore(f"tunesmith/attempt-{attempt}", store))
 
 
 def free_port() -> int:
