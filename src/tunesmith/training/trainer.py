@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from transformers import Trainer
 
@@ -53,7 +55,8 @@ class TunesmithTrainer(Trainer):
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             extra = {}
             for name, features in self.extra_evals.items():  # first: the run's own evaluation is the last one seen
-                extra.update(super().evaluate(features, ignore_keys, f"eval_{name}"))
+                # self.evaluate: a task's trainer (label words, classification) measures each set its own way
+                extra.update(self.evaluate(features, ignore_keys, f"eval_{name}"))
             metrics = super().evaluate(None, ignore_keys, metric_key_prefix)
             metrics.update({k: v for k, v in extra.items() if not k.endswith(_RUNTIME)})  # in place: callbacks hold it
             return metrics
@@ -113,3 +116,18 @@ class TunesmithTrainer(Trainer):
             if loss is not None:
                 return loss.detach(), None, None
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+
+def with_optimizer(trainer_class, make_optimizer):
+    """`trainer_class` building its optimizer with `make_optimizer` (a method's own, LoRA+): a subclass,
+    not a partial, so that a task's trainer (label words, classification) can subclass it in turn.
+    A partial (distillation's trainer with its teacher) keeps its arguments around the subclass."""
+    if isinstance(trainer_class, partial):
+        return partial(with_optimizer(trainer_class.func, make_optimizer), *trainer_class.args,
+                       **trainer_class.keywords)
+
+    class WithOptimizer(trainer_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, make_optimizer=make_optimizer, **kwargs)
+
+    return WithOptimizer
