@@ -128,6 +128,39 @@ def test_label_words_tasks_report_each_task_accuracy(tiny_config, tiny_model_dir
         assert result.eval_after[f"eval_{name}_accuracy"] == pytest.approx(scored.metrics["accuracy"])
 
 
+def test_qa_tasks_score_each_task_on_its_own_windows(tiny_config, tiny_bert_dir, tmp_path):
+    """QA's scores decode the windows of the set measured: each task's its own (they were bound to the
+    run's whole eval set, whose windows another set's logits do not match)."""
+    from tunesmith.inference.predict import predict_file
+
+    def squad(path, names, n):  # contexts of the answer word only: any span predicted scores some F1
+        rows = []
+        for i in range(n):
+            name = names[i % len(names)]
+            context = f"{name} {name} {name} {name}"
+            rows.append({"id": str(i), "question": "who jumps?", "context": context,
+                         "answers": {"text": [name], "answer_start": [context.index(name)]}})
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(path)
+
+    tasks = [{"name": "animals", "train": squad(tmp_path / "a.jsonl", ["fox", "dog"], 12),
+              "eval": squad(tmp_path / "a-eval.jsonl", ["fox", "dog"], 4)},
+             {"name": "birds", "train": squad(tmp_path / "b.jsonl", ["owl", "hen"], 12),
+              "eval": squad(tmp_path / "b-eval.jsonl", ["owl"], 2)}]
+    config = tiny_config(model={"name_or_path": str(tiny_bert_dir)}, method={"name": "full"}, task={"name": "qa"},
+                         data={"train": [], "tasks": tasks, "cutoff_len": 48},
+                         train={"max_steps": 2, "batch_size": 8, "save_steps": 100})
+    result = train(config)
+    for task in tasks:
+        name = task["name"]
+        assert {f"eval_{name}_exact_match", f"eval_{name}_loss"} <= set(result.eval_after)
+        scored = predict_file(str(result.run_dir), task["eval"], str(tmp_path / f"{name}-pred.jsonl"))
+        assert scored.metrics["f1"] > 0
+        assert result.eval_after[f"eval_{name}_f1"] == pytest.approx(scored.metrics["f1"])
+    predictions = json.loads((result.run_dir / "qa_eval_predictions.json").read_text())
+    assert len(predictions) == 6  # the run's whole eval set, not the last task's
+
+
 # --- one-line errors ------------------------------------------------------------------------------
 
 def _fails(capsys, argv, *fragments):

@@ -192,25 +192,15 @@ def make_trainer(parts: TrainerParts):
     cfg = parts.config.task
     weights = class_weights(cfg, parts.train)
     loss = WeightedLoss(weights, cfg.label_smoothing) if weights or cfg.label_smoothing else None
-    run_dir = parts.run_dir
-
-    class ClassificationTrainer(parts.trainer_class):
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            """Another eval set than the run's (a task of data.tasks, an earlier task): scored over its classes."""
-            if eval_dataset is None:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            whole = self.compute_metrics
-            self.compute_metrics = ClassificationEval(cfg.labels, run_dir, sorted({f["labels"] for f in eval_dataset}))
-            try:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            finally:
-                self.compute_metrics = whole
-
-    return ClassificationTrainer(
+    trainer = parts.trainer_class(
         model=parts.model, args=parts.arguments(), train_dataset=parts.train, eval_dataset=parts.eval or None,
         data_collator=collator(parts.tokenizer), callbacks=parts.callbacks, compute_loss_func=loss,
-        compute_metrics=ClassificationEval(cfg.labels, run_dir),
+        compute_metrics=ClassificationEval(cfg.labels, parts.run_dir),
     )
+    # another eval set than the run's (a task of data.tasks, an earlier task's): scored over its classes
+    trainer.metrics_for = lambda features: ClassificationEval(cfg.labels, parts.run_dir,
+                                                              sorted({f["labels"] for f in features}))
+    return trainer
 
 
 def predict(model, tokenizer, records: list[dict], config, batch_size: int = 32) -> tuple[list[dict], dict]:

@@ -49,17 +49,33 @@ class TunesmithTrainer(Trainer):
     # own eval set and reported beside it as eval_<name>_loss (multi-task's tasks, earlier tasks).
     extra_evals: dict = {}
 
+    # Set by a task whose compute_metrics is bound to the run's eval set (classification, qa):
+    # features -> the compute_metrics of another eval set (a task of data.tasks, an earlier task's).
+    metrics_for = None
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         with torch.random.fork_rng(devices=[]):
-            if eval_dataset is not None or metric_key_prefix != "eval" or not self.extra_evals:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            if eval_dataset is not None:
+                return self._evaluate_other(eval_dataset, ignore_keys, metric_key_prefix)
+            if metric_key_prefix != "eval" or not self.extra_evals:
+                return super().evaluate(None, ignore_keys, metric_key_prefix)
             extra = {}
             for name, features in self.extra_evals.items():  # first: the run's own evaluation is the last one seen
-                # self.evaluate: a task's trainer (label words, classification) measures each set its own way
+                # self.evaluate: a task's trainer (label words) measures each set its own way too
                 extra.update(self.evaluate(features, ignore_keys, f"eval_{name}"))
             metrics = super().evaluate(None, ignore_keys, metric_key_prefix)
             metrics.update({k: v for k, v in extra.items() if not k.endswith(_RUNTIME)})  # in place: callbacks hold it
             return metrics
+
+    def _evaluate_other(self, eval_dataset, ignore_keys, metric_key_prefix):
+        """Another eval set than the run's, scored by its own compute_metrics where the task gives one."""
+        if self.metrics_for is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        whole, self.compute_metrics = self.compute_metrics, self.metrics_for(eval_dataset)
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self.compute_metrics = whole
 
     # Set by the runner: a continual regulariser's penalty(model) -> scalar added to the training loss.
     penalty = None
