@@ -64,8 +64,9 @@ class ModelSection(Section):
     )
     from_run: str | None = Field(
         None, description="Continue from this run directory (docs/continual.md): its adapter keeps "
-        "training (an adapter method must match the run's) or its full weights are the start; the base "
-        "model is the run's, and the chain of runs is recorded in lineage.json.",
+        "training (an adapter method must match the run's; full, freeze ... start from it merged) or its "
+        "full weights are the start and the base (name_or_path: its model/); the chain of runs is recorded "
+        "in lineage.json.",
     )
 
 
