@@ -161,6 +161,22 @@ def test_qa_tasks_score_each_task_on_its_own_windows(tiny_config, tiny_bert_dir,
     assert len(predictions) == 6  # the run's whole eval set, not the last task's
 
 
+def test_a_method_optimizer_keeps_a_partial_trainer_and_can_be_subclassed():
+    """LoRA+'s optimizer on the run's trainer class: a subclass (a task's trainer subclasses it again),
+    and a partial (distillation's, with its teacher) keeps its arguments."""
+    from functools import partial
+
+    from tunesmith.training.trainer import TunesmithTrainer, with_optimizer
+
+    def make(*args, **kwargs):
+        return None
+
+    plain = with_optimizer(TunesmithTrainer, make)
+    assert issubclass(plain, TunesmithTrainer) and type("TaskTrainer", (plain,), {})
+    wrapped = with_optimizer(partial(TunesmithTrainer, teacher="t"), make)
+    assert wrapped.keywords == {"teacher": "t"} and issubclass(wrapped.func, TunesmithTrainer)
+
+
 # --- one-line errors ------------------------------------------------------------------------------
 
 def _fails(capsys, argv, *fragments):
