@@ -246,8 +246,8 @@ def _check_extra_evals(trainer, task, config, plan: Continual, run: RunDir) -> N
     name = type(trainer).__name__
     if config.data.tasks:
         raise ConfigError(f"data.tasks: task {task.name} trains with {name}, which cannot report each task's "
-                          "eval loss; train these tasks pooled in data.train (or use an sft, classification or "
-                          "label_words task)")
+                          "eval loss; pool their files in data.train (sft, pretrain, classification, label_words "
+                          "and qa take data.tasks)")
     if plan.old_evals and is_main():
         run.event("warning", f"model.from_run: task {task.name} trains with {name}, which cannot measure the "
                   "earlier tasks' eval sets: no forgetting figures in results.json")
