@@ -64,8 +64,9 @@ class ModelSection(Section):
     )
     from_run: str | None = Field(
         None, description="Continue from this run directory (docs/continual.md): its adapter keeps "
-        "training (an adapter method must match the run's) or its full weights are the start; the base "
-        "model is the run's, and the chain of runs is recorded in lineage.json.",
+        "training (an adapter method must match the run's; full, freeze ... start from it merged) or its "
+        "full weights are the start and the base (name_or_path: its model/); the chain of runs is recorded "
+        "in lineage.json.",
     )
 
 
@@ -86,7 +87,8 @@ class ReplaySection(Section):
 
 
 class TaskData(Section):
-    name: str = Field(description="Task name (per-task eval losses are reported under it).")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", description="Task name: letters, digits, _ and - "
+                      "(per-task eval figures are reported under it, as eval_<name>_loss).")
     train: list[str] = Field(description="Training files of this task.")
     eval: list[str] = Field(default_factory=list, description="Eval files (default: data.eval_ratio of train).")
     weight: float = Field(1.0, gt=0, description="Loss weight: scales the task's share of sampled rows "
@@ -159,6 +161,15 @@ class DataSection(Section):
     @classmethod
     def _pipeline(cls, v):
         return parse_steps(v)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, v):
+        names = [t.name for t in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"task name {', '.join(twice)} is given twice; each task needs its own name")
+        return v
 
 
 class DistributedSection(Section):

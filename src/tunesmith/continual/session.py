@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tunesmith.continual.regularisers import REGULARISERS, AnchorContext
 from tunesmith.errors import ConfigError
+from tunesmith.methods import METHODS
 from tunesmith.runs.lineage import ancestors, earlier_config, earlier_run
 from tunesmith.runs.rundir import RunDir
 
@@ -34,7 +35,9 @@ class Continual:
 
 
 def plan_continual(config, method) -> Continual:
-    """Check model.from_run and the regulariser, and point the config's base model at the run's."""
+    """Check model.from_run and the regulariser, and point the config's base model at the run's:
+    the earlier run's own base model for an adapter run, its saved model/ for a full-weights run
+    (so that this run's adapter, if it trains one, loads on the weights it was trained on)."""
     reg_cfg = config.train.regulariser
     if not config.model.from_run:
         if reg_cfg is not None:
@@ -45,17 +48,27 @@ def plan_continual(config, method) -> Continual:
     old = earlier_config(config.model.from_run)
     regulariser = REGULARISERS.get(reg_cfg.name) if reg_cfg else None
     new_adapter = regulariser is not None and regulariser.new_adapter
-    if earlier.adapter_dir.is_dir() and old.method.name != method.name and not new_adapter:
-        raise ConfigError(f"method.name: {method.name} differs from {old.method.name}, the method of "
-                              f"model.from_run {config.model.from_run}, whose adapter keeps training; use method "
-                              f"{old.method.name} (or train.regulariser o-lora for a new adapter beside it)")
-    config.model.name_or_path = old.model.name_or_path
+    if earlier.adapter_dir.is_dir() and not new_adapter:
+        _check_adapter_start(config, method, old)
+    full_weights = earlier.model_dir.is_dir() and not earlier.adapter_dir.is_dir()
+    config.model.name_or_path = str(earlier.model_dir.resolve()) if full_weights else old.model.name_or_path
     return Continual(earlier, old, regulariser)
 
 
-def base_weights(plan: Continual, resolved: Path) -> Path:
-    """The folder the model loads from: a full-weights run's own model/, else the base model."""
-    return plan.earlier.model_dir if plan.active and plan.earlier.model_dir.is_dir() else resolved
+def _check_adapter_start(config, method, old) -> None:
+    """An adapter run continues as the same adapter method, or merged into the start of a method
+    that trains the weights themselves (full, freeze ...)."""
+    if not method.saves_adapter:
+        if not METHODS.get(old.method.name).mergeable:
+            raise ConfigError(f"method.name: {method.name} starts from model.from_run's weights, but the "
+                              f"{old.method.name} adapter of {config.model.from_run} cannot be merged into "
+                              f"them; continue with method {old.method.name}")
+        return
+    if old.method.name != method.name:
+        raise ConfigError(f"method.name: {method.name} differs from {old.method.name}, the method of "
+                          f"model.from_run {config.model.from_run}, whose adapter keeps training; use method "
+                          f"{old.method.name} (or train.regulariser o-lora for a new adapter beside it, or a "
+                          "method that trains the weights, such as full, to start from the merged adapter)")
 
 
 def start_model(plan: Continual, model, config, method):
@@ -65,6 +78,10 @@ def start_model(plan: Continual, model, config, method):
         if started is not None:
             return started
     if plan.active and plan.earlier.adapter_dir.is_dir():
+        if not method.saves_adapter:  # full, freeze ...: the earlier adapter merged in is the start
+            old = METHODS.get(plan.earlier_config.method.name)
+            return method.apply(old.load_adapter(model, str(plan.earlier.adapter_dir)).merge_and_unload(),
+                                config.method)
         if not method.peft:
             raise ConfigError(f"model.from_run: continuing a {method.name} adapter is not supported; "
                               "continue a PEFT method's run (lora, dora, ia3 ...)")

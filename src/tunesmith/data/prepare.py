@@ -38,6 +38,8 @@ def prepare_data(config, tokenizer, task) -> PreparedData:
     split = split_records(config, task)
     train_records, eval_records, extra = split.train, split.eval, {}
     if d.tasks:
+        if task.learn:  # on every task's rows: the mix may draw a task's rows (and labels) little or not at all
+            task.learn(split.train, config.task)
         train_records, extra["tasks"] = mix_tasks(split.by_task, d.sampling, d.temperature, config.train.seed,
                                                   {t.name: t.weight for t in d.tasks})
     if d.replay:

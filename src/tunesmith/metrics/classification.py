@@ -25,15 +25,19 @@ def accuracy(predictions, references, **options) -> dict[str, float]:
 
 
 @register_metric("classification", "accuracy and macro/micro precision, recall and F1", inputs="labels")
-def classification_scores(predictions, references, labels: list[str] | None = None, **options) -> dict[str, float]:
-    """`labels` names the classes by id; without it the classes are those seen in the inputs."""
+def classification_scores(predictions, references, labels: list[str] | None = None,
+                          classes: list[int] | None = None, **options) -> dict[str, float]:
+    """`labels` names the classes by id; without it the classes are those seen in the inputs.
+    `classes`: the class ids the macro averages count (one task's classes of a shared label set);
+    default every class."""
     from sklearn.metrics import precision_recall_fscore_support
 
     ids = _ids(labels, predictions, references)
     scores = accuracy(predictions, references)
     for average in ("macro", "micro"):
         p, r, f, _ = precision_recall_fscore_support(
-            list(references), list(predictions), labels=ids, average=average, zero_division=0
+            list(references), list(predictions), labels=classes if classes and average == "macro" else ids,
+            average=average, zero_division=0
         )
         scores.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
     return scores

@@ -37,6 +37,10 @@ class TaskSpec:
     # stops at such rows before build_features, and `data validate` reports them: one rule for both.
     check_row: Callable | None = None
     layouts: Callable | None = None  # (task config) -> str: the row layouts the task reads, for messages
+    # (training records, task config) -> None: settings the task reads off the training rows (classification's
+    # label set) when not given. build_features learns them too; data.tasks learns them first on every
+    # task's rows, before the mix, so that a task drawn little still brings its labels (the union).
+    learn: Callable | None = None
 
     @property
     def lm_loss(self) -> bool:
@@ -69,7 +73,8 @@ def register_task(config_class: type[TaskConfig], summary: str, *, model_class, 
                   data_format: str | None = None, model_kwargs: Callable | None = None,
                   make_trainer: Callable | None = None, predict: Callable | None = None,
                   expand_records: Callable | None = None, reads: str | None = None,
-                  check_row: Callable | None = None, layouts: Callable | None = None):
+                  check_row: Callable | None = None, layouts: Callable | None = None,
+                  learn: Callable | None = None):
     """Decorator for a task's `build_features`."""
     name = config_class.model_fields["name"].default
 
@@ -77,7 +82,7 @@ def register_task(config_class: type[TaskConfig], summary: str, *, model_class, 
         TASK_CONFIGS.register(config_class, name)
         TASKS.register(TaskSpec(name, summary, config_class, model_class, build_features, collator,
                                  data_format, model_kwargs, make_trainer, predict, expand_records, reads,
-                                 check_row, layouts))
+                                 check_row, layouts, learn))
         return build_features
 
     return wrap

@@ -72,6 +72,12 @@ def collect_labels(records: list[dict], cfg: ClassificationConfig) -> list[str]:
     return sorted(seen, key=int) if numeric else sorted(seen)
 
 
+def learn_labels(records: list[dict], cfg) -> None:
+    """The label map, from the training rows unless task.labels gives it (label_words shares it)."""
+    if cfg.labels is None:
+        cfg.labels = collect_labels(records, cfg)
+
+
 def label_id(value, labels: list[str], cfg=None) -> int:
     """A class name, or an integer id when the names are not themselves numbers."""
     text = _label_text(value, cfg)
@@ -161,16 +167,20 @@ class WeightedLoss:
 
 
 class ClassificationEval:
-    """compute_metrics: scores for the log, plus a per-class report and confusion matrix PNG in the run."""
+    """compute_metrics: scores for the log, plus a per-class report and confusion matrix PNG in the run.
+    `classes`: one task's eval set of data.tasks (the label set is the union of the tasks'): macro
+    averages over the classes of its rows, and no report files (those are the run's whole eval set's)."""
 
-    def __init__(self, labels: list[str], run_dir: Path):
-        self.labels, self.run_dir = labels, Path(run_dir)
+    def __init__(self, labels: list[str], run_dir: Path, classes: list[int] | None = None):
+        self.labels, self.run_dir, self.classes = labels, Path(run_dir), classes
 
     def __call__(self, prediction) -> dict:
         from tunesmith.metrics.classification import classification_scores, per_class_report, plot_confusion_matrix
 
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         preds, refs = logits.argmax(-1).tolist(), prediction.label_ids.tolist()
+        if self.classes is not None:
+            return classification_scores(preds, refs, self.labels, classes=self.classes)
         write_json(self.run_dir / "classification_report.json",
                    {"labels": self.labels, "per_class": per_class_report(preds, refs, self.labels)})
         plot_confusion_matrix(preds, refs, self.labels, self.run_dir / "plots" / "confusion_matrix.png")
@@ -182,11 +192,15 @@ def make_trainer(parts: TrainerParts):
     cfg = parts.config.task
     weights = class_weights(cfg, parts.train)
     loss = WeightedLoss(weights, cfg.label_smoothing) if weights or cfg.label_smoothing else None
-    return parts.trainer_class(
+    trainer = parts.trainer_class(
         model=parts.model, args=parts.arguments(), train_dataset=parts.train, eval_dataset=parts.eval or None,
         data_collator=collator(parts.tokenizer), callbacks=parts.callbacks, compute_loss_func=loss,
         compute_metrics=ClassificationEval(cfg.labels, parts.run_dir),
     )
+    # another eval set than the run's (a task of data.tasks, an earlier task's): scored over its classes
+    trainer.metrics_for = lambda features: ClassificationEval(cfg.labels, parts.run_dir,
+                                                              sorted({f["labels"] for f in features}))
+    return trainer
 
 
 def predict(model, tokenizer, records: list[dict], config, batch_size: int = 32) -> tuple[list[dict], dict]:
@@ -228,11 +242,10 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 32)
 @register_task(ClassificationConfig, "sequence classification (encoder or decoder) with a label map",
                model_class=sequence_classification_class, collator=collator, data_format="rows",
                model_kwargs=model_kwargs, make_trainer=make_trainer, predict=predict, check_row=check_row,
-               layouts=layouts)
+               layouts=layouts, learn=learn_labels)
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], RowsReport]:
     cfg, report = config.task, RowsReport()
-    if cfg.labels is None:  # learned from the training rows; eval rows must then use these labels
-        cfg.labels = collect_labels(records, cfg)
+    learn_labels(records, cfg)  # from the training rows; eval rows must then use these labels
     features = []
     for record in records:
         try:

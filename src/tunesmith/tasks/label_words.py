@@ -17,7 +17,7 @@ from tunesmith.config.components import TaskConfig
 from tunesmith.data.templates import get_template
 from tunesmith.data.tokenize import TokenizeReport, add_example, encode_segments
 from tunesmith.tasks import TrainerParts, register_task
-from tunesmith.tasks.classification import collect_labels, label_id, read_texts
+from tunesmith.tasks.classification import label_id, learn_labels, read_texts
 from tunesmith.tasks.collate import CausalLMCollator, causal_lm_class
 from tunesmith.tasks.rows import ColumnError, RowsReport, bad_row, column, columns_layout, say_skipped
 from tunesmith.tasks.sft import with_system
@@ -81,16 +81,20 @@ def make_trainer(parts: TrainerParts):
     from tunesmith.metrics.classification import classification_scores
 
     config, tokenizer = parts.config, parts.tokenizer
-    rows = [(f["text"], f["text_pair"], f["label_id"]) for f in parts.eval]
 
     class LabelWordsTrainer(parts.trainer_class):
-        def evaluate(self, *args, metric_key_prefix: str = "eval", **kwargs):
-            metrics = super().evaluate(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+            """Another eval set than the run's (a task of data.tasks, an earlier task) is scored on its own
+            rows, its macro averages over its classes (the label set is the union of the tasks')."""
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            rows = [(f["text"], f["text_pair"], f["label_id"]) for f in eval_dataset or parts.eval]
             if rows:
                 scores = label_scores(self.model, tokenizer, config, [(t, p) for t, p, _ in rows],
                                       config.eval.batch_size)
                 preds = [max(range(len(s)), key=s.__getitem__) for s in scores]
-                found = classification_scores(preds, [g for _, _, g in rows], config.task.labels)
+                golds = [g for _, _, g in rows]
+                classes = sorted(set(golds)) if eval_dataset is not None else None
+                found = classification_scores(preds, golds, config.task.labels, classes=classes)
                 found = {f"{metric_key_prefix}_{k}": v for k, v in found.items()}
                 self.log(found)
                 metrics.update(found)
@@ -137,12 +141,11 @@ def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16)
 
 @register_task(LabelWordsConfig, "classification as generation: a chat LLM answers with label words",
                model_class=causal_lm_class, collator=CausalLMCollator, data_format="rows",
-               make_trainer=make_trainer, predict=predict, check_row=check_row,
+               make_trainer=make_trainer, predict=predict, check_row=check_row, learn=learn_labels,
                layouts=lambda cfg: columns_layout(cfg.text_column, cfg.text_pair_column, cfg.label_column))
 def build_features(records: list[dict], tokenizer, config) -> tuple[list[dict], TokenizeReport]:
     cfg, report = config.task, RowsReport()
-    if cfg.labels is None:
-        cfg.labels = collect_labels(records, cfg)
+    learn_labels(records, cfg)
     template = get_template(config.data.template, tokenizer)
     features: list[dict] = []
     for record in records:

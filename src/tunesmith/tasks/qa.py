@@ -147,8 +147,9 @@ def decode(examples: list[dict], features: list[dict], start_logits, end_logits,
 class QaEval:
     """compute_metrics: decode the eval windows back to answers and score them (SQuAD EM/F1)."""
 
-    def __init__(self, features: list[dict], cfg, run_dir: Path):
+    def __init__(self, features: list[dict], cfg, run_dir: Path, save: bool = True):
         self.examples, self.features, self.cfg, self.run_dir = examples_of(features), features, cfg, Path(run_dir)
+        self.save = save  # qa_eval_predictions.json: the run's own eval set's
 
     def __call__(self, prediction) -> dict:
         from tunesmith.metrics.squad import squad_scores
@@ -156,9 +157,10 @@ class QaEval:
         start_logits, end_logits = prediction.predictions[:2]
         answers = decode(self.examples, self.features, start_logits, end_logits, self.cfg)
         scores = squad_scores([a for a, _ in answers], [e["answers"] for e in self.examples])
-        write_json(self.run_dir / "qa_eval_predictions.json",
-                   [{"origin": e["origin"], "question": e["question"], "prediction": a, "answers": e["answers"]}
-                    for e, (a, _) in zip(self.examples, answers)])
+        if self.save:
+            write_json(self.run_dir / "qa_eval_predictions.json",
+                       [{"origin": e["origin"], "question": e["question"], "prediction": a,
+                         "answers": e["answers"]} for e, (a, _) in zip(self.examples, answers)])
         return scores
 
 
@@ -171,11 +173,14 @@ def model_class():
 def make_trainer(parts: TrainerParts):
     train_task_head(parts.model)  # freeze tuning must not freeze the fresh head
     metrics = QaEval(parts.eval, parts.config.task, parts.run_dir) if parts.eval else None
-    return parts.trainer_class(
+    trainer = parts.trainer_class(
         model=parts.model, args=parts.arguments(label_names=["start_positions", "end_positions"]),
         train_dataset=parts.train, eval_dataset=parts.eval or None, data_collator=QaCollator(parts.tokenizer),
         callbacks=parts.callbacks, compute_metrics=metrics,
     )
+    # another eval set than the run's (a task of data.tasks, an earlier task's): its own windows and answers
+    trainer.metrics_for = lambda features: QaEval(features, parts.config.task, parts.run_dir, save=False)
+    return trainer
 
 
 def predict(model, tokenizer, records: list[dict], config, batch_size: int = 16) -> tuple[list[dict], dict]:

@@ -12,7 +12,6 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.continual.session import (
     Continual,
     anchor,
-    base_weights,
     earlier_evals,
     forgetting,
     plan_continual,
@@ -44,7 +43,7 @@ from tunesmith.training.precision import resolve_precision
 from tunesmith.training.process import configure_process
 from tunesmith.training.speed import prepare_speed
 from tunesmith.training.tracking import tracking_callbacks
-from tunesmith.training.trainer import TunesmithTrainer
+from tunesmith.training.trainer import TunesmithTrainer, with_optimizer
 from tunesmith.utils.io import replace_dir, write_json
 
 
@@ -166,7 +165,7 @@ def _setup(config: RunConfig) -> _Setup:
     if reason:
         raise ConfigError(reason)
     plan = plan_continual(config, method)  # model.from_run: the earlier run's base model and weights
-    model_dir = base_weights(plan, resolve_model(config.model.name_or_path))
+    model_dir = resolve_model(config.model.name_or_path)  # model.from_run: set by plan_continual
     tokenizer = load_tokenizer(model_dir, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer, task)
     if plan.active:
@@ -224,7 +223,7 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     callbacks += [*extra_callbacks, evaluations]
     callbacks += method.callbacks(model, config.method)
     if method.optimizer:
-        trainer_class = partial(trainer_class, make_optimizer=partial(method.optimizer, cfg=config.method))
+        trainer_class = with_optimizer(trainer_class, partial(method.optimizer, cfg=config.method))
     parts = TrainerParts(config, model, tokenizer, data.train, data.eval, callbacks, run.path, arguments,
                          trainer_class)
     penalty = anchor(plan, model, run.path, task, tokenizer, config)
@@ -232,10 +231,26 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     if penalty is not None and not isinstance(trainer, TunesmithTrainer):
         raise ConfigError(f"train.regulariser: task {task.name} trains with {type(trainer).__name__}, which "
                           "takes no regulariser; drop train.regulariser (replay works for every task)")
+    _check_extra_evals(trainer, task, config, plan, run)
     trainer.extra_evals = {**data.eval_by_task, **plan.old_evals}  # eval_<name>_loss beside eval_loss
     trainer.penalty = penalty
     _drop_default_printers(trainer)
     return _fit(config, run, trainer, tokenizer, resume, stops, evaluations if data.eval else None, method, plan)
+
+
+def _check_extra_evals(trainer, task, config, plan: Continual, run: RunDir) -> None:
+    """Each task's eval set (data.tasks) and the earlier tasks' (model.from_run) are measured by our
+    Trainer's evaluate; a task trained by another trainer (TRL's, Seq2SeqTrainer) cannot report them."""
+    if isinstance(trainer, TunesmithTrainer):
+        return
+    name = type(trainer).__name__
+    if config.data.tasks:
+        raise ConfigError(f"data.tasks: task {task.name} trains with {name}, which cannot report each task's "
+                          "eval loss; pool their files in data.train (sft, pretrain, classification, label_words "
+                          "and qa take data.tasks)")
+    if plan.old_evals and is_main():
+        run.event("warning", f"model.from_run: task {task.name} trains with {name}, which cannot measure the "
+                  "earlier tasks' eval sets: no forgetting figures in results.json")
 
 
 def _resolve_auto(config: RunConfig, run: RunDir, rows: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from transformers import Trainer
 
@@ -47,16 +49,33 @@ class TunesmithTrainer(Trainer):
     # own eval set and reported beside it as eval_<name>_loss (multi-task's tasks, earlier tasks).
     extra_evals: dict = {}
 
+    # Set by a task whose compute_metrics is bound to the run's eval set (classification, qa):
+    # features -> the compute_metrics of another eval set (a task of data.tasks, an earlier task's).
+    metrics_for = None
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         with torch.random.fork_rng(devices=[]):
-            if eval_dataset is not None or metric_key_prefix != "eval" or not self.extra_evals:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            if eval_dataset is not None:
+                return self._evaluate_other(eval_dataset, ignore_keys, metric_key_prefix)
+            if metric_key_prefix != "eval" or not self.extra_evals:
+                return super().evaluate(None, ignore_keys, metric_key_prefix)
             extra = {}
             for name, features in self.extra_evals.items():  # first: the run's own evaluation is the last one seen
-                extra.update(super().evaluate(features, ignore_keys, f"eval_{name}"))
+                # self.evaluate: a task's trainer (label words) measures each set its own way too
+                extra.update(self.evaluate(features, ignore_keys, f"eval_{name}"))
             metrics = super().evaluate(None, ignore_keys, metric_key_prefix)
             metrics.update({k: v for k, v in extra.items() if not k.endswith(_RUNTIME)})  # in place: callbacks hold it
             return metrics
+
+    def _evaluate_other(self, eval_dataset, ignore_keys, metric_key_prefix):
+        """Another eval set than the run's, scored by its own compute_metrics where the task gives one."""
+        if self.metrics_for is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        whole, self.compute_metrics = self.compute_metrics, self.metrics_for(eval_dataset)
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self.compute_metrics = whole
 
     # Set by the runner: a continual regulariser's penalty(model) -> scalar added to the training loss.
     penalty = None
@@ -113,3 +132,18 @@ class TunesmithTrainer(Trainer):
             if loss is not None:
                 return loss.detach(), None, None
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+
+def with_optimizer(trainer_class, make_optimizer):
+    """`trainer_class` building its optimizer with `make_optimizer` (a method's own, LoRA+): a subclass,
+    not a partial, so that a task's trainer (label words, classification) can subclass it in turn.
+    A partial (distillation's trainer with its teacher) keeps its arguments around the subclass."""
+    if isinstance(trainer_class, partial):
+        return partial(with_optimizer(trainer_class.func, make_optimizer), *trainer_class.args,
+                       **trainer_class.keywords)
+
+    class WithOptimizer(trainer_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, make_optimizer=make_optimizer, **kwargs)
+
+    return WithOptimizer
