@@ -9,6 +9,9 @@ and (f) multi-task joint training on A and B from the base model for the budget 
 table shows A's eval loss before B / after B, B's eval loss after, and the time of each arm.
 Writes docs/continual.md (table between the markers) and docs/img/continual.png.
 
+Several strengths give one arm each (`--ewc 50 5`). With `--workdir`, task A's run and the arms
+already measured there (arms.jsonl) are reused, so a second invocation adds only new arms.
+
     nice -n 10 python benchmarks/continual.py            # ~20-30 min on 2 loaded cores
     python benchmarks/continual.py --steps 4 --rows 16   # a quick try
 """
@@ -77,18 +80,21 @@ def arms(args, files: dict, first: Path) -> dict[str, dict]:
         return config
 
     a_train, a_eval = files["A"]
-    return {
-        "plain sequential": arm(),
-        "replay 1%": arm(data={"replay": {"from": str(first), "ratio": 0.01}}),
-        "replay 5%": arm(data={"replay": {"from": str(first), "ratio": 0.05}}),
-        "EWC": arm(train={"regulariser": {"name": "ewc", "strength": args.ewc, "fisher_rows": args.fisher_rows}}),
-        "L2-SP": arm(train={"regulariser": {"name": "l2-sp", "strength": args.l2sp}}),
-        "O-LoRA": arm(train={"regulariser": {"name": "o-lora", "strength": args.olora}}),
-        "multi-task joint": {"data": {"train": [], "tasks": [
-            {"name": "alpaca", "train": str(a_train), "eval": str(a_eval)},
-            {"name": "huanhuan", "train": str(b_train), "eval": str(b_eval)}], "sampling": "size"},
-            "train": {"max_steps": 2 * args.steps}},
-    }
+    named = {"plain sequential": arm(),
+             "replay 1%": arm(data={"replay": {"from": str(first), "ratio": 0.01}}),
+             "replay 5%": arm(data={"replay": {"from": str(first), "ratio": 0.05}})}
+    for strength in args.ewc:
+        named[f"EWC ({strength:g})"] = arm(train={"regulariser": {"name": "ewc", "strength": strength,
+                                                                  "fisher_rows": args.fisher_rows}})
+    for strength in args.l2sp:
+        named[f"L2-SP ({strength:g})"] = arm(train={"regulariser": {"name": "l2-sp", "strength": strength}})
+    for strength in args.olora:
+        named[f"O-LoRA ({strength:g})"] = arm(train={"regulariser": {"name": "o-lora", "strength": strength}})
+    named["multi-task joint"] = {"data": {"train": [], "tasks": [
+        {"name": "alpaca", "train": str(a_train), "eval": str(a_eval)},
+        {"name": "huanhuan", "train": str(b_train), "eval": str(b_eval)}], "sampling": "size"},
+        "train": {"max_steps": 2 * args.steps}}
+    return named
 
 
 def merged(base: dict, extra: dict) -> dict:
@@ -200,8 +206,8 @@ def write_doc(doc: Path, rows: list[dict], args, first: dict, total: float) -> N
             f"task (rows of at most {args.max_chars} characters). Task A (alpaca_en_demo) trained {args.steps} "
             f"steps first (eval loss {first['before']:.4f} → "
             f"{first['after']:.4f}, {first['wall']:.0f} s); each arm then {args.steps} steps on task B (huanhuan); "
-            f"multi-task joint {2 * args.steps} steps on both from the base model. Strengths: EWC {args.ewc:g} "
-            f"({args.fisher_rows} Fisher rows), L2-SP {args.l2sp:g}, O-LoRA {args.olora:g}. "
+            f"multi-task joint {2 * args.steps} steps on both from the base model. Regulariser strengths in "
+            f"brackets; EWC's Fisher from {args.fisher_rows} rows. "
             f"Total {total / 60:.1f} min._\n\nReproduce: `{command}`\n\n{table(rows)}\n{verdict}\n\n"
             f"![continual](img/continual.png)\n{END}")
     text = doc.read_text(encoding="utf-8") if doc.is_file() else f"# Continual fine-tuning\n\n{START}\n{END}\n"
@@ -209,6 +215,19 @@ def write_doc(doc: Path, rows: list[dict], args, first: dict, total: float) -> N
     _, _, after = rest.partition(END)
     doc.write_text(before + body + after, encoding="utf-8")
     (doc.parent / "img" / "continual.json").write_text(json.dumps({"rows": rows, "first": first}, indent=1))
+
+
+def train_task_a(args, files: dict, first_dir: Path, record: Path) -> dict:
+    """Task A's run (reused when `record` says an earlier invocation with this --workdir made it)."""
+    if record.is_file() and (first_dir / "results.json").is_file():
+        return json.loads(record.read_text())
+    config = merged(base_config(args, first_dir, args.steps),
+                    {"data": {"train": [str(files["A"][0])], "eval": [str(files["A"][1])]}})
+    result, wall = run(config)
+    first = {"before": result.eval_before["eval_loss"], "after": result.eval_after["eval_loss"], "wall": wall}
+    print(f"task A: eval loss {first['before']:.4f} -> {first['after']:.4f} ({wall:.0f} s)", flush=True)
+    record.write_text(json.dumps(first))
+    return first
 
 
 def main() -> None:
@@ -221,10 +240,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--cutoff", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--ewc", type=float, default=50.0)
+    parser.add_argument("--ewc", type=float, nargs="+", default=[50.0], help="one arm per strength")
     parser.add_argument("--fisher-rows", type=int, default=8)
-    parser.add_argument("--l2sp", type=float, default=50.0)
-    parser.add_argument("--olora", type=float, default=0.5)
+    parser.add_argument("--l2sp", type=float, nargs="+", default=[50.0], help="one arm per strength")
+    parser.add_argument("--olora", type=float, nargs="+", default=[0.5], help="one arm per strength")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least contention under load)")
     parser.add_argument("--arms", nargs="*", help="a subset of the arms (default: all)")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "continual.md"))
@@ -235,20 +254,22 @@ def main() -> None:
     files = {"A": write_task(work, *TASK_A, args.rows, args.eval_rows, args.max_chars),
              "B": write_task(work, *TASK_B, args.rows, args.eval_rows, args.max_chars)}
     start = time.perf_counter()
-    first_dir = work / "runs" / "A"
-    config = merged(base_config(args, first_dir, args.steps),
-                    {"data": {"train": [str(files["A"][0])], "eval": [str(files["A"][1])]}})
-    result, wall = run(config)
-    first = {"before": result.eval_before["eval_loss"], "after": result.eval_after["eval_loss"], "wall": wall}
-    print(f"task A: eval loss {first['before']:.4f} -> {first['after']:.4f} ({wall:.0f} s)", flush=True)
+    first_dir, done_file = work / "runs" / "A", work / "arms.jsonl"
+    first = train_task_a(args, files, first_dir, work / "task_a.json")
+    done = {r["arm"]: r for r in map(json.loads, done_file.read_text().splitlines())} if done_file.is_file() else {}
     rows = []
     for name, extra in arms(args, files, first_dir).items():
         if args.arms and name not in args.arms:
             continue
-        out = work / "runs" / name.replace(" ", "-").replace("%", "pc")
+        if name in done:  # measured by an earlier invocation with this --workdir
+            rows.append(done[name])
+            continue
+        out = work / "runs" / name.replace(" ", "-").replace("%", "pc").replace("(", "").replace(")", "")
         result, wall = run(merged(base_config(args, out, args.steps), extra))
         rows.append(figures(name, result, wall, "eval_old_A_loss", first["after"]))
         print(json.dumps(rows[-1]), flush=True)
+        with done_file.open("a") as f:
+            f.write(json.dumps(rows[-1]) + "\n")
         if name != "plain sequential":
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     chart(rows, Path(args.doc).parent / "img" / "continual.png")
