@@ -3,6 +3,7 @@
     nice -n 10 /work/main/.venv/bin/python benchmarks/serve_load.py            # full (under 12 minutes)
     ... --quick                                                                 # a short check (~3 minutes)
     ... --legs d,e,p --reuse a,b,c   # re-measure tunesmith only; the other rows come from the last report
+    ... --legs c --quick --clients 1,4 --out /tmp/c.md --json /tmp/c.json   # a smoke run of one leg
 
 One model (smollm2-135m-instruct, the zoo's safetensors conversion; leg c its GGUF q8_0 export),
 one request mix (chat prompts of 20-200 tokens cut from the alpaca demo rows, 64 output tokens,
@@ -10,7 +11,8 @@ greedy, streamed), driven by the official `openai` client with asyncio from 1, 4
 concurrent clients on loopback. Each server runs alone in its own process, one after another:
     (a) FastAPI around `model.generate`, one request at a time (benchmarks/_naive_server.py);
     (b) `transformers serve` (transformers' own OpenAI-compatible server), its defaults;
-    (c) llama.cpp's server (llama-cpp-python[server], built from source into --llama-venv);
+    (c) llama.cpp's server (llama-cpp-python[server], built from its source package into --llama-venv,
+        by default this interpreter's venv; the leg is skipped, with the reason, where it is not there);
     (d) tunesmith serve, one LoRA adapter; (e) tunesmith serve, 4 LoRA adapters, requests round robin;
     (p) tunesmith serve, an SST-2 minilm classification run behind /v1/predict.
 A cell (leg x clients) issues requests until its time is up (or its request cap is reached),
@@ -240,8 +242,8 @@ def llama_python(venv: Path) -> Path:
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import llama_cpp.server"]
     if not python.exists() or subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-        raise RuntimeError(f"llama-cpp-python[server] is not installed in {venv}: python3 -m venv {venv} && "
-                           f"CMAKE_BUILD_PARALLEL_LEVEL=1 {venv}/bin/pip install 'llama-cpp-python[server]'")
+        raise RuntimeError(f"llama-cpp-python[server] is not installed in {venv} (llama_cpp.server does not "
+                           f"import): {venv}/bin/pip install 'llama-cpp-python[server]' (it compiles llama.cpp)")
     return python
 
 
@@ -403,7 +405,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per cell (default: by mode)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=60, help="training steps of the SST-2 run")
-    parser.add_argument("--llama-venv", default="/work/bench-venv", help="venv with llama-cpp-python[server]")
+    parser.add_argument("--llama-venv", default=str(Path(sys.executable).parent.parent),
+                        help="venv with llama-cpp-python[server] (default: this interpreter's)")
+    parser.add_argument("--clients", default=None, help="concurrent clients per cell, e.g. 1,4 (default: 1,4,16)")
     parser.add_argument("--work", default="/tmp/serve-bench", help="adapters, exports, runs and logs")
     parser.add_argument("--out", default=str(ROOT / "docs" / "serving.md"))
     parser.add_argument("--json", default=str(ROOT / "docs" / "serve_load.json"))
@@ -412,6 +416,8 @@ def main() -> None:
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.seconds:
         mode["seconds"] = args.seconds
+    if args.clients:
+        mode["clients"] = [int(n) for n in args.clients.split(",")]
 
     from transformers import AutoTokenizer
 

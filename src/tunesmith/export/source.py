@@ -52,7 +52,7 @@ def source_kind(path: str) -> str:
         model_class = TASKS.get(task).model_class().__name__
         if model_class == "AutoModelForCausalLM":
             return "causal"
-        return "classification" if model_class == "AutoModelForSequenceClassification" else task
+        return "classification" if task == "classification" else task  # reward, qa, seq2seq: their own heads
     config = json.loads(model_config_path(path).read_text(encoding="utf-8"))
     archs = config.get("architectures") or []
     return "causal" if any(a.endswith(GENERATING) for a in archs) or not archs else "encoder"
