@@ -48,7 +48,8 @@ class OnnxRuntime:
 
         seq = list(ids)
         for _ in range(max_new_tokens):
-            feed = {"input_ids": np.array([seq], dtype=np.int64), "attention_mask": np.ones((1, len(seq)), dtype=np.int64)}
+            feed = {"input_ids": np.array([seq], dtype=np.int64),
+                    "attention_mask": np.ones((1, len(seq)), dtype=np.int64)}
             seq.append(int(self.session.run(["logits"], feed)[0][0, -1].argmax()))
         return seq[len(ids):]
 

@@ -123,7 +123,8 @@ def _call_exporter(spec, source, folder: Path, options):
     except ExportError:
         raise
     except Exception as err:
-        raise ExportError(f"{spec.name} export failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ExportError(f"{spec.name} export failed: {type(err).__name__}: {first}"
                           "; nothing was written (add --debug for the traceback)") from err
 
 
