@@ -131,3 +131,19 @@ def test_other_formats_refuse_a_classification_run_in_one_line(root):
                                           "Formats for it: onnx"):
         run_export(str(root / "sentiment"), "merged", str(root / "never"))
     assert not (root / "never").exists()
+
+
+def test_a_graph_that_is_not_what_its_folder_says_is_a_400(root, tmp_path):
+    import shutil
+
+    from tunesmith.serving.catalog import describe
+    from tunesmith.serving.engine import LocalEngine
+    from tunesmith.serving.errors import BadRequest
+
+    odd = shutil.copytree(root / "sentiment-onnx", tmp_path / "odd")  # logits, but no run config: not an encoder
+    (odd / "run_config.json").unlink()
+    engine = LocalEngine()
+    with pytest.raises(BadRequest, match="maps input_ids, attention_mask to logits; tunesmith serves encoder graphs "
+                                         "to last_hidden_state"):
+        engine.embed(describe(str(odd)), ["hello"])
+    engine.close()

@@ -126,10 +126,17 @@ def run_config(folder: Path) -> dict | None:
 def load_onnx_encoder(path: str):
     """A Loaded for a classification or encoder export: its graph, tokenizer and the run's config."""
     from tunesmith.config.load import validate_config
+    from tunesmith.export.onnx import ENCODER_INPUTS
     from tunesmith.inference.load import Loaded
     from tunesmith.models import load_tokenizer
 
     folder = Path(path)
     config = run_config(folder) or {}
+    model = OnnxEncoder(folder)
+    output = "logits" if config else "last_hidden_state"  # what export --to onnx writes for each
+    if model.runtime.output != output or not set(model.runtime.inputs) <= set(ENCODER_INPUTS):
+        raise BadRequest(f"{folder.name}: the ONNX graph maps {', '.join(model.runtime.inputs)} to "
+                         f"{model.runtime.output}; tunesmith serves encoder graphs to {output} as "
+                         "`tunesmith export --to onnx` writes them", "model")
     config["model"] = {**config.get("model", {}), "name_or_path": str(folder)}
-    return Loaded(OnnxEncoder(folder), load_tokenizer(folder), None, validate_config(config, str(folder)))
+    return Loaded(model, load_tokenizer(folder), None, validate_config(config, str(folder)))
