@@ -226,7 +226,10 @@ def servers(legs: list[str], work: Path, model_dir: Path, args, log_dir: Path) -
             python = llama_python(Path(args.llama_venv))
             out[leg] = Server(leg, [str(python), "-m", "llama_cpp.server", "--model", str(make_gguf(work, log_dir)),
                                     "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(os.cpu_count()),
-                                    "--n_ctx", "2048"], port, [MODEL])
+                                    "--n_ctx", "2048",
+                                    # by default a new request cuts the one streaming (it ends early, short):
+                                    # queue them instead, as the other servers do
+                                    "--interrupt_requests", "False"], port, [MODEL])
         elif leg in "de":
             adapters = make_adapters(work, model_dir)[: 1 if leg == "d" else 4]
             out[leg] = Server(leg, [*tunesmith_cli(), "serve", *map(str, adapters), "--port", str(port),
