@@ -3,6 +3,7 @@
     nice -n 10 /work/main/.venv/bin/python benchmarks/serve_load.py            # full (under 12 minutes)
     ... --quick                                                                 # a short check (~3 minutes)
     ... --legs d,e,p --reuse a,b,c   # re-measure tunesmith only; the other rows come from the last report
+    ... --legs c --quick --clients 1,4 --out /tmp/c.md --json /tmp/c.json   # a smoke run of one leg
 
 One model (smollm2-135m-instruct, the zoo's safetensors conversion; leg c its GGUF q8_0 export),
 one request mix (chat prompts of 20-200 tokens cut from the alpaca demo rows, 64 output tokens,
@@ -10,7 +11,8 @@ greedy, streamed), driven by the official `openai` client with asyncio from 1, 4
 concurrent clients on loopback. Each server runs alone in its own process, one after another:
     (a) FastAPI around `model.generate`, one request at a time (benchmarks/_naive_server.py);
     (b) `transformers serve` (transformers' own OpenAI-compatible server), its defaults;
-    (c) llama.cpp's server (llama-cpp-python[server], built from source into --llama-venv);
+    (c) llama.cpp's server (llama-cpp-python[server], built from its source package into --llama-venv,
+        by default this interpreter's venv; the leg is skipped, with the reason, where it is not there);
     (d) tunesmith serve, one LoRA adapter; (e) tunesmith serve, 4 LoRA adapters, requests round robin;
     (p) tunesmith serve, an SST-2 minilm classification run behind /v1/predict.
 A cell (leg x clients) issues requests until its time is up (or its request cap is reached),
@@ -224,7 +226,10 @@ def servers(legs: list[str], work: Path, model_dir: Path, args, log_dir: Path) -
             python = llama_python(Path(args.llama_venv))
             out[leg] = Server(leg, [str(python), "-m", "llama_cpp.server", "--model", str(make_gguf(work, log_dir)),
                                     "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(os.cpu_count()),
-                                    "--n_ctx", "2048"], port, [MODEL])
+                                    "--n_ctx", "2048",
+                                    # by default a new request cuts the one streaming (it ends early, short):
+                                    # queue them instead, as the other servers do
+                                    "--interrupt_requests", "False"], port, [MODEL])
         elif leg in "de":
             adapters = make_adapters(work, model_dir)[: 1 if leg == "d" else 4]
             out[leg] = Server(leg, [*tunesmith_cli(), "serve", *map(str, adapters), "--port", str(port),
@@ -240,8 +245,8 @@ def llama_python(venv: Path) -> Path:
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import llama_cpp.server"]
     if not python.exists() or subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-        raise RuntimeError(f"llama-cpp-python[server] is not installed in {venv}: python3 -m venv {venv} && "
-                           f"CMAKE_BUILD_PARALLEL_LEVEL=1 {venv}/bin/pip install 'llama-cpp-python[server]'")
+        raise RuntimeError(f"llama-cpp-python[server] is not installed in {venv} (llama_cpp.server does not "
+                           f"import): {venv}/bin/pip install 'llama-cpp-python[server]' (it compiles llama.cpp)")
     return python
 
 
@@ -403,7 +408,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per cell (default: by mode)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=60, help="training steps of the SST-2 run")
-    parser.add_argument("--llama-venv", default="/work/bench-venv", help="venv with llama-cpp-python[server]")
+    parser.add_argument("--llama-venv", default=str(Path(sys.executable).parent.parent),
+                        help="venv with llama-cpp-python[server] (default: this interpreter's)")
+    parser.add_argument("--clients", default=None, help="concurrent clients per cell, e.g. 1,4 (default: 1,4,16)")
     parser.add_argument("--work", default="/tmp/serve-bench", help="adapters, exports, runs and logs")
     parser.add_argument("--out", default=str(ROOT / "docs" / "serving.md"))
     parser.add_argument("--json", default=str(ROOT / "docs" / "serve_load.json"))
@@ -412,6 +419,8 @@ def main() -> None:
     mode = dict(MODES["quick" if args.quick else "full"])
     if args.seconds:
         mode["seconds"] = args.seconds
+    if args.clients:
+        mode["clients"] = [int(n) for n in args.clients.split(",")]
 
     from transformers import AutoTokenizer
 

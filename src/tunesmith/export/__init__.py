@@ -49,6 +49,7 @@ class ExporterSpec:
     architectures: tuple[str, ...] | None  # model_type values it supports; None: any
     folder_name: Callable[[Any], str]  # options -> default folder under RUN/exports/
     check: Callable[[Any, str], None] | None  # (options, model_type): raise before any loading
+    kinds: tuple[str, ...] = ()  # besides causal LMs, the sources it exports (export.source.source_kind)
 
 
 EXPORTERS: Registry[ExporterSpec] = Registry("export format")
@@ -57,12 +58,12 @@ EXPORTERS: Registry[ExporterSpec] = Registry("export format")
 def register_exporter(name: str, summary: str, *, options: type[ExportOptions] = ExportOptions,
                       architectures: tuple[str, ...] | None = None,
                       folder_name: Callable[[Any], str] | None = None,
-                      check: Callable[[Any, str], None] | None = None):
+                      check: Callable[[Any, str], None] | None = None, kinds: tuple[str, ...] = ()):
     """Decorator for an exporter's `export(source, out_dir, options) -> ExportResult`."""
 
     def wrap(export: Callable) -> Callable:
         EXPORTERS.register(ExporterSpec(name, summary, options, export, architectures,
-                                         folder_name or (lambda _opts: name), check))
+                                         folder_name or (lambda _opts: name), check, kinds))
         return export
 
     return wrap

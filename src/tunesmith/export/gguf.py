@@ -73,7 +73,7 @@ def _add_metadata(writer, model, tokenizer, chat_template: str | None, quant: st
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     fields = _tokenizer_fields(tokenizer, c.vocab_size)
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # llama.cpp's name for the GPT-2 split of a byte-level pre-tokenizer
     writer.add_token_list(fields["tokens"])
     writer.add_token_types(fields["types"])
     writer.add_token_merges(fields["merges"])

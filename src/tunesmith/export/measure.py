@@ -76,3 +76,28 @@ def model_bytes(model) -> int:
             seen.add(tensor.data_ptr())
             total += tensor.numel() * tensor.element_size()
     return total
+
+
+def encoder_speed(runtime, batches: list[dict]) -> dict:
+    """One forward pass per prompt (batch 1), after one warm-up: latency and input tokens/s."""
+    runtime.outputs(batches[0])
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        runtime.outputs(batch)
+        seconds.append(time.perf_counter() - start)
+    ordered = sorted(seconds)
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    return {"prompts": len(batches), "new_tokens_per_prompt": 0,
+            "latency_p50_s": round(statistics.median(ordered), 4),
+            "latency_p95_s": round(_percentile(ordered, 0.95), 4),
+            "tokens_per_s": round(tokens / sum(seconds), 2)}  # prompt tokens read: an encoder writes none
+
+
+def output_diffs(runtime, batch: dict, reference) -> list[float]:
+    """Per row, the largest |difference| from `reference` at real (unpadded) positions."""
+    out = runtime.outputs(batch)
+    diff = (out - reference).abs()
+    if diff.dim() == 3:  # hidden states: [rows, positions, width]; padding positions do not count
+        diff = diff.amax(-1) * batch["attention_mask"]
+    return diff.reshape(len(diff), -1).amax(-1).tolist()

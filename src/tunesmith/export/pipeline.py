@@ -43,10 +43,21 @@ def check_architecture(spec: ExporterSpec, source_path: str) -> str:
 
 
 def check_input(spec: ExporterSpec, options, source_path: str) -> str:
+    from tunesmith.export.source import source_kind
+
     model_type = check_architecture(spec, source_path)
+    kind = source_kind(source_path)
+    if kind != "causal" and kind not in spec.kinds:
+        takes = [s.name for s in EXPORTERS if kind in s.kinds]
+        raise ExportError(f"{spec.name} export takes causal LMs; {source_path} is {_a(kind)} model. "
+                          f"Formats for it: {', '.join(takes) or 'none'}")
     if spec.check is not None:
         spec.check(options, model_type)
     return model_type
+
+
+def _a(kind: str) -> str:
+    return f"a {kind}" if kind in ("classification", "encoder") else f"a {kind} task's"
 
 
 def output_folder(spec: ExporterSpec, options, source_path: str, out: str | None, overwrite: bool) -> Path:
@@ -112,7 +123,8 @@ def _call_exporter(spec, source, folder: Path, options):
     except ExportError:
         raise
     except Exception as err:
-        raise ExportError(f"{spec.name} export failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ExportError(f"{spec.name} export failed: {type(err).__name__}: {first}"
                           "; nothing was written (add --debug for the traceback)") from err
 
 
@@ -144,8 +156,16 @@ def _baseline(source_path: str, data: str | None, new_tokens: int):
 
 
 def _measure_source(source, new_tokens: int) -> tuple[dict, dict]:
-    from tunesmith.export.runtime import TorchRuntime
+    from tunesmith.export.runtime import TorchEncoderRuntime, TorchRuntime
+    from tunesmith.export.source import OUTPUTS
 
+    if source.kind != "causal":
+        runtime = TorchEncoderRuntime(source.loaded.model, OUTPUTS[source.kind])
+        batch = source.prompt_batch()
+        baseline = {"bytes_fp32_in_memory": measure.model_bytes(source.loaded.model),
+                    **measure.encoder_speed(runtime, source.prompt_batches()), "eval_loss": None,
+                    "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return baseline, {"batch": batch, "outputs": runtime.outputs(batch)}
     runtime = TorchRuntime(source.loaded.model, source.tokenizer.pad_token_id)
     prompts = source.prompt_ids()
     batch = measure.sample_batch(source.eval_features, source.collator(), prompts, source.tokenizer.pad_token_id)
@@ -173,11 +193,17 @@ def _baseline_cache(source, data: str | None, new_tokens: int) -> Path | None:
 
 def _measure(spec, opts, source, result, folder: Path, baseline: dict, reference: dict, new_tokens: int) -> dict:
     runtime = result.runtime
-    prompts = source.prompt_ids()
-    figures, outputs = measure.speed(runtime, prompts, new_tokens)
-    loss = measure.eval_loss(runtime, source.eval_features, source.collator())
-    diff = measure.max_logit_diff(runtime, reference["batch"], reference["logits"])
-    same_greedy = sum(a == b for a, b in zip(outputs, reference["outputs"]))
+    if source.kind != "causal":  # parity per fixed prompt: its outputs within the tolerance
+        prompts = source.prompt_batches()
+        figures, loss = measure.encoder_speed(runtime, prompts), None
+        diffs = measure.output_diffs(runtime, reference["batch"], reference["outputs"])
+        diff, same_greedy = max(diffs), sum(d <= result.logit_tolerance for d in diffs)
+    else:
+        prompts = source.prompt_ids()
+        figures, outputs = measure.speed(runtime, prompts, new_tokens)
+        loss = measure.eval_loss(runtime, source.eval_features, source.collator())
+        diff = measure.max_logit_diff(runtime, reference["batch"], reference["logits"])
+        same_greedy = sum(a == b for a, b in zip(outputs, reference["outputs"]))
     if result.logit_tolerance is not None and not diff <= result.logit_tolerance:
         raise ExportError(f"{spec.name} export failed its check: max |logit diff| {diff:.3g} exceeds "
                           f"{result.logit_tolerance:g}; nothing was written")

@@ -45,3 +45,18 @@ class LogitsAsModel:
 
     def __call__(self, input_ids, attention_mask):
         return SimpleNamespace(logits=self.runtime.logits(input_ids, attention_mask))
+
+
+class TorchEncoderRuntime:
+    """A PyTorch encoder or classifier: one named output (`logits` or `last_hidden_state`) of a batch."""
+
+    name = "pytorch"
+
+    def __init__(self, model, output: str):
+        self.model, self.output = model.eval(), output
+
+    def outputs(self, batch: dict):
+        import torch
+
+        with torch.no_grad():
+            return getattr(self.model(**batch), self.output).float()

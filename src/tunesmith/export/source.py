@@ -37,6 +37,27 @@ def model_type_of(path: str) -> str:
     return json.loads(model_config_path(path).read_text(encoding="utf-8")).get("model_type", "unknown")
 
 
+OUTPUTS = {"classification": "logits", "encoder": "last_hidden_state"}  # the output an encoder export keeps
+GENERATING = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")  # architectures that write text
+
+
+def source_kind(path: str) -> str:
+    """What the model computes: causal (it writes text), classification (a classification run's
+    labels) or encoder (a plain model that is no text generator: hidden states, for embeddings);
+    another task's run gives its task name (qa, seq2seq...)."""
+    if RunDir.is_run(path):
+        from tunesmith.tasks import TASKS
+
+        task = RunDir(path).read_config().get("task", {}).get("name", "sft")
+        model_class = TASKS.get(task).model_class().__name__
+        if model_class == "AutoModelForCausalLM":
+            return "causal"
+        return "classification" if task == "classification" else task  # reward, qa, seq2seq: their own heads
+    config = json.loads(model_config_path(path).read_text(encoding="utf-8"))
+    archs = config.get("architectures") or []
+    return "causal" if any(a.endswith(GENERATING) for a in archs) or not archs else "encoder"
+
+
 @dataclass
 class Source:
     path: str
@@ -44,6 +65,7 @@ class Source:
     run: RunDir | None
     eval_features: list[dict] = field(default_factory=list)
     eval_note: str = ""
+    kind: str = "causal"  # source_kind(path)
     _merged: object = None
 
     @property
@@ -61,6 +83,14 @@ class Source:
         texts = [self.loaded.template.prompt(with_system([{"role": "user", "content": p}], system), tok)
                  for p in PROMPTS]
         return [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    def prompt_batches(self) -> list[dict]:
+        """Encoders: each fixed prompt as plain text, tokenized alone (the tokenizer's own inputs)."""
+        return [dict(self.tokenizer(p, return_tensors="pt")) for p in PROMPTS]
+
+    def prompt_batch(self) -> dict:
+        """Encoders: all fixed prompts in one right-padded batch."""
+        return dict(self.tokenizer(PROMPTS, return_tensors="pt", padding=True))
 
     def collator(self):
         from tunesmith.tasks import TASKS
@@ -93,9 +123,13 @@ class Source:
 
 
 def load_source(path: str, data: str | None = None, max_eval_rows: int = 200) -> Source:
-    loaded = load_for_inference(path)
+    kind = source_kind(path)
+    loaded = _load_encoder(path) if kind == "encoder" else load_for_inference(path)
     run = RunDir(path) if RunDir.is_run(path) else None
-    source = Source(path, loaded, run)
+    source = Source(path, loaded, run, kind=kind)
+    if kind != "causal":  # eval loss is a causal LM's figure; an encoder export is checked by parity
+        source.eval_note = "not a causal LM: checked by parity of its outputs with PyTorch, no eval loss"
+        return source
     try:
         source.eval_features = _eval_features(source, data)[:max_eval_rows]
     except TunesmithError as err:  # the run's data moved: export still works, quality is unknown
@@ -103,6 +137,18 @@ def load_source(path: str, data: str | None = None, max_eval_rows: int = 200) ->
     if not source.eval_features and not source.eval_note:
         source.eval_note = "no eval set (pass --data FILE to measure quality)"
     return source
+
+
+def _load_encoder(path: str) -> Loaded:
+    """A plain encoder model (no head), as the server loads it for embeddings."""
+    from transformers import AutoModel
+
+    from tunesmith.config.load import validate_config
+    from tunesmith.models import load_model, load_tokenizer
+
+    model_dir = resolve_model(path)
+    config = validate_config({"model": {"name_or_path": path}})
+    return Loaded(load_model(model_dir, AutoModel).eval(), load_tokenizer(model_dir), None, config)
 
 
 def _eval_features(source: Source, data: str | None) -> list[dict]:

@@ -77,7 +77,10 @@ def _describe(source: str, name: str | None, stamp: tuple) -> Target:
         return Target(name or path.stem if path.suffix == ".gguf" else name or source, source, "model", source,
                       None, True, created)
     if (path / "model.onnx").is_file() and (path / "config.json").is_file():  # export --to onnx: onnxruntime
-        return Target(name or path.name, str(path), "onnx", str(path), None, _generates(path), created)
+        from tunesmith.serving.onnx import run_config
+
+        task = (run_config(path) or {}).get("task", {}).get("name")  # classification exports keep their run's
+        return Target(name or path.name, str(path), "onnx", str(path), task, _generates(path), created)
     if (path / "config.json").is_file():
         _safetensors_only(path)
         return Target(name or path.name, str(path), "model", str(path), None, _generates(path), created)

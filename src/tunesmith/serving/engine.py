@@ -119,9 +119,6 @@ class LocalEngine(Engine):
 
     # --- generation ----------------------------------------------------------------------
     def submit(self, target, prompt, sampling, on_chunk):
-        if not target.can_generate:
-            raise BadRequest(f"model {target.label!r} (task {target.task}) does not generate text; "
-                             "use POST /v1/predict or /v1/embeddings", "model")
         slot = self._slot(target)
         job = Job(prompt, sampling, self.dialect(target), on_chunk)
         if sampling.seed is not None or sampling.temperature > 0:
@@ -140,6 +137,7 @@ class LocalEngine(Engine):
         return job
 
     def dialect(self, target: Target) -> Dialect:
+        _generates(target)
         key = target.key if target.kind == "adapter" else target.path
         if key not in self._dialects:
             self._dialects[key] = self._make_dialect(target)
@@ -164,6 +162,7 @@ class LocalEngine(Engine):
         return Dialect.of(loaded, slot.context - virtual_tokens(source.path))  # virtual tokens take context
 
     def _slot(self, target: Target) -> Slot:
+        _generates(target)
         key = self._slot_key(target)
         with self._lock:
             if key not in self._slots and target.kind == "onnx":
@@ -191,8 +190,6 @@ class LocalEngine(Engine):
             slot.release(slot.acquire(target))
         elif target.can_generate:
             self._slot(target)
-        elif target.kind == "onnx":
-            raise BadRequest(f"model {target.label!r}: tunesmith serves ONNX exports of causal LMs only", "model")
         else:
             self._other(target)
 
@@ -230,7 +227,7 @@ class LocalEngine(Engine):
         """Mean of the last hidden states over each text's real tokens."""
         import torch
 
-        _served_by_torch(target, "embeddings")
+        _onnx_serves(target, "embeddings")
         loaded, lock = self._other(target)
         tok = loaded.tokenizer
         limit = getattr(tok, "model_max_length", 512)
@@ -244,7 +241,7 @@ class LocalEngine(Engine):
     def predict(self, target, rows):
         from tunesmith.tasks import TASKS
 
-        _served_by_torch(target, "predict")
+        _onnx_serves(target, "predict")
         task = TASKS.get(target.task) if target.task else None
         if task is None or task.predict is None:
             raise BadRequest(f"model {target.label!r} has no predict (task {target.task}); "
@@ -343,9 +340,22 @@ def make_engine(name: str = "local", max_adapters: int = 8, max_batch: int = 16,
     return LocalEngine(max_adapters=max_adapters, max_batch=max_batch, max_queue=max_queue)
 
 
-def _served_by_torch(target: Target, what: str) -> None:
-    if target.kind == "onnx":
-        raise BadRequest(f"model {target.label!r} is an ONNX export; it serves chat and completions, not {what} "
+def _generates(target: Target) -> None:
+    if not target.can_generate:
+        raise BadRequest(f"model {target.label!r} (task {target.task}) does not generate text; "
+                         "use POST /v1/predict or /v1/embeddings", "model")
+
+
+def _onnx_serves(target: Target, what: str) -> None:
+    """An ONNX export serves what its graph computes: text (chat, completions), a classification
+    run's logits (predict) or an encoder's hidden states (embeddings)."""
+    if target.kind != "onnx":
+        return
+    kind, serves = (("causal LM", "chat and completions") if target.can_generate else
+                    ("classification run", "predict") if target.task == "classification" else
+                    ("encoder", "embeddings"))
+    if serves != what:
+        raise BadRequest(f"model {target.label!r} is an ONNX export of a {kind}; it serves {serves}, not {what} "
                          "(serve the run it was exported from)", "model")
 
 
@@ -362,6 +372,10 @@ def _load_plain(target: Target):
     from tunesmith.inference.load import Loaded, load_for_inference
     from tunesmith.models import load_model, load_tokenizer, resolve_model
 
+    if target.kind == "onnx":
+        from tunesmith.serving.onnx import load_onnx_encoder
+
+        return load_onnx_encoder(target.path)
     if target.task is not None:
         return load_for_inference(target.path)
     from transformers import AutoModel
