@@ -32,6 +32,17 @@ def cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+def fails_in_one_line(capsys, *args, fragments: tuple[str, ...] = ()) -> str:
+    """Run `tunesmith ARGS`, which must exit 2 with one `error:` line holding every fragment."""
+    code, out, err = cli(capsys, *args)
+    text = out + err
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in text, text
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
 @contextmanager
 def serving(app) -> Iterator[str]:
     """The base URL of `app` on 127.0.0.1 at a free port, answering /health; stopped on exit."""

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from inproc import fails_in_one_line
 from tunesmith.cli.main import run as cli
 from tunesmith.continual.regularisers import REGULARISERS, AnchorContext
 from tunesmith.data.multitask import mix_tasks, task_shares
@@ -233,17 +234,6 @@ def test_lineage_and_forgetting_of_a_chain(tiny_config, tmp_path, second_file, c
 
 # --- bad configs: one line, exit code 2 ---------------------------------------------------------
 
-def _fails(capsys, argv, *fragments):
-    with pytest.raises(SystemExit) as stop:
-        cli([str(a) for a in argv])
-    text = "".join(capsys.readouterr())
-    assert stop.value.code == 2, text
-    errors = [line for line in text.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in text, text
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
 @pytest.mark.parametrize("override, fragments", [
     ("data.replay={from: old.jsonl, ratio: 1.5}", ("data.replay.ratio", "1.5")),
     ("train.regulariser=ewk", ("train.regulariser", "ewk", "ewc")),
@@ -253,4 +243,4 @@ def test_bad_continual_configs_are_one_line_errors(override, fragments, tmp_path
     config = tmp_path / "run.yaml"
     config.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{train: {chat_file}}}\n"
                       f"output: {{dir: {tmp_path / 'out'}}}\n")
-    _fails(capsys, ["train", config, override], *fragments)
+    fails_in_one_line(capsys, "train", config, override, fragments=fragments)

@@ -12,6 +12,7 @@ import torch
 import yaml
 from sklearn.metrics import f1_score
 
+from inproc import fails_in_one_line
 from tiny import tiny_tokenizer
 from tiny_tasks import save_tiny_bert, sentiment_rows, write_tsv
 from tunesmith.cli.main import run as cli
@@ -179,17 +180,6 @@ def test_a_method_optimizer_keeps_a_partial_trainer_and_can_be_subclassed():
 
 # --- one-line errors ------------------------------------------------------------------------------
 
-def _fails(capsys, argv, *fragments):
-    with pytest.raises(SystemExit) as stop:
-        cli([str(a) for a in argv])
-    text = "".join(capsys.readouterr())
-    assert stop.value.code == 2, text
-    errors = [line for line in text.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in text, text
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
 def _yaml(tmp_path, body):
     path = tmp_path / "run.yaml"
     path.write_text(body)
@@ -204,7 +194,7 @@ def test_bad_task_names_are_one_line_errors(tasks, fragments, tmp_path, chat_fil
     config = _yaml(tmp_path, f"model: {{name_or_path: {tiny_model_dir}}}\n"
                              f"data: {{train: [], tasks: {tasks.replace('F', str(chat_file))}}}\n"
                              f"output: {{dir: {tmp_path / 'out'}}}\n")
-    _fails(capsys, ["train", config], *fragments)
+    fails_in_one_line(capsys, "train", config, fragments=fragments)
 
 
 def test_tasks_of_a_trl_trainer_are_a_one_line_error(tmp_path, tiny_model_dir, capsys):
@@ -216,7 +206,7 @@ def test_tasks_of_a_trl_trainer_are_a_one_line_error(tmp_path, tiny_model_dir, c
                              f"method: {{name: lora, r: 4}}\ntrain: {{max_steps: 1, precision: fp32}}\n"
                              f"data: {{train: [], eval_ratio: 0.25, tasks: [{{name: a, train: {pairs}}}, "
                              f"{{name: b, train: {pairs}}}]}}\noutput: {{dir: {tmp_path / 'out'}}}\n")
-    _fails(capsys, ["train", config], "data.tasks", "DPOTrainer", "each task's eval loss")
+    fails_in_one_line(capsys, "train", config, fragments=("data.tasks", "DPOTrainer", "each task's eval loss"))
 
 
 # --- model.from_run across methods ------------------------------------------------------------------
