@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 START, END = "<!-- serve-load:start -->", "<!-- serve-load:end -->"
+PREDICT_LEGS = ("p", "q")  # classification behind /v1/predict: the run itself, its ONNX export
 
 
 def previous_results(json_path: Path, legs: str) -> dict:
@@ -39,7 +40,7 @@ def generation_table(results: dict) -> list[str]:
             "latency p50 ms | latency p95 ms | prompt tokens (mean) | output tokens (mean) |",
             "|" + "---|" * 13]
     for leg, entry in results.items():
-        if leg == "p" or "cells" not in entry:
+        if leg in PREDICT_LEGS or "cells" not in entry:
             continue
         for c in entry["cells"]:
             rows.append(f"| ({leg}) {entry['what']} | {c['clients']} | {c['requests']} | {c['errors']} | "
@@ -61,14 +62,15 @@ def probe_table(results: dict) -> list[str]:
 
 
 def predict_table(results: dict) -> list[str]:
-    entry = results.get("p")
-    if not entry or "cells" not in entry:
+    entries = {leg: results[leg] for leg in PREDICT_LEGS if "cells" in results.get(leg, {})}
+    if not entries:
         return []
     rows = ["| leg | clients | requests | errors | requests/s | latency p50 ms | latency p95 ms |",
             "|---|---|---|---|---|---|---|"]
-    for c in entry["cells"]:
-        rows.append(f"| (p) {entry['what']} | {c['clients']} | {c['requests']} | {c['errors']} | "
-                    f"{_num(c['requests_per_s'])} | {_ms(c['latency_p50'])} | {_ms(c['latency_p95'])} |")
+    for leg, entry in entries.items():
+        for c in entry["cells"]:
+            rows.append(f"| ({leg}) {entry['what']} | {c['clients']} | {c['requests']} | {c['errors']} | "
+                        f"{_num(c['requests_per_s'])} | {_ms(c['latency_p50'])} | {_ms(c['latency_p95'])} |")
     return rows
 
 
@@ -93,13 +95,16 @@ def targets(results: dict) -> list[str]:
     ttft = probe["ttft_p50"] if probe else None
     check("(d) TTFT p50, 1 client, 50-token prompt <= 100 ms", None if ttft is None else f"{ttft * 1000:.0f} ms",
           ttft is not None and ttft <= 0.1)
-    cls = _cell(results.get("p", {}), 16)
-    check("classification at 16 clients >= 50 requests/s", None if not cls else f"{cls['requests_per_s']:.1f}/s",
-          bool(cls and cls["requests_per_s"] >= 50))
-    check("classification p95 at 16 clients <= 100 ms", None if not cls else f"{_ms(cls['latency_p95'])} ms",
+    cells = {leg: _cell(results.get(leg, {}), 16) for leg in PREDICT_LEGS}
+    cells = {leg: cell for leg, cell in cells.items() if cell}
+    best = max(cells, key=lambda leg: cells[leg]["requests_per_s"], default=None)
+    cls = cells.get(best)
+    check("classification at 16 clients >= 50 requests/s", None if not cls else
+          f"{cls['requests_per_s']:.1f}/s ({best})", bool(cls and cls["requests_per_s"] >= 50))
+    check("classification p95 at 16 clients <= 100 ms", None if not cls else f"{_ms(cls['latency_p95'])} ms ({best})",
           bool(cls and cls["latency_p95"] is not None and cls["latency_p95"] <= 0.1))
-    errors = sum(c["errors"] for leg in ("d", "e", "p") for c in results.get(leg, {}).get("cells", []))
-    check("errors in (d), (e), (p)", errors, errors == 0)
+    errors = sum(c["errors"] for leg in ("d", "e", *PREDICT_LEGS) for c in results.get(leg, {}).get("cells", []))
+    check("errors in (d), (e), (p), (q)", errors, errors == 0)
     if c and d:
         lines.append(f"- (d) / (c) llama.cpp at 16 clients: {d / c:.2f}x (no target)")
     return lines

@@ -14,7 +14,8 @@ concurrent clients on loopback. Each server runs alone in its own process, one a
     (c) llama.cpp's server (llama-cpp-python[server], built from its source package into --llama-venv,
         by default this interpreter's venv; the leg is skipped, with the reason, where it is not there);
     (d) tunesmith serve, one LoRA adapter; (e) tunesmith serve, 4 LoRA adapters, requests round robin;
-    (p) tunesmith serve, an SST-2 minilm classification run behind /v1/predict.
+    (p) tunesmith serve, an SST-2 minilm classification run behind /v1/predict;
+    (q) the same, served from the run's ONNX export (`tunesmith export RUN --to onnx`, onnxruntime).
 A cell (leg x clients) issues requests until its time is up (or its request cap is reached),
 then lets the requests in flight finish within a grace period (those still running then are
 cut: counted apart, not as errors); tokens/s and requests/s are over that whole span.
@@ -52,6 +53,7 @@ LEGS = {
     "d": "tunesmith serve, 1 LoRA adapter",
     "e": "tunesmith serve, 4 LoRA adapters, traffic spread evenly",
     "p": "tunesmith serve, SST-2 minilm run, POST /v1/predict",
+    "q": "tunesmith serve, the SST-2 run's ONNX export (onnxruntime), POST /v1/predict",
 }
 MODES = {  # seconds per cell (+ grace for the requests in flight), request cap per client, probe requests
     "full": {"seconds": 20.0, "grace": 40.0, "cap_per_client": 12, "probe": 8, "clients": [1, 4, 16]},
@@ -122,7 +124,7 @@ def make_classifier(work: Path, log_dir: Path, steps: int) -> Path:
     import yaml
 
     out = work / "runs" / "sst2-minilm"
-    if (out / "STATUS").is_file() and "completed" in (out / "STATUS").read_text():
+    if (out / "STATUS").is_file() and (out / "STATUS").read_text().strip() == "succeeded":
         return out
     config = yaml.safe_load((ROOT / "examples" / "sst2-minilm.yaml").read_text())
     sst2 = shared_datasets() / "sst2"
@@ -133,6 +135,16 @@ def make_classifier(work: Path, log_dir: Path, steps: int) -> Path:
     path = work / "sst2-short.yaml"
     path.write_text(yaml.safe_dump(config))
     run([*tunesmith_cli(), "train", str(path)], log_dir / "train-sst2.log")
+    return out
+
+
+def make_onnx_classifier(work: Path, log_dir: Path, steps: int) -> Path:
+    """The SST-2 run exported to ONNX, in a folder under the runs root."""
+    out = work / "runs" / "sst2-minilm-onnx"
+    if not (out / "model.onnx").is_file():
+        run_dir = make_classifier(work, log_dir, steps)
+        run([*tunesmith_cli(), "export", str(run_dir), "--to", "onnx", "--out", str(out), "--overwrite"],
+            log_dir / "export-onnx.log")
     return out
 
 
@@ -234,8 +246,9 @@ def servers(legs: list[str], work: Path, model_dir: Path, args, log_dir: Path) -
             adapters = make_adapters(work, model_dir)[: 1 if leg == "d" else 4]
             out[leg] = Server(leg, [*tunesmith_cli(), "serve", *map(str, adapters), "--port", str(port),
                                     "--runs-root", str(work / "runs")], port, [a.name for a in adapters])
-        elif leg == "p":
-            run_dir = make_classifier(work, log_dir, args.classifier_steps)
+        elif leg in "pq":
+            make = make_classifier if leg == "p" else make_onnx_classifier
+            run_dir = make(work, log_dir, args.classifier_steps)
             out[leg] = Server(leg, [*tunesmith_cli(), "serve", str(run_dir), "--port", str(port),
                                     "--runs-root", str(work / "runs")], port, [run_dir.name])
     return out
@@ -403,7 +416,7 @@ def versions(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short cells (5 s, 2 requests per client)")
-    parser.add_argument("--legs", default="a,b,c,d,e,p", help="legs in run order: a, b, c, d, e, p")
+    parser.add_argument("--legs", default="a,b,c,d,e,p,q", help="legs in run order: a, b, c, d, e, p, q")
     parser.add_argument("--reuse", default="", help="legs taken from the last report (OUT's JSON), e.g. a,b,c")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per cell (default: by mode)")
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -450,7 +463,7 @@ def main() -> None:
         try:
             server = servers([leg], work, model_dir, args, log_dir)[leg]
             entry["startup_seconds"] = server.start(log_dir / f"{leg}.log")
-            if leg == "p":
+            if leg in "pq":
                 entry.update(measure_predict(server, mode, sentences(400)))
             else:
                 entry.update(measure_generation(server, mode, mix, probe, count_tokens, args.max_tokens))

@@ -58,3 +58,34 @@ def test_bottleneck_houlsby_adds_two_blocks_per_layer_and_starts_as_identity():
     assert len(blocks) == 4  # 2 layers x (attention + feed-forward)
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, before)
+
+
+def _saved_for_backward_bytes(model, ids) -> int:
+    storages: dict[int, int] = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    return sum(storages.values())
+
+
+def test_default_lora_keeps_less_for_backward_than_full_fine_tuning():
+    """Issue 20: LoRA on every linear layer used to keep more activations than full fine-tuning,
+    because each adapted layer stored its own dropped copy of its input. The default has no dropout."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def model():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(LlamaConfig(
+            vocab_size=256, hidden_size=96, intermediate_size=256, num_hidden_layers=2,
+            num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=False)).train()
+
+    ids = torch.randint(0, 256, (1, 512), generator=torch.Generator().manual_seed(0))
+    spec = METHODS.get("lora")
+    full = _saved_for_backward_bytes(model(), ids)
+    default = _saved_for_backward_bytes(spec.apply(model(), spec.config_class()).train(), ids)
+    dropped = _saved_for_backward_bytes(spec.apply(model(), spec.config_class(dropout=0.05)).train(), ids)
+    assert default < full < dropped
