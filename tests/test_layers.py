@@ -59,3 +59,17 @@ def test_imports_point_down(path):
     upward = [f"{path.relative_to(SRC)}:{line} imports tunesmith.{pkg} (layer {RANK[pkg]} > {RANK[own]})"
               for pkg, line in sorted(imported_packages(path)) if RANK[pkg] > RANK[own]]
     assert not upward, "\n".join(upward)
+
+
+def test_the_data_commands_do_not_load_torch():
+    """`tunesmith data ...` on a million rows must fit in 1 GB (docs/data.md): torch alone is ~180 MB
+    of resident memory, so the data steps and their config registries import it only where used."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, tunesmith.data.tools, tunesmith.data.validate, tunesmith.data.steps.dedup, "
+            "tunesmith.config; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

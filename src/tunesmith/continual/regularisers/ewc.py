@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from tunesmith.config.components import RegulariserConfig
@@ -32,6 +31,8 @@ class EWCConfig(RegulariserConfig):
 
 def diagonal_fisher(model, features: list[dict]) -> list[torch.Tensor]:
     """Mean squared gradient of each trained parameter over the rows, one row at a time."""
+    import torch
+
     params = [p for _, p in trainable(model)]
     fisher = [torch.zeros_like(p) for p in params]
     was_training = model.training
@@ -56,6 +57,7 @@ class EWC(Regulariser):
     time = "fisher_rows forward+backward passes before training; one pass over the trained parameters per step"
 
     def anchor(self, model, cfg: EWCConfig, context):
+        import torch
         from safetensors.torch import save_file
 
         named = trainable(model)

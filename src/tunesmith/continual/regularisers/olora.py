@@ -18,7 +18,6 @@ import math
 import weakref
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from tunesmith.config.components import RegulariserConfig
@@ -85,6 +84,7 @@ class OLoRA(Regulariser):
 
 def combine_adapters(old_dir, new_dir) -> None:
     """Rewrite the new adapter in `new_dir` as earlier + new in one LoRA of rank r_old + r_new."""
+    import torch
     from safetensors.torch import load_file, save_file
 
     from tunesmith.utils.io import atomic_path, write_json
@@ -117,6 +117,8 @@ def combine_adapters(old_dir, new_dir) -> None:
 
 def _or_zeros(old: dict, new: dict, key: str, dim: int, r_old: int, r_new: int):
     """Both halves of a LoRA matrix; zeros where one adapter does not adapt this module."""
+    import torch
+
     some = old.get(key, new.get(key))
     shape = list(some.shape)
 
