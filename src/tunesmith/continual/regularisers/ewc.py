@@ -11,7 +11,7 @@ forward+backward passes before training, then one pass over the trained paramete
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,9 @@ from tunesmith.config.components import RegulariserConfig
 from tunesmith.continual.regularisers import Regulariser, register_regulariser, trainable
 from tunesmith.continual.regularisers.l2sp import anchored_penalty
 from tunesmith.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "token_type_ids")
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import math
 import weakref
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from tunesmith.config.components import RegulariserConfig
 from tunesmith.continual.regularisers import Regulariser, register_regulariser
 from tunesmith.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS, CONFIG = "adapter_model.safetensors", "adapter_config.json"
 
