@@ -51,3 +51,13 @@ def test_rows_joining_and_leaving_decode_as_alone(monkeypatch):
                                        msg=f"row {row}, step {step}")
     assert type(batch.cache.layers[0]).__name__ == "GrowingLayer"
     assert batch.cache.layers[0].keys.data_ptr() == batch.cache.layers[0]._key_buffer.data_ptr()  # in place
+
+
+def test_the_growing_cache_takes_more_new_positions_than_its_spare_room(monkeypatch):
+    monkeypatch.setattr(batching._growing_layer(), "SPARE", 2)
+    cache = batching.growing_cache()
+    first, more = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
+    cache.update(first, first, 0)
+    cache.update(first[..., :1, :], first[..., :1, :], 0)  # now in a buffer with 2 spare positions
+    keys, values = cache.update(more, more, 0)
+    torch.testing.assert_close(keys, torch.cat([first, first[..., :1, :], more], dim=-2))

@@ -125,16 +125,18 @@ def _growing_layer():
             length, new = self.keys.shape[-2], key_states.shape[-2]
             if not (self._in_buffer(self.keys, self._key_buffer) and self._in_buffer(self.values, self._value_buffer)
                     and length + new <= self._key_buffer.shape[-2]):
-                self._key_buffer, self._value_buffer = self._grown(self.keys), self._grown(self.values)
+                room = max(self.SPARE, new)
+                self._key_buffer, self._value_buffer = self._grown(self.keys, room), self._grown(self.values, room)
             end = length + new
             self._key_buffer[..., length:end, :] = key_states
             self._value_buffer[..., length:end, :] = value_states
             self.keys, self.values = self._key_buffer[..., :end, :], self._value_buffer[..., :end, :]
             return self.keys, self.values
 
-        def _grown(self, states):
+        @staticmethod
+        def _grown(states, room: int):
             shape = list(states.shape)
-            shape[-2] += self.SPARE
+            shape[-2] += room
             buffer = states.new_empty(shape)
             buffer[..., : states.shape[-2], :] = states
             return buffer
