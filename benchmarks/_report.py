@@ -14,7 +14,13 @@ def _fmt(value, digits=1):
 
 def _ratios(by_leg: dict) -> list[str]:
     lines = []
-    c = by_leg.get("c")
+    for leg, tool in (("c", "tunesmith"), ("e", "tunesmith with train.torch_compile")):
+        lines += _ratios_of(by_leg, by_leg.get(leg), tool)
+    return lines
+
+
+def _ratios_of(by_leg: dict, c: dict | None, tool: str) -> list[str]:
+    lines = []
     for other, name in (("b", "LLaMA-Factory"), ("a", "the plain-Trainer baseline")):
         if c and other in by_leg:
             o = by_leg[other]
@@ -22,19 +28,19 @@ def _ratios(by_leg: dict) -> list[str]:
             steady = (c["steady_real_tokens_per_s"] / o["steady_real_tokens_per_s"]
                       if c["steady_real_tokens_per_s"] and o["steady_real_tokens_per_s"] else None)
             per_cpu = c["real_tokens_per_cpu_s"] / o["real_tokens_per_cpu_s"]
-            lines.append(f"- tunesmith / {name}: **{ratio:.2f}x** real tokens/s "
+            lines.append(f"- {tool} / {name}: **{ratio:.2f}x** real tokens/s "
                          f"({_fmt(steady, 2)}x without the first step; {per_cpu:.2f}x real tokens per CPU-second)")
             if other == "b":
                 if c["eval_loss"] is not None and o["eval_loss"] is not None:
                     gap = (c["eval_loss"] - o["eval_loss"]) / o["eval_loss"]
-                    lines.append(f"- eval loss as each tool reports it, tunesmith vs LLaMA-Factory: "
+                    lines.append(f"- eval loss as each tool reports it, {tool} vs LLaMA-Factory: "
                                  f"{c['eval_loss']:.4f} vs {o['eval_loss']:.4f} ({gap:+.2%})")
                 same_c, same_o = c.get("eval_loss_same_evaluator"), o.get("eval_loss_same_evaluator")
                 if same_c is not None and same_o is not None:
                     lines.append(f"- eval loss of both adapters by the same evaluator (benchmarks/_cross_eval.py): "
                                  f"{same_c:.5f} vs {same_o:.5f} ({(same_c - same_o) / same_o:+.3%})")
-                lines.append(f"- peak RSS, tunesmith vs LLaMA-Factory: {c['peak_rss_mb']:,.0f} MB vs "
-                             f"{o['peak_rss_mb']:,.0f} MB")
+                lines.append(f"- peak RSS, {tool} vs LLaMA-Factory: {c['peak_rss_mb']:,.0f} MB vs "
+                             f"{o['peak_rss_mb']:,.0f} MB ({c['peak_rss_mb'] / o['peak_rss_mb']:.2f}x)")
     return lines
 
 

@@ -50,6 +50,7 @@ def shared_dataset() -> Path:
 
 def write_data(workdir: Path, train_rows: int, eval_rows: int) -> tuple[Path, Path]:
     rows = json.loads(shared_dataset().read_text(encoding="utf-8"))
+    workdir.mkdir(parents=True, exist_ok=True)
     train, evaluation = workdir / "train.json", workdir / "eval.json"
     train.write_text(json.dumps(rows[:200][:train_rows], ensure_ascii=False), encoding="utf-8")
     evaluation.write_text(json.dumps(rows[200:250][:eval_rows], ensure_ascii=False), encoding="utf-8")

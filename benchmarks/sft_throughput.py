@@ -1,5 +1,7 @@
 """SFT throughput, side by side: (a) plain Trainer + PEFT, (b) LLaMA-Factory 0.9.5, (c) tunesmith.
 
+(d) is tunesmith's full fine-tuning and (e) leg (c) with `train.torch_compile: true`.
+
     nice -n 10 /work/main/.venv/bin/python benchmarks/sft_throughput.py            # all legs
     ... --steps 12 --legs b,c,a --lf-venv /work/lf-venv --out docs/benchmarks.md
 
@@ -36,8 +38,10 @@ LEGS = {
     "b": "LLaMA-Factory 0.9.5 (fp32, its defaults)",
     "c": "tunesmith (defaults: precision auto, packing)",
     "d": "tunesmith, full fine-tuning (defaults)",
+    "e": "tunesmith, train.torch_compile (each layer compiled)",
 }
-FLOPS_PER_TOKEN = {"a": 4, "b": 4, "c": 4, "d": 6}  # x parameters: LoRA (frozen weights: no weight gradients) / full
+# x parameters: LoRA (frozen weights: no weight gradients) / full
+FLOPS_PER_TOKEN = {"a": 4, "b": 4, "c": 4, "d": 6, "e": 4}
 
 
 def shared_datasets() -> Path:
@@ -102,17 +106,19 @@ def leg_configs(args, work: Path, model_dir: Path, train: Path, evals: Path) -> 
     }
     full = {**ts, "method": {"name": "full"}, "train": {**ts["train"], "learning_rate": 1e-5},
             "output": {"dir": str(work / "d-out"), "overwrite": True}}
-    return {"a": hf, "b": lf, "c": ts, "d": full}
+    compiled = {**ts, "train": {**ts["train"], "torch_compile": True},
+                "output": {"dir": str(work / "e-out"), "overwrite": True}}
+    return {"a": hf, "b": lf, "c": ts, "d": full, "e": compiled}
 
 
 def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None) -> dict:
     import yaml
 
-    suffix = ".yaml" if leg in "cd" else ".json"
+    suffix = ".yaml" if leg in "cde" else ".json"
     config_file = work / f"{leg}-config{suffix}"
-    config_file.write_text(yaml.safe_dump(config) if leg in "cd" else json.dumps(config, indent=1))
+    config_file.write_text(yaml.safe_dump(config) if leg in "cde" else json.dumps(config, indent=1))
     script = {"a": "_leg_hf_baseline.py", "b": "_leg_llamafactory.py", "c": "_leg_tunesmith.py",
-              "d": "_leg_tunesmith.py"}[leg]
+              "d": "_leg_tunesmith.py", "e": "_leg_tunesmith.py"}[leg]
     probe_out = work / f"{leg}-probe.json"
     env = {**os.environ, "BENCH_PROBE_OUT": str(probe_out), "DISABLE_VERSION_CHECK": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
@@ -202,7 +208,8 @@ def main() -> None:
                         help="optimizer steps for leg (a) (default: --steps); it is the slowest leg")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--eval-rows", type=int, default=50)
-    parser.add_argument("--legs", default="b,c,d,a", help="legs in run order: a, b, c, d (full fine-tuning)")
+    parser.add_argument("--legs", default="b,c,d,a",
+                        help="legs in run order: a, b, c, d (full fine-tuning), e (c with train.torch_compile)")
     parser.add_argument("--peak-tokens", type=int, default=1600,
                         help="rows of the peak matmuls (about one step's tokens: 8 examples)")
     parser.add_argument("--no-baseline-eval", action="store_true",
@@ -226,7 +233,7 @@ def main() -> None:
     train, evals = write_data(work, args.rows, args.eval_rows)
     configs = leg_configs(args, work, model_dir, train, evals)
     legs = args.legs.split(",")
-    pythons = {"a": sys.executable, "c": sys.executable, "d": sys.executable}
+    pythons = {"a": sys.executable, "c": sys.executable, "d": sys.executable, "e": sys.executable}
     if "b" in legs:
         pythons["b"] = str(ensure_lf_venv(Path(args.lf_venv)))
     from _report import write_report
@@ -234,7 +241,7 @@ def main() -> None:
     load_before = os.getloadavg()
     command = " ".join(["python", "benchmarks/sft_throughput.py", *sys.argv[1:]])
     results, reused = _reused(Path(args.out).with_suffix(".json"), args.reuse)
-    adapters = {"b": work / "b-out", "c": work / "c-out" / "adapter"}
+    adapters = {"b": work / "b-out", "c": work / "c-out" / "adapter", "e": work / "e-out" / "adapter"}
     print(f"[{time.strftime('%H:%M:%S')}] matmul peak at the model's shapes", flush=True)
     peaks = [measure_peak(model_dir, args.peak_tokens, args.threads)]
     for i, leg in enumerate(legs):  # the report is rewritten after every leg: a stopped run keeps what it measured

@@ -159,3 +159,42 @@ def test_a_packed_batch_becomes_one_row_when_attention_runs_per_sequence(tiny_co
     batch = plan.collator(features)
     assert plan.packed_attention and batch["input_ids"].shape == (1, sum(lengths))
     assert batch["cu_seq_lens_q"].tolist() == [0, *torch.tensor(lengths).cumsum(0).tolist()]
+
+
+def test_compiled_layers_give_the_eager_losses_and_gradients():
+    """train.torch_compile compiles each transformer layer in place, dynamic shapes: packed rows
+    of two lengths give eager's losses and gradients, and parameter names stay as they were.
+    aot_eager traces the same forward and backward graphs as inductor without generating C++
+    (minutes on 2 cores); the benchmark runs inductor (docs/performance.md)."""
+    from peft import LoraConfig, get_peft_model
+
+    from tunesmith.training.compile import compile_layers
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    eager, compiled = get_peft_model(_tiny_llama(), lora), get_peft_model(_tiny_llama(), lora)
+    compiled.load_state_dict(eager.state_dict())
+    assert use_packed_attention(eager) and use_packed_attention(compiled)
+    names = list(compiled.state_dict())
+    assert compile_layers(compiled, backend="aot_eager") == 2
+    assert list(compiled.state_dict()) == names
+    layers = compiled.base_model.model.model.layers
+    assert all(layer._compiled_call_impl is not None for layer in layers)
+    for rows in (ROWS[1], [[9, 1], [4, 4, 2], [3]]):  # 3 rows each (a batch of 1 would compile again)
+        batch = _batch(rows)
+        _, losses_e, grads_e = _losses_and_grads(eager, batch)
+        _, losses_c, grads_c = _losses_and_grads(compiled, batch)
+        torch.testing.assert_close(losses_c, losses_e, rtol=0, atol=1e-5)
+        assert grads_c.keys() == grads_e.keys() and grads_e
+        for name in grads_e:
+            torch.testing.assert_close(grads_c[name], grads_e[name], rtol=0, atol=1e-5, msg=name)
+
+
+def test_compiling_without_a_compiler_is_a_config_error(monkeypatch):
+    from tunesmith.errors import ConfigError
+    from tunesmith.training import compile as compile_module
+
+    monkeypatch.setattr(compile_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "apt install g++" in compile_module.compiler_missing()
+    with pytest.raises(ConfigError, match="train.torch_compile: false"):
+        compile_module.compile_layers(_tiny_llama())

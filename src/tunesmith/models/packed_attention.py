@@ -53,6 +53,7 @@ def _sequence_lengths(query, key, is_causal, kwargs) -> list[int] | None:
     return lengths
 
 
+@torch.compiler.disable  # the lengths are data: compiled layers call this eagerly, no recompile per row
 def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """transformers' attention-function signature: (batch, heads, length, dim) in,
     ((batch, length, heads, dim), None) out."""

@@ -50,6 +50,5 @@ def training_arguments(config, checkpoint_dir, precision: str, has_eval: bool,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
-        torch_compile=t.torch_compile,
     )
     return args_class(**{**arguments, **best_model_arguments(config, has_eval), **(overrides or {}), **extra})

@@ -28,6 +28,7 @@ from tunesmith.runs.rundir import RunDir
 from tunesmith.tasks import TASKS, TrainerParts
 from tunesmith.training.auto import resolve_auto
 from tunesmith.training.callbacks import CancelCallback, EvaluationLog, InterruptCallback, RunLogCallback
+from tunesmith.training.compile import compile_layers, compiler_missing
 from tunesmith.training.distributed import (
     FollowerRun,
     SharedStop,
@@ -161,7 +162,7 @@ def _exists(text: str) -> bool:
 def _setup(config: RunConfig) -> _Setup:
     """Check the config against its task and method and read the data; writes nothing."""
     task, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
-    reason = method.refusal(task)
+    reason = method.refusal(task) or (config.train.torch_compile and compiler_missing())
     if reason:
         raise ConfigError(reason)
     plan = plan_continual(config, method)  # model.from_run: the earlier run's base model and weights
@@ -198,6 +199,10 @@ def _train(config: RunConfig, run: RunDir, setup: _Setup, resume: bool, extra_ca
     model = start_model(plan, model, config, method)
     if config.train.gradient_checkpointing:
         model.config.use_cache = False
+    if config.train.torch_compile:
+        layers = compile_layers(model)
+        what = f"{layers} transformer layers" if layers else "the whole model (no transformer layers found)"
+        run.event("setup", f"torch.compile: {what}; the first steps compile, later ones reuse it")
     precision, note = resolve_precision(config.train.precision)
     trainable, total = trainable_parameters(model)
     run.event("setup", f"{method.name} on {config.model.name_or_path}: {trainable:,} of {total:,} "
