@@ -184,3 +184,20 @@ def test_an_empty_text_is_reported_as_empty_not_as_a_wrong_column(tiny_config, t
     assert report.rows == 5 and len(report.skipped) == 1
     assert "train.tsv:4: column 'sentence' is empty (empty text)" in report.skipped[0]
     assert "set task." not in report.skipped[0]
+
+
+@pytest.mark.slow  # torch.onnx's export takes 10 s and more, as in test_exporters_contract.py
+def test_a_decoder_classifier_exports_to_onnx_with_its_class_logits(tiny_config, tiny_model_dir, sentiment):
+    import onnxruntime
+
+    from tunesmith.export.pipeline import run_export
+
+    config = _config(tiny_config, tiny_model_dir, *sentiment, method={"name": "lora", "r": 4, "alpha": 8})
+    config.train.max_steps = 4
+    run = train(config).run_dir
+    run_export(str(run), "onnx", new_tokens=6)
+    folder = run / "exports" / "onnx"
+    report = json.loads((folder / "export_report.json").read_text())
+    assert report["parity"]["max_abs_logit_diff"] < 1e-4
+    outputs = onnxruntime.InferenceSession(str(folder / "model.onnx")).get_outputs()
+    assert [(o.name, o.shape) for o in outputs] == [("logits", ["batch", 2])]
