@@ -157,6 +157,8 @@ def test_gguf_loads_back_through_transformers(tiny_run, quant):
     assert diff < (5e-3 if quant == "f16" else 5e-2)
     assert report["details"]["tokenizer_round_trip"] is True
     if quant == "q8_0":
+        if not (tiny_run / "exports" / "gguf-f16").is_dir():  # this case ran alone, or on another worker
+            run_export(str(tiny_run), "gguf", options={"quant": "f16"}, **FAST)
         f16 = json.loads((tiny_run / "exports" / "gguf-f16" / "export_report.json").read_text())
         assert report["size_bytes"] < f16["size_bytes"]
 
