@@ -42,6 +42,7 @@ LEGS = {
 }
 # x parameters: LoRA (frozen weights: no weight gradients) / full
 FLOPS_PER_TOKEN = {"a": 4, "b": 4, "c": 4, "d": 6, "e": 4}
+TUNESMITH_LEGS = "cde"  # tunesmith's `train(config)` from a YAML config (benchmarks/_leg_tunesmith.py)
 
 
 def shared_datasets() -> Path:
@@ -114,11 +115,10 @@ def leg_configs(args, work: Path, model_dir: Path, train: Path, evals: Path) -> 
 def run_leg(leg: str, python: str, config: dict, work: Path, threads: int | None) -> dict:
     import yaml
 
-    suffix = ".yaml" if leg in "cde" else ".json"
-    config_file = work / f"{leg}-config{suffix}"
-    config_file.write_text(yaml.safe_dump(config) if leg in "cde" else json.dumps(config, indent=1))
-    script = {"a": "_leg_hf_baseline.py", "b": "_leg_llamafactory.py", "c": "_leg_tunesmith.py",
-              "d": "_leg_tunesmith.py", "e": "_leg_tunesmith.py"}[leg]
+    ours = leg in TUNESMITH_LEGS
+    config_file = work / f"{leg}-config{'.yaml' if ours else '.json'}"
+    config_file.write_text(yaml.safe_dump(config) if ours else json.dumps(config, indent=1))
+    script = "_leg_tunesmith.py" if ours else {"a": "_leg_hf_baseline.py", "b": "_leg_llamafactory.py"}[leg]
     probe_out = work / f"{leg}-probe.json"
     env = {**os.environ, "BENCH_PROBE_OUT": str(probe_out), "DISABLE_VERSION_CHECK": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
@@ -233,7 +233,7 @@ def main() -> None:
     train, evals = write_data(work, args.rows, args.eval_rows)
     configs = leg_configs(args, work, model_dir, train, evals)
     legs = args.legs.split(",")
-    pythons = {"a": sys.executable, "c": sys.executable, "d": sys.executable, "e": sys.executable}
+    pythons = {leg: sys.executable for leg in LEGS}
     if "b" in legs:
         pythons["b"] = str(ensure_lf_venv(Path(args.lf_venv)))
     from _report import write_report
